@@ -1,0 +1,1 @@
+"""semiostream.trt_build"""
