@@ -1,0 +1,121 @@
+"""Open any supported IR source with one call: :func:`open_source`.
+
+==========================  ==========================================  ==============================
+source                      reader                                      notes
+==========================  ==========================================  ==============================
+``*.npy``                   :class:`~.read_npy.NpySource`               ``[T, H, W]`` uint16, mmap
+``*.mkv`` FFV1 gray16le     :class:`~.read_av.AvSource`                 recommended lossless archive
+``*.mkv`` Azure Kinect      :class:`~.read_k4a.K4aSource`               IR track, or ``stream="depth"``
+folder of PNG/TIFF frames   :class:`~.read_images.ImageFolderSource`    decoded by DALI (cpu or gpu)
+``*.mp4``/``*.avi``/...     :class:`~.read_av.AvSource`                 8-bit, PyAV on CPU
+8-bit video, device="gpu"   :class:`~.read_video_gpu.GpuVideoSource`    DALI NVDEC decoder
+==========================  ==========================================  ==============================
+
+Every failure to open or decode raises :class:`~.source.SourceError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from .source import Source, SourceError
+
+__all__ = ["READERS", "Source", "SourceError", "open_source", "supported_suffixes"]
+
+STREAMS = ("ir", "depth")
+VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".m4v", ".webm")
+
+
+def _open_npy(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    from .read_npy import NpySource
+
+    _single_stream(path, stream)
+    return NpySource(path, fps=fps or 30.0)
+
+
+def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    import av
+
+    from .read_av import AvSource
+    from .read_k4a import K4aSource, is_k4a
+    from .source import check_file
+
+    check_file(path)
+    try:
+        with av.open(str(path)) as c:
+            k4a = is_k4a(c)
+    except av.error.FFmpegError as e:
+        raise SourceError(path, f"not a readable video file ({e})",
+                          "the file is corrupt, truncated or not a video") from e
+    if k4a:
+        return K4aSource(path, stream=stream)
+    _single_stream(path, stream)
+    src = AvSource(path)
+    if device == "gpu" and src.bit_depth == 8:
+        from .read_video_gpu import GpuVideoSource
+
+        src.close()
+        return GpuVideoSource(path)
+    return src
+
+
+def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    from .read_images import ImageFolderSource
+
+    _single_stream(path, stream)
+    return ImageFolderSource(path, fps=fps or 30.0, device=device)
+
+
+#: suffix (lower case; ``"/"`` = a folder of frames) -> opener(path, stream, fps, device)
+READERS: dict[str, Callable[[Path, str, float | None, str], Source]] = {
+    ".npy": _open_npy,
+    "/": _open_folder,
+    **{s: _open_video for s in VIDEO_SUFFIXES},
+}
+
+
+def supported_suffixes() -> list[str]:
+    return sorted(k for k in READERS if k != "/")
+
+
+def _single_stream(path: Path, stream: str) -> None:
+    if stream != "ir":
+        raise SourceError(path, f"has a single stream; stream={stream!r} exists only in Azure Kinect recordings",
+                          "leave --stream at 'ir'")
+
+
+def open_source(path: str | os.PathLike, stream: str = "ir", *, fps: float | None = None,
+                device: str = "cpu") -> Source:
+    """Open an IR source file or folder.
+
+    Args:
+        path: ``.npy``, ``.mkv`` (FFV1 or Azure Kinect), 8-bit video, or a folder of PNG/TIFF frames.
+        stream: ``"ir"`` (default) or ``"depth"`` (Azure Kinect recordings only).
+        fps: frame rate for formats that store none (``.npy``, image folders); default 30.
+        device: ``"cpu"`` or ``"gpu"``: where image folders and 8-bit video are decoded (DALI).
+
+    Returns:
+        A :class:`Source` with ``num_frames``, ``height``, ``width``, ``fps``, ``bit_depth`` and
+        ``read(start, stop) -> [T, H, W] uint16``.
+
+    Raises:
+        SourceError: missing, empty, truncated, corrupt or unsupported file (the message names it).
+    """
+    p = Path(path)
+    if stream not in STREAMS:
+        raise SourceError(p, f"unknown stream {stream!r}", f"use one of {', '.join(STREAMS)}")
+    if device not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    if p.is_dir():
+        return READERS["/"](p, stream, fps, device)
+    if not p.exists():
+        raise SourceError(p, "no such file or folder", "check the path")
+    opener = READERS.get(p.suffix.lower())
+    if opener is None:
+        hint = "pass the folder that holds the frames" if p.suffix.lower() in (".png", ".tif", ".tiff") else (
+            f"supported: {', '.join(supported_suffixes())} and folders of PNG/TIFF frames; "
+            "convert other formats to FFV1 .mkv (see `semiostream convert`)")
+        raise SourceError(p, f"unsupported file type {p.suffix or '(no suffix)'!r}", hint)
+    return opener(p, stream, fps, device)
