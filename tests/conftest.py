@@ -1,0 +1,69 @@
+"""Shared fixtures and marker handling.
+
+Markers (registered in pyproject.toml):
+  gpu  -- skipped unless torch sees a CUDA GPU;
+  trt  -- skipped unless TensorRT imports and a GPU is present;
+  slow -- skipped unless ``--runslow`` is given (or SEMIOSTREAM_RUNSLOW=1).
+Real assets live in ``../shared/assets`` beside the project; tests that need one skip with the reason
+when it is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ASSETS = PROJECT_ROOT.parent / "shared" / "assets"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    runslow = config.getoption("--runslow") or os.environ.get("SEMIOSTREAM_RUNSLOW") == "1"
+    has_gpu = _cuda_available()
+    has_trt = importlib.util.find_spec("tensorrt") is not None
+    skips = {
+        "slow": None if runslow else pytest.mark.skip(reason="slow test: run with --runslow"),
+        "gpu": None if has_gpu else pytest.mark.skip(reason="needs an NVIDIA GPU (torch.cuda unavailable)"),
+        "trt": None if (has_trt and has_gpu) else pytest.mark.skip(
+            reason="needs TensorRT and a GPU (pip install 'semiostream[trt]' on a CUDA machine)"
+        ),
+    }
+    for item in items:
+        for name, mark in skips.items():
+            if mark is not None and name in item.keywords:
+                item.add_marker(mark)
+
+
+def asset(name: str) -> Path:
+    """Path of a shared real asset, or skip the test saying which file is missing."""
+    p = ASSETS / name
+    if not p.is_file():
+        pytest.skip(f"real asset {p} is absent (expected ../shared/assets/{name} beside the project)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def kinetics_ckpt() -> Path:
+    return asset("i3d-kinetics-400.ckpt")
+
+
+@pytest.fixture
+def get_asset():
+    """``get_asset(name) -> Path``; skips the test when the asset is absent."""
+    return asset
