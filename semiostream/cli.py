@@ -1,25 +1,30 @@
 """The ``semiostream`` console command.
 
-Each subcommand lives in one module of :mod:`semiostream.commands` that exposes
-``register(subparsers)``; the module adds its parser(s) and sets ``handler`` to a function taking the
-parsed ``argparse.Namespace`` and returning an exit status. Handlers import heavy libraries lazily so
-that ``semiostream --help`` is instant.
+Each subcommand lives in one module of :mod:`semiostream.commands` (found automatically) that exposes
+``register(subparsers)`` and an integer ``ORDER`` (position in ``--help``); the module adds its
+parser(s) and sets ``handler`` to a function taking the parsed ``argparse.Namespace`` and returning an
+exit status. Handlers import heavy libraries lazily so that ``semiostream --help`` is instant.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from . import __version__
 from .errors import UserError
 from .log import setup_logging
 
-# Order is the order shown in --help.
-COMMAND_MODULES = (
-    "semiostream.commands.weights",
-)
+
+def command_modules() -> list:
+    """Every module of :mod:`semiostream.commands`, sorted by its ``ORDER``."""
+    from . import commands
+
+    mods = [importlib.import_module(f"{commands.__name__}.{m.name}")
+            for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")]
+    return sorted(mods, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,8 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"semiostream {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in command_modules():
+        module.register(sub)
     return parser
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from ..errors import UserError
 
+ORDER = 10
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
