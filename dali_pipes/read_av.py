@@ -30,8 +30,9 @@ def _open_container(path: Path) -> Any:
     try:
         return av.open(str(path), mode="r")
     except av.error.FFmpegError as e:
-        raise SourceError(path, f"not a readable video container ({e})",
-                          "the file is corrupt, truncated or not a video") from e
+        raise SourceError(
+            path, f"not a readable video container ({e})", "the file is corrupt, truncated or not a video"
+        ) from e
 
 
 class AvSource(Source):
@@ -61,7 +62,9 @@ class AvSource(Source):
         cc = s.codec_context
         if cc is None or cc.format is None or not cc.width or not cc.height:
             c.close()
-            raise SourceError(self.path, f"video stream {s.index} has no decodable format (codec {s.codec_tag!r})")
+            raise SourceError(
+                self.path, f"video stream {s.index} has no decodable format (codec {s.codec_tag!r})"
+            )
         self.width, self.height = int(cc.width), int(cc.height)
         bits = max(comp.bits for comp in cc.format.components)
         self.bit_depth = 16 if bits > 8 else 8
@@ -82,7 +85,8 @@ class AvSource(Source):
         if expected is not None and expected.isdigit() and int(expected) != self.num_frames:
             c.close()
             raise SourceError(
-                self.path, f"truncated: holds {self.num_frames} of its {expected} frames",
+                self.path,
+                f"truncated: holds {self.num_frames} of its {expected} frames",
                 "copy or convert the recording again",
             )
         rate = s.average_rate or s.guessed_rate
@@ -111,28 +115,34 @@ class AvSource(Source):
         out = np.empty((stop - start, self.height, self.width), np.uint16)
         try:
             if self._frames is None or self._next != start:
-                self._container.seek(int(self._pts[start]), stream=self._stream, backward=True,
-                                     any_frame=False)
+                self._container.seek(
+                    int(self._pts[start]), stream=self._stream, backward=True, any_frame=False
+                )
                 self._frames = self._container.decode(self._stream)
             got = start
             for i, arr in self._decoded():
                 if i < start:
                     continue
                 if i != got:
-                    raise SourceError(self.path, f"frame {got} is missing from the decoded stream",
-                                      "the file is corrupt")
+                    raise SourceError(
+                        self.path, f"frame {got} is missing from the decoded stream", "the file is corrupt"
+                    )
                 out[i - start] = arr
                 got += 1
                 if got == stop:
                     break
         except av.error.FFmpegError as e:
             self._frames, self._next = None, -1
-            raise SourceError(self.path, f"cannot decode frames [{start}, {stop}) ({e})",
-                              "the file is corrupt or truncated") from e
+            raise SourceError(
+                self.path, f"cannot decode frames [{start}, {stop}) ({e})", "the file is corrupt or truncated"
+            ) from e
         if got != stop:
             self._frames, self._next = None, -1
-            raise SourceError(self.path, f"truncated: decoding stopped at frame {got} of {self.num_frames}",
-                              "copy or convert the recording again")
+            raise SourceError(
+                self.path,
+                f"truncated: decoding stopped at frame {got} of {self.num_frames}",
+                "copy or convert the recording again",
+            )
         self._next = stop
         return out
 

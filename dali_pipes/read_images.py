@@ -75,8 +75,11 @@ class ImageFolderSource(Source):
             raise SourceError(self.path, "is not a folder of image frames")
         self._files = list_frames(self.path)
         if not self._files:
-            raise SourceError(self.path, f"folder holds no {'/'.join(IMAGE_SUFFIXES)} frames",
-                              "write frames as 16-bit PNG or TIFF files")
+            raise SourceError(
+                self.path,
+                f"folder holds no {'/'.join(IMAGE_SUFFIXES)} frames",
+                "write frames as 16-bit PNG or TIFF files",
+            )
         first = self._files[0]
         try:
             with Image.open(first) as im:
@@ -89,8 +92,11 @@ class ImageFolderSource(Source):
         elif mode == "L":
             self.bit_depth = 8
         else:
-            raise SourceError(first, f"image mode {mode!r} is not grayscale",
-                              "write single-channel 16-bit (or 8-bit) frames")
+            raise SourceError(
+                first,
+                f"image mode {mode!r} is not grayscale",
+                "write single-channel 16-bit (or 8-bit) frames",
+            )
         if device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
         self.device = device
@@ -105,8 +111,12 @@ class ImageFolderSource(Source):
 
     def _build(self) -> Any:
         self._pipe = decode_pipeline_def()(
-            device=self.device, dtype_bits=self.bit_depth, batch_size=self._batch, num_threads=2,
-            device_id=None if self.device == "cpu" else 0, prefetch_queue_depth=1,
+            device=self.device,
+            dtype_bits=self.bit_depth,
+            batch_size=self._batch,
+            num_threads=2,
+            device_id=None if self.device == "cpu" else 0,
+            prefetch_queue_depth=1,
         )
         self._pipe.build()
         return self._pipe
@@ -141,18 +151,23 @@ class ImageFolderSource(Source):
             except Exception as e:  # noqa: BLE001 - any decoder failure names the file
                 return SourceError(f, f"corrupt or truncated image ({e})", "re-export this frame")
         first = str(err).strip().splitlines()
-        return SourceError(self.path, f"DALI could not decode {files[0].name}..{files[-1].name} "
-                           f"({first[-1] if first else err})")
+        return SourceError(
+            self.path,
+            f"DALI could not decode {files[0].name}..{files[-1].name} ({first[-1] if first else err})",
+        )
 
     def _check(self, arr: np.ndarray, f: Path) -> None:
         if arr.shape[:2] != (self.height, self.width) or (arr.ndim == 3 and arr.shape[2] != 1):
-            raise SourceError(f, f"frame has shape {arr.shape}, expected {self.height}x{self.width} grayscale",
-                              "all frames of a folder must have the same size")
+            raise SourceError(
+                f,
+                f"frame has shape {arr.shape}, expected {self.height}x{self.width} grayscale",
+                "all frames of a folder must have the same size",
+            )
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.height, self.width), np.uint16)
         for s in range(start, stop, self._batch):
-            files = self._files[s:min(s + self._batch, stop)]
+            files = self._files[s : min(s + self._batch, stop)]
             tl = self._decode_batch(files)
             if self.device == "gpu":
                 tl = tl.as_cpu()
@@ -175,7 +190,7 @@ class ImageFolderSource(Source):
             raise IndexError(f"{self.path}: frames [{start}, {stop}) outside [0, {self.num_frames})")
         parts = []
         for s in range(start, stop, self._batch):
-            files = self._files[s:min(s + self._batch, stop)]
+            files = self._files[s : min(s + self._batch, stop)]
             tl = self._decode_batch(files)
             for j, f in enumerate(files):
                 t = torch.from_dlpack(tl[j])

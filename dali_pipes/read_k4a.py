@@ -60,13 +60,19 @@ class K4aSource(Source):
         if not tracks:
             present = [(s.metadata or {}).get("title", "?") for s in c.streams if s.type == "video"]
             c.close()
-            raise SourceError(self.path, f"Azure Kinect recording has no {title} track (tracks: {present})",
-                              "record with the depth camera on (IR and DEPTH need a depth mode)")
+            raise SourceError(
+                self.path,
+                f"Azure Kinect recording has no {title} track (tracks: {present})",
+                "record with the depth camera on (IR and DEPTH need a depth mode)",
+            )
         self._stream = s = tracks[0]
         if s.codec_tag != "b16g":
             c.close()
-            raise SourceError(self.path, f"{title} track has codec tag {s.codec_tag!r}, expected 'b16g'",
-                              "only raw 16-bit Azure Kinect tracks are supported")
+            raise SourceError(
+                self.path,
+                f"{title} track has codec tag {s.codec_tag!r}, expected 'b16g'",
+                "only raw 16-bit Azure Kinect tracks are supported",
+            )
         self.width, self.height = int(s.codec_context.width), int(s.codec_context.height)
         self.bit_depth = 16
         self._frame_bytes = self.width * self.height * 2
@@ -102,7 +108,9 @@ class K4aSource(Source):
                 if i is None or i < start:
                     continue
                 if i != got:
-                    raise SourceError(self.path, f"{self.stream} frame {got} is missing", "the file is corrupt")
+                    raise SourceError(
+                        self.path, f"{self.stream} frame {got} is missing", "the file is corrupt"
+                    )
                 data = bytes(pkt)
                 if len(data) != self._frame_bytes:
                     raise SourceError(
@@ -118,8 +126,9 @@ class K4aSource(Source):
         except av.error.FFmpegError as e:
             raise SourceError(self.path, f"cannot demux frames [{start}, {stop}) ({e})") from e
         if got != stop:
-            raise SourceError(self.path, f"truncated: {self.stream} track ends at frame {got}",
-                              "copy the recording again")
+            raise SourceError(
+                self.path, f"truncated: {self.stream} track ends at frame {got}", "copy the recording again"
+            )
         return out
 
     def close(self) -> None:

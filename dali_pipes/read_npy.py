@@ -35,7 +35,8 @@ class NpySource(Source):
             raise SourceError(self.path, f"array has shape {arr.shape}; expected [T, H, W] frames")
         if arr.dtype not in (np.uint16, np.uint8):
             raise SourceError(
-                self.path, f"array dtype is {arr.dtype}; expected uint16 (or uint8)",
+                self.path,
+                f"array dtype is {arr.dtype}; expected uint16 (or uint8)",
                 "convert with arr.astype(np.uint16) if the values fit",
             )
         if arr.dtype.byteorder == ">":
@@ -50,4 +51,4 @@ class NpySource(Source):
         self.bit_depth = 8 if arr.dtype == np.uint8 else 16
 
     def _read(self, start: int, stop: int) -> np.ndarray:
-        return np.ascontiguousarray(self._arr[start:stop], dtype=np.uint16)
+        return np.array(self._arr[start:stop], dtype=np.uint16, order="C")  # a copy: owns its memory

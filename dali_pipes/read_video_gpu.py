@@ -30,8 +30,13 @@ def video_pipeline_def():
         encoded = fn.external_source(name="encoded", dtype=types.UINT8, device="cpu")
         start = fn.external_source(name="start", dtype=types.INT32, device="cpu")
         length = fn.external_source(name="length", dtype=types.INT32, device="cpu")
-        rgb = fn.decoders.video(encoded, device="mixed" if device == "gpu" else "cpu",
-                                start_frame=start, sequence_length=length, pad_mode="none")
+        rgb = fn.decoders.video(
+            encoded,
+            device="mixed" if device == "gpu" else "cpu",
+            start_frame=start,
+            sequence_length=length,
+            pad_mode="none",
+        )
         return fn.color_space_conversion(rgb, image_type=types.RGB, output_type=types.GRAY)
 
     return decode_video
@@ -47,16 +52,20 @@ class GpuVideoSource(AvSource):
     def __init__(self, path: str | os.PathLike, device_id: int = 0) -> None:
         super().__init__(path)
         if self.bit_depth != 8:
-            raise SourceError(self.path, "the GPU video decoder reads 8-bit video only",
-                              "read 16-bit FFV1 archives on the CPU (they are lossless, not NVDEC codecs)")
+            raise SourceError(
+                self.path,
+                "the GPU video decoder reads 8-bit video only",
+                "read 16-bit FFV1 archives on the CPU (they are lossless, not NVDEC codecs)",
+            )
         self._encoded = np.fromfile(self.path, dtype=np.uint8)
         self._pipe: Any = None
         self._device_id = device_id
 
     def _decode(self, start: int, stop: int) -> Any:
         if self._pipe is None:
-            self._pipe = video_pipeline_def()(device="gpu", batch_size=1, num_threads=2,
-                                              device_id=self._device_id, prefetch_queue_depth=1)
+            self._pipe = video_pipeline_def()(
+                device="gpu", batch_size=1, num_threads=2, device_id=self._device_id, prefetch_queue_depth=1
+            )
             self._pipe.build()
         try:
             self._pipe.feed_input("encoded", [self._encoded])

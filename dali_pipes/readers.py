@@ -47,8 +47,9 @@ def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Sour
         with av.open(str(path)) as c:
             k4a = is_k4a(c)
     except av.error.FFmpegError as e:
-        raise SourceError(path, f"not a readable video file ({e})",
-                          "the file is corrupt, truncated or not a video") from e
+        raise SourceError(
+            path, f"not a readable video file ({e})", "the file is corrupt, truncated or not a video"
+        ) from e
     if k4a:
         return K4aSource(path, stream=stream)
     _single_stream(path, stream)
@@ -82,12 +83,16 @@ def supported_suffixes() -> list[str]:
 
 def _single_stream(path: Path, stream: str) -> None:
     if stream != "ir":
-        raise SourceError(path, f"has a single stream; stream={stream!r} exists only in Azure Kinect recordings",
-                          "leave --stream at 'ir'")
+        raise SourceError(
+            path,
+            f"has a single stream; stream={stream!r} exists only in Azure Kinect recordings",
+            "leave --stream at 'ir'",
+        )
 
 
-def open_source(path: str | os.PathLike, stream: str = "ir", *, fps: float | None = None,
-                device: str = "cpu") -> Source:
+def open_source(
+    path: str | os.PathLike, stream: str = "ir", *, fps: float | None = None, device: str = "cpu"
+) -> Source:
     """Open an IR source file or folder.
 
     Args:
@@ -114,8 +119,13 @@ def open_source(path: str | os.PathLike, stream: str = "ir", *, fps: float | Non
         raise SourceError(p, "no such file or folder", "check the path")
     opener = READERS.get(p.suffix.lower())
     if opener is None:
-        hint = "pass the folder that holds the frames" if p.suffix.lower() in (".png", ".tif", ".tiff") else (
-            f"supported: {', '.join(supported_suffixes())} and folders of PNG/TIFF frames; "
-            "convert other formats to FFV1 .mkv (see `semiostream convert`)")
+        hint = (
+            "pass the folder that holds the frames"
+            if p.suffix.lower() in (".png", ".tif", ".tiff")
+            else (
+                f"supported: {', '.join(supported_suffixes())} and folders of PNG/TIFF frames; "
+                "convert other formats to FFV1 .mkv (see `semiostream convert`)"
+            )
+        )
         raise SourceError(p, f"unsupported file type {p.suffix or '(no suffix)'!r}", hint)
     return opener(p, stream, fps, device)

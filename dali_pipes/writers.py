@@ -44,9 +44,16 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial{path.suffix}")
 
 
-def write_ffv1(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray], fps: float = 30.0,
-               *, num_frames: int | None = None, bit_depth: int = 16, title: str = "IR",
-               progress: Callable[[int], None] | None = None) -> Path:
+def write_ffv1(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    fps: float = 30.0,
+    *,
+    num_frames: int | None = None,
+    bit_depth: int = 16,
+    title: str = "IR",
+    progress: Callable[[int], None] | None = None,
+) -> Path:
     """Write frames losslessly as FFV1 (``gray16le``, or ``gray`` for 8-bit) in Matroska.
 
     Args:
@@ -86,11 +93,15 @@ def write_ffv1(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray
                 stream.options = {"level": "3", "slicecrc": "1", "g": "1", "slices": "4"}
                 stream.metadata["title"] = title
             elif (chunk.shape[1], chunk.shape[2]) != (stream.height, stream.width):
-                raise ValueError(f"frame size changed from {stream.width}x{stream.height} to "
-                                 f"{chunk.shape[2]}x{chunk.shape[1]}")
+                raise ValueError(
+                    f"frame size changed from {stream.width}x{stream.height} to "
+                    f"{chunk.shape[2]}x{chunk.shape[1]}"
+                )
             for frame in chunk:
-                vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame, dtype=np.uint16 if bit_depth == 16
-                                                                     else np.uint8), format=pix_fmt)
+                vf = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(frame, dtype=np.uint16 if bit_depth == 16 else np.uint8),
+                    format=pix_fmt,
+                )
                 vf.pts = written
                 for packet in stream.encode(vf):
                     container.mux(packet)
@@ -112,8 +123,13 @@ def write_ffv1(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray
     return path
 
 
-def write_npy(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray], *,
-              num_frames: int | None = None, shape_hw: tuple[int, int] | None = None) -> Path:
+def write_npy(
+    path: str | os.PathLike,
+    frames: np.ndarray | Iterable[np.ndarray],
+    *,
+    num_frames: int | None = None,
+    shape_hw: tuple[int, int] | None = None,
+) -> Path:
     """Write ``[T, H, W]`` uint16 frames as ``.npy`` (streamed through a memory map for iterables,
     which then need ``num_frames`` and ``shape_hw``)."""
     path = Path(path)
@@ -128,7 +144,7 @@ def write_npy(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray]
             i = 0
             for chunk in frames:
                 chunk = _check_chunk(chunk, 16)
-                out[i:i + len(chunk)] = chunk
+                out[i : i + len(chunk)] = chunk
                 i += len(chunk)
             if i != num_frames:
                 raise ValueError(f"num_frames={num_frames} but {i} frames were given")
@@ -141,8 +157,9 @@ def write_npy(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray]
     return path
 
 
-def write_image_folder(path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray],
-                       suffix: str = ".png") -> Path:
+def write_image_folder(
+    path: str | os.PathLike, frames: np.ndarray | Iterable[np.ndarray], suffix: str = ".png"
+) -> Path:
     """Write frames as ``frame_000000.png`` (or ``.tif``) 16-bit grayscale files in folder ``path``."""
     from PIL import Image
 
@@ -159,7 +176,9 @@ def write_image_folder(path: str | os.PathLike, frames: np.ndarray | Iterable[np
     return folder
 
 
-def write_frames(path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: str, title: str = "IR") -> Path:
+def write_frames(
+    path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: str, title: str = "IR"
+) -> Path:
     """Write a ``[T, H, W]`` uint16 array in format ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "mkv":
         return write_ffv1(path, frames, fps, title=title)
@@ -170,10 +189,16 @@ def write_frames(path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: s
     raise ValueError(f"unknown format {fmt!r}; use one of {FORMATS}")
 
 
-def convert_source(src: Source, dst: str | os.PathLike, chunk: int = 60,
-                   progress: Callable[[int], None] | None = None) -> Path:
+def convert_source(
+    src: Source, dst: str | os.PathLike, chunk: int = 60, progress: Callable[[int], None] | None = None
+) -> Path:
     """Re-encode any readable source as lossless FFV1 ``.mkv`` (keeps its bit depth and frame rate)."""
     return write_ffv1(
-        dst, (frames for _, frames in src.iter_chunks(chunk)), fps=src.fps, num_frames=src.num_frames,
-        bit_depth=src.bit_depth, title=src.stream.upper(), progress=progress,
+        dst,
+        (frames for _, frames in src.iter_chunks(chunk)),
+        fps=src.fps,
+        num_frames=src.num_frames,
+        bit_depth=src.bit_depth,
+        title=src.stream.upper(),
+        progress=progress,
     )

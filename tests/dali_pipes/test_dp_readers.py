@@ -127,8 +127,21 @@ def _bad_files(tmp_path: Path, frames16: np.ndarray) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("kind", ["truncated", "empty", "garbage", "unsupported", "pickle", "float_npy",
-                                  "truncated_npy", "missing", "empty_folder", "single_png"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "truncated",
+        "empty",
+        "garbage",
+        "unsupported",
+        "pickle",
+        "float_npy",
+        "truncated_npy",
+        "missing",
+        "empty_folder",
+        "single_png",
+    ],
+)
 def test_bad_files_raise_source_error_naming_the_file(tmp_path: Path, frames16: np.ndarray, kind: str):
     path = _bad_files(tmp_path, frames16)[kind]
     with pytest.raises(SourceError) as info:
