@@ -1,0 +1,124 @@
+"""Camera publishers: send uint16 IR frames of one bed to a scorer, never blocking on it.
+
+A publisher ``connect``s a PUB socket to the scorer's frame endpoint, so it keeps running (and
+reconnects by itself) while the scorer restarts. PUB never blocks: when the scorer falls behind and
+the send queue (sized in bytes: a few seconds of frames) is full, new frames are dropped, which the
+scorer sees as sequence gaps. Live video favours bounded latency over backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from .protocol import encode_frame
+from .security import ClientSecurity
+
+log = logging.getLogger(__name__)
+
+
+def hwm_for(fps: float, seconds: float) -> int:
+    """High-water mark (in messages, per connection) holding about ``seconds`` of one camera's frames.
+
+    ZeroMQ counts messages, not bytes; sizing from the frame rate bounds the queued bytes of one bed to
+    ``seconds * fps * H * W * 2`` (2 s of 512x424 uint16 at 30 fps = 26 MB) instead of the default
+    1000 frames (434 MB).
+    """
+    return max(2, int(round(seconds * fps)))
+
+
+@dataclass
+class PublisherStats:
+    sent: int = 0
+    dropped: int = 0
+
+
+class Publisher:
+    """One bed's frame publisher.
+
+    Args:
+        endpoint: the scorer's frame endpoint, e.g. ``tcp://127.0.0.1:5555``.
+        bed: bed id (1-64 characters of A-Z a-z 0-9 _ . -), used as topic ``ir/<bed>``.
+        security: CURVE client settings (required for non-local endpoints unless insecure).
+        fps: nominal frame rate (sizes the send queue).
+        queue_seconds: seconds of frames the send queue may hold before dropping.
+        roi: optional static crop ``(x0, y0, x1, y1)`` sent with every frame.
+    """
+
+    def __init__(self, endpoint: str, bed: str, security: ClientSecurity | None = None, fps: float = 30.0,
+                 queue_seconds: float = 2.0, roi: tuple[int, int, int, int] | None = None,
+                 context: zmq.Context | None = None) -> None:
+        security = security or ClientSecurity()
+        security.check(endpoint)
+        self.bed, self.fps, self.roi = bed, fps, roi
+        self.queue_seconds = queue_seconds
+        self.stats = PublisherStats()
+        self.seq = 0
+        self._ctx = context or zmq.Context.instance()
+        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock.linger = 0
+        self._sock.sndhwm = hwm_for(fps, queue_seconds)
+        self._sock.setsockopt(zmq.RECONNECT_IVL, 200)
+        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        security.apply(self._sock)
+        self._sock.connect(endpoint)
+
+    def send(self, image: np.ndarray, t_ns: int | None = None) -> int:
+        """Send one ``[H, W]`` uint16 frame (capture time ``t_ns``, default now); returns its seq."""
+        seq = self.seq
+        parts = encode_frame(self.bed, seq, time.time_ns() if t_ns is None else t_ns, image, self.roi)
+        try:
+            self._sock.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
+            self.stats.sent += 1
+        except zmq.Again:  # PUB drops silently at its HWM; Again only if the socket cannot queue at all
+            self.stats.dropped += 1
+        self.seq += 1
+        return seq
+
+    def run(self, frames: Iterable[np.ndarray], realtime: bool = True,
+            stop: threading.Event | None = None, max_frames: int | None = None) -> PublisherStats:
+        """Send ``frames`` at ``fps`` (``realtime``) or as fast as possible, until exhausted,
+        ``max_frames`` sent, or ``stop`` set."""
+        period = 1.0 / self.fps
+        t0 = time.monotonic()
+        for n, image in enumerate(frames):
+            if (stop is not None and stop.is_set()) or (max_frames is not None and n >= max_frames):
+                break
+            if realtime:
+                delay = t0 + n * period - time.monotonic()
+                if delay > 0:
+                    if stop is not None:
+                        if stop.wait(delay):
+                            break
+                    else:
+                        time.sleep(delay)
+            self.send(image)
+        return self.stats
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def source_frames(path: str, stream: str = "ir", loop: bool = False, chunk: int = 30) -> Iterator[np.ndarray]:
+    """Frames ``[H, W]`` uint16 of any readable source, read in chunks (never the whole file)."""
+    from semiostream.dali_pipes.readers import open_source
+
+    with open_source(path, stream=stream) as src:
+        while True:
+            for start in range(0, src.num_frames, chunk):
+                block = src.read(start, min(start + chunk, src.num_frames))
+                yield from block
+            if not loop:
+                return
