@@ -1,0 +1,149 @@
+"""Results subscriber and control client (used by ``semiostream watch`` and ``semiostream demo``)."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from .protocol import EVENT_PREFIX, SCORE_PREFIX, EventResult, ProtocolError, ScoreResult, decode_result
+from .security import ClientSecurity
+
+
+class ResultsSubscriber:
+    """SUB socket on a scorer's results endpoint; :meth:`poll` returns decoded results."""
+
+    def __init__(self, endpoint: str, security: ClientSecurity | None = None,
+                 context: zmq.Context | None = None) -> None:
+        security = security or ClientSecurity()
+        security.check(endpoint)
+        self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
+        self._sock.linger = 0
+        security.apply(self._sock)
+        self._sock.setsockopt(zmq.SUBSCRIBE, SCORE_PREFIX)
+        self._sock.setsockopt(zmq.SUBSCRIBE, EVENT_PREFIX)
+        self._sock.connect(endpoint)
+        self.bad = 0
+
+    def poll(self, timeout_ms: int = 100) -> list[ScoreResult | EventResult]:
+        out: list[ScoreResult | EventResult] = []
+        if not self._sock.poll(timeout_ms):
+            return out
+        while True:
+            try:
+                parts = self._sock.recv_multipart(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return out
+            try:
+                out.append(decode_result(parts))
+            except ProtocolError:
+                self.bad += 1
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+class ControlClient:
+    """REQ client of a scorer's control endpoint. Each call returns the JSON reply (dict)."""
+
+    def __init__(self, endpoint: str, security: ClientSecurity | None = None, timeout_s: float = 5.0,
+                 context: zmq.Context | None = None) -> None:
+        self.endpoint, self.timeout_ms = endpoint, int(timeout_s * 1000)
+        self.security = security or ClientSecurity()
+        self.security.check(endpoint)
+        self._ctx = context or zmq.Context.instance()
+        self._sock: zmq.Socket | None = None
+
+    def _socket(self) -> zmq.Socket:
+        if self._sock is None:
+            s = self._ctx.socket(zmq.REQ)
+            s.linger = 0
+            s.rcvtimeo = s.sndtimeo = self.timeout_ms
+            self.security.apply(s)
+            s.connect(self.endpoint)
+            self._sock = s
+        return self._sock
+
+    def request(self, text: str) -> dict:
+        sock = self._socket()
+        try:
+            sock.send(text.encode())
+            return json.loads(sock.recv())
+        except zmq.Again:
+            sock.close(linger=0)  # a REQ socket that timed out cannot be reused
+            self._sock = None
+            return {"ok": False, "error": f"no reply from {self.endpoint} within {self.timeout_ms} ms"}
+
+    def event(self, action: str, bed: str) -> dict:
+        return self.request(f"event {action} {bed}")
+
+    def status(self) -> dict:
+        return self.request("status")
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+
+
+@dataclass
+class BedRow:
+    p_tle: float | None = None
+    label: str | None = None
+    latency_ms: float | None = None
+    last_result: float = 0.0
+    windows: int = 0
+    last_seq: int | None = None
+    event: str | None = None
+
+
+@dataclass
+class LiveTable:
+    """Latest result per bed plus the scorer's status (staleness, drops), rendered with rich."""
+
+    rows: dict[str, BedRow] = field(default_factory=dict)
+    events: list[EventResult] = field(default_factory=list)
+    status: dict = field(default_factory=dict)
+
+    def update(self, results: list[ScoreResult | EventResult]) -> None:
+        now = time.monotonic()
+        for r in results:
+            if isinstance(r, EventResult):
+                self.events.append(r)
+                continue
+            row = self.rows.setdefault(r.bed, BedRow())
+            row.p_tle, row.label, row.latency_ms = r.p_tle, r.label, r.latency_ms
+            row.last_result, row.last_seq, row.event = now, r.last_seq, r.event_id
+            row.windows += 1
+
+    def render(self):
+        from rich.table import Table
+
+        t = Table(title="semiostream: live p(TLE) per bed", expand=False)
+        for col in ("bed", "p(TLE)", "label", "windows", "latency ms", "last seq", "age s", "gaps",
+                    "event"):
+            t.add_column(col, justify="right" if col not in ("bed", "label", "event") else "left")
+        now = time.monotonic()
+        beds_status = self.status.get("beds", {})
+        for bed in sorted(set(self.rows) | set(beds_status)):
+            row = self.rows.get(bed, BedRow())
+            st = beds_status.get(bed, {})
+            age = st.get("age_s")
+            stale = " (stale)" if st.get("stale") else ""
+            t.add_row(
+                bed,
+                "-" if row.p_tle is None else f"{row.p_tle:.3f}",
+                row.label or "-",
+                str(row.windows),
+                "-" if row.latency_ms is None else f"{row.latency_ms:.0f}",
+                "-" if row.last_seq is None else str(row.last_seq),
+                (f"{age:.1f}" if age is not None else f"{now - row.last_result:.1f}") + stale,
+                str(st.get("gaps", "-")),
+                st.get("event") or "",
+            )
+        dropped = self.status.get("dropped")
+        if dropped:
+            t.caption = "dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items()))
+        return t

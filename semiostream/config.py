@@ -1,0 +1,172 @@
+"""Configuration schema of the scorer service (one YAML file), validated with pydantic.
+
+Example::
+
+    bundle: ~/bundles/fle-tle-v3          # model bundle directory
+    backend: null                          # null = fastest verified backend on this machine
+    endpoints:
+      frames: tcp://0.0.0.0:5555           # cameras connect here (PUB -> this SUB)
+      results: tcp://0.0.0.0:5556          # `semiostream watch` and the EMU system subscribe here
+      control: tcp://127.0.0.1:5557        # event start/stop, status (request/reply)
+    metrics_port: 9108                     # Prometheus /metrics; null = off
+    beds:                                  # omit to accept any bed
+      - id: bed-01
+        roi: [40, 20, 600, 560]            # static crop; omit to detect at stream start
+      - id: bed-02
+    detector: {kind: full}                 # yolox | maskrcnn | static | full, weights: path
+    windows: {hop: 30}                     # frames between scores (30 = every 1 s at 30 fps)
+    batching: {max_batch: 8, max_wait_ms: 50}
+    security:
+      secret_key: keys/scorer.key_secret   # CURVE on; required off-loopback
+      allowed_clients: keys/publishers/    # publisher NAME.key files
+      insecure: false
+
+Every error names the field and how to fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+
+BED_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Endpoints(_Strict):
+    frames: str = "tcp://127.0.0.1:5555"
+    results: str = "tcp://127.0.0.1:5556"
+    control: str = "tcp://127.0.0.1:5557"
+
+    @field_validator("frames", "results", "control")
+    @classmethod
+    def _endpoint(cls, v: str) -> str:
+        if not v.startswith(("tcp://", "ipc://", "inproc://")):
+            raise ValueError(f"{v!r} is not a ZeroMQ endpoint; write e.g. tcp://127.0.0.1:5555")
+        return v
+
+
+class BedConfig(_Strict):
+    id: str = Field(pattern=BED_PATTERN)
+    roi: tuple[int, int, int, int] | None = None
+
+    @field_validator("roi")
+    @classmethod
+    def _roi(cls, v):
+        if v is not None and not (0 <= v[0] < v[2] and 0 <= v[1] < v[3]):
+            raise ValueError(f"roi {list(v)} must be [x0, y0, x1, y1] with x0 < x1 and y0 < y1, in pixels")
+        return v
+
+
+class DetectorConfig(_Strict):
+    kind: Literal["yolox", "maskrcnn", "full"] = "full"
+    weights: Path | None = None
+    redetect_every: int = Field(0, ge=0, description="frames between re-detections; 0 = only at stream start")
+
+    @model_validator(mode="after")
+    def _weights(self):
+        if self.kind == "yolox" and self.weights is None:
+            raise ValueError("detector.kind 'yolox' needs detector.weights: the path of a YOLOX .onnx file")
+        return self
+
+
+class WindowConfig(_Strict):
+    hop: int = Field(30, ge=1, description="frames between consecutive scores of one bed")
+    stale_after_s: float = Field(5.0, gt=0, description="a bed silent this long is reported stale")
+    forget_after_s: float = Field(60.0, gt=0, description="a stale bed's state is dropped after this")
+    max_inflight: int = Field(2, ge=1, description="windows of one bed waiting for the model; more are dropped")
+
+
+class BatchingConfig(_Strict):
+    max_batch: int = Field(8, ge=1, le=256)
+    max_wait_ms: float = Field(50.0, ge=0, le=10_000)
+
+
+class SecurityConfig(_Strict):
+    secret_key: Path | None = None
+    allowed_clients: Path | None = None
+    insecure: bool = False
+
+
+class ServiceConfig(_Strict):
+    bundle: Path
+    backend: str | None = None
+    endpoints: Endpoints = Endpoints()
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+    beds: list[BedConfig] | None = None
+    detector: DetectorConfig = DetectorConfig()
+    windows: WindowConfig = WindowConfig()
+    batching: BatchingConfig = BatchingConfig()
+    security: SecurityConfig = SecurityConfig()
+    queue_seconds: float = Field(2.0, gt=0, le=60, description="seconds of frames queued per camera")
+    fps: float = Field(30.0, gt=0, le=1000)
+
+    @field_validator("beds")
+    @classmethod
+    def _unique_beds(cls, v):
+        if v is not None:
+            ids = [b.id for b in v]
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            if dup:
+                raise ValueError(f"bed ids must be unique; repeated: {dup}")
+        return v
+
+
+def _format_errors(e: ValidationError, source: str) -> str:
+    lines = [f"{source} is not a valid scorer configuration:"]
+    for err in e.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field; check its spelling against the documented fields"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def load_service_config(path: str | Path) -> ServiceConfig:
+    """Read and validate a YAML service config; relative paths are resolved against its folder.
+
+    Raises:
+        UserError: unreadable file, bad YAML, or invalid fields (each named with the fix).
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise UserError(f"cannot read config {p}: {e.strerror}") from e
+    except yaml.YAMLError as e:
+        raise UserError(f"{p} is not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise UserError(f"{p} must hold a YAML mapping (field: value lines)")
+    try:
+        cfg = ServiceConfig.model_validate(data)
+    except ValidationError as e:
+        raise UserError(_format_errors(e, str(p))) from None
+    return resolve_paths(cfg, p.parent)
+
+
+def resolve_paths(cfg: ServiceConfig, base: Path) -> ServiceConfig:
+    def fix(v: Path | None) -> Path | None:
+        if v is None:
+            return None
+        v = v.expanduser()
+        return v if v.is_absolute() else (base / v)
+
+    return cfg.model_copy(update={
+        "bundle": fix(cfg.bundle),
+        "detector": cfg.detector.model_copy(update={"weights": fix(cfg.detector.weights)}),
+        "security": cfg.security.model_copy(update={
+            "secret_key": fix(cfg.security.secret_key),
+            "allowed_clients": fix(cfg.security.allowed_clients),
+        }),
+    })
