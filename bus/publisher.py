@@ -122,3 +122,15 @@ def source_frames(path: str, stream: str = "ir", loop: bool = False, chunk: int 
                 yield from block
             if not loop:
                 return
+
+
+def synthetic_frames(label: str = "TLE", seed: int = 0, width: int = 320, height: int = 240, fps: float = 30.0,
+                     seconds: float = 10.0, loop: bool = True) -> Iterator[np.ndarray]:
+    """Frames of a SYNTHETIC bed (not patient data): one rendered clip, replayed when ``loop``."""
+    from semiostream.dali_pipes.synth import SynthConfig, render_clip
+
+    clip = render_clip(SynthConfig(width=width, height=height, fps=fps, seconds=seconds), seed, seed, label)
+    while True:
+        yield from clip.frames
+        if not loop:
+            return
