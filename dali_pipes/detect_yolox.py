@@ -47,9 +47,7 @@ def decode(raw: np.ndarray, size: int) -> np.ndarray:
         strides.append(np.full((g * g, 1), s))
     grid, stride = np.concatenate(grids).astype(np.float32), np.concatenate(strides).astype(np.float32)
     if grid.shape[0] != raw.shape[0]:
-        raise ValueError(
-            f"detector output has {raw.shape[0]} rows; YOLOX at {size}x{size} gives {grid.shape[0]}"
-        )
+        raise ValueError(f"detector output has {raw.shape[0]} rows; YOLOX at {size}x{size} gives {grid.shape[0]}")
     out = raw.astype(np.float32).copy()
     out[:, :2] = (out[:, :2] + grid) * stride
     out[:, 2:4] = np.exp(out[:, 2:4]) * stride

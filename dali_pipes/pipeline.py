@@ -93,9 +93,7 @@ def preprocess_windows(
 
 
 @pipeline_def
-def preprocess_encoded_frames(
-    device: str = "cpu", size: int = 224, pad_value: float = -1.0, half: bool = False
-):
+def preprocess_encoded_frames(device: str = "cpu", size: int = 224, pad_value: float = -1.0, half: bool = False):
     """Encoded 16-bit PNG/TIFF frames -> decoded in the graph -> ``[size, size, 1]`` float per frame.
 
     Input ``encoded``: one file's bytes (uint8) per sample; decoder ``"cpu"`` or ``"mixed"`` (GPU).
@@ -216,9 +214,7 @@ class DaliPreprocessor:
         frames, feeds = [], {k: [] for k in INPUTS[1:]}
         for a, roi in zip(arrays, rois, strict=True):
             if a is None or a.ndim != 3:
-                raise ValueError(
-                    f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}"
-                )
+                raise ValueError(f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}")
             if input_device == "cpu":
                 a = a.numpy() if isinstance(a, torch.Tensor) else a
                 a = np.ascontiguousarray(a, dtype=np.uint16)

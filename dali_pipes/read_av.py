@@ -62,9 +62,7 @@ class AvSource(Source):
         cc = s.codec_context
         if cc is None or cc.format is None or not cc.width or not cc.height:
             c.close()
-            raise SourceError(
-                self.path, f"video stream {s.index} has no decodable format (codec {s.codec_tag!r})"
-            )
+            raise SourceError(self.path, f"video stream {s.index} has no decodable format (codec {s.codec_tag!r})")
         self.width, self.height = int(cc.width), int(cc.height)
         bits = max(comp.bits for comp in cc.format.components)
         self.bit_depth = 16 if bits > 8 else 8
@@ -115,9 +113,7 @@ class AvSource(Source):
         out = np.empty((stop - start, self.height, self.width), np.uint16)
         try:
             if self._frames is None or self._next != start:
-                self._container.seek(
-                    int(self._pts[start]), stream=self._stream, backward=True, any_frame=False
-                )
+                self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
                 self._frames = self._container.decode(self._stream)
             got = start
             for i, arr in self._decoded():

@@ -108,9 +108,7 @@ class K4aSource(Source):
                 if i is None or i < start:
                     continue
                 if i != got:
-                    raise SourceError(
-                        self.path, f"{self.stream} frame {got} is missing", "the file is corrupt"
-                    )
+                    raise SourceError(self.path, f"{self.stream} frame {got} is missing", "the file is corrupt")
                 data = bytes(pkt)
                 if len(data) != self._frame_bytes:
                     raise SourceError(

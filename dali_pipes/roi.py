@@ -86,9 +86,7 @@ class Roi:
         return Roi(x0, y0, x1, y1)
 
     def union(self, other: Roi) -> Roi:
-        return Roi(
-            min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1), max(self.y1, other.y1)
-        )
+        return Roi(min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1), max(self.y1, other.y1))
 
 
 def as_roi(roi: Roi | Sequence[int] | None, width: int, height: int) -> Roi:

@@ -75,9 +75,7 @@ class Source(ABC):
         """
         start, stop = int(start), int(stop)
         if not 0 <= start < stop <= self.num_frames:
-            raise IndexError(
-                f"{self.path}: frames [{start}, {stop}) are outside the source's {self.num_frames} frames"
-            )
+            raise IndexError(f"{self.path}: frames [{start}, {stop}) are outside the source's {self.num_frames} frames")
         out = self._read(start, stop)
         if out.shape != (stop - start, self.height, self.width) or out.dtype != np.uint16:
             raise SourceError(

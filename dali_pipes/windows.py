@@ -134,9 +134,7 @@ class WindowAssembler:
     def push(self, frame: np.ndarray, t: float) -> list[Window]:
         """Add one ``[H, W]`` uint16 frame captured at time ``t`` (seconds)."""
         if self._frames and frame.shape != self._frames[0].shape:
-            raise ValueError(
-                f"{self.source_id}: frame size changed from {self._frames[0].shape} to {frame.shape}"
-            )
+            raise ValueError(f"{self.source_id}: frame size changed from {self._frames[0].shape} to {frame.shape}")
         self._frames.append(frame)
         self._times.append(float(t))
         self._count += 1

@@ -94,8 +94,7 @@ def write_ffv1(
                 stream.metadata["title"] = title
             elif (chunk.shape[1], chunk.shape[2]) != (stream.height, stream.width):
                 raise ValueError(
-                    f"frame size changed from {stream.width}x{stream.height} to "
-                    f"{chunk.shape[2]}x{chunk.shape[1]}"
+                    f"frame size changed from {stream.width}x{stream.height} to {chunk.shape[2]}x{chunk.shape[1]}"
                 )
             for frame in chunk:
                 vf = av.VideoFrame.from_ndarray(
@@ -176,9 +175,7 @@ def write_image_folder(
     return folder
 
 
-def write_frames(
-    path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: str, title: str = "IR"
-) -> Path:
+def write_frames(path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: str, title: str = "IR") -> Path:
     """Write a ``[T, H, W]`` uint16 array in format ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "mkv":
         return write_ffv1(path, frames, fps, title=title)

@@ -170,7 +170,6 @@ def test_maskrcnn_output_to_detections_and_roi():
     assert choice.bed.score == pytest.approx(0.9) and choice.roi == Roi(0, 0, 320, 240)
 
 
-@pytest.mark.slow
 def test_maskrcnn_loads_a_state_dict_file_and_runs(tmp_path: Path):
     """Loading path with a real torchvision architecture (random weights: no claim about detections)."""
     from torchvision.models.detection import maskrcnn_resnet50_fpn
