@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from semiostream.trainer.dataset import FeatureSet, SeizureInfo
+from semiostream.trainer.folds import (
+    FoldError,
+    check_disjoint,
+    fold_composition,
+    format_composition,
+    make_folds,
+)
+from tr_helpers import synthetic_featureset
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_no_patient_in_train_and_validation_of_one_fold(seed):
+    data = synthetic_featureset(patients_per_class=6, seed=seed)
+    folds = make_folds(data, n_splits=5, seed=seed)
+    assert len(folds) == 5
+    groups = data.seizure_groups
+    for f in folds:
+        assert not set(groups[f.train]) & set(groups[f.val])
+        # windows follow their seizures: no validation window in the training windows
+        assert not set(data.windows_of(f.train)) & set(data.windows_of(f.val))
+    all_val = np.concatenate([f.val for f in folds])
+    assert sorted(all_val.tolist()) == list(range(len(data.seizures)))  # each seizure validated once
+    check_disjoint(data, folds)
+
+
+def test_check_disjoint_catches_a_leak():
+    data = synthetic_featureset(patients_per_class=5)
+    folds = make_folds(data, 5, seed=0)
+    f0 = folds[0]
+    leaked = type(f0)(0, np.append(f0.train, f0.val[0]), f0.val)
+    with pytest.raises(AssertionError, match="in train and validation"):
+        check_disjoint(data, [leaked, *folds[1:]])
+
+
+def test_folds_are_seeded_and_stratified():
+    data = synthetic_featureset(patients_per_class=5, seed=3)
+    a = make_folds(data, 5, seed=11)
+    b = make_folds(data, 5, seed=11)
+    c = make_folds(data, 5, seed=12)
+    assert all(np.array_equal(x.val, y.val) for x, y in zip(a, b, strict=True))
+    assert any(not np.array_equal(x.val, y.val) for x, y in zip(a, c, strict=True))
+    comp = fold_composition(data, a)
+    for fc in comp:  # 5 patients per class over 5 folds: each validation part has both classes
+        assert len(fc["val"]["FLE"]["patients"]) >= 1 and len(fc["val"]["TLE"]["patients"]) >= 1
+
+
+def test_fold_composition_counts_by_hand():
+    parts = [
+        (SeizureInfo("A", "1", "FLE", 2), np.zeros((2, 7, 4))),
+        (SeizureInfo("A", "2", "FLE", 3), np.zeros((3, 7, 4))),
+        (SeizureInfo("B", "1", "TLE", 1), np.zeros((1, 7, 4))),
+        (SeizureInfo("C", "1", "TLE", 4), np.zeros((4, 7, 4))),
+        (SeizureInfo("D", "1", "FLE", 5), np.zeros((5, 7, 4))),
+    ]
+    data = FeatureSet.from_parts(parts, feature_shape=(7, 4))
+    folds = make_folds(data, 2, seed=0)
+    comp = fold_composition(data, folds)
+    for f, fc in zip(folds, comp, strict=True):
+        for side, idx in (("train", f.train), ("val", f.val)):
+            for lab in ("FLE", "TLE"):
+                sel = [i for i in idx if parts[i][0].label == lab]
+                assert fc[side][lab]["seizures"] == len(sel)
+                assert fc[side][lab]["windows"] == sum(parts[i][0].n_windows for i in sel)
+                assert fc[side][lab]["patients"] == sorted({parts[i][0].patient_id for i in sel})
+    text = format_composition(comp)
+    assert "train" in text and "val" in text and len(text.splitlines()) == 2 + 2 * 2
+
+
+def test_too_few_patients_or_one_class():
+    data = synthetic_featureset(patients_per_class=2)
+    with pytest.raises(FoldError, match="4 patients cannot fill 5"):
+        make_folds(data, 5)
+    one = FeatureSet.from_parts([(SeizureInfo(f"P{i}", "1", "FLE", 1), np.zeros((1, 7, 4))) for i in range(6)],
+                                feature_shape=(7, 4))
+    with pytest.raises(FoldError, match="no TLE seizures"):
+        make_folds(one, 5)
