@@ -97,26 +97,18 @@ def run(windows_n: int = 8, height: int = 576, width: int = 640, repeat: int = 2
     def record(name: str, call: Callable[[], list]) -> None:
         sec = _time(call, repeat)
         out = call()
-        diff = max(
-            float((torch.as_tensor(o).cpu().float() - r).abs().max()) for o, r in zip(out, ref, strict=True)
-        )
+        diff = max(float((torch.as_tensor(o).cpu().float() - r).abs().max()) for o, r in zip(out, ref, strict=True))
         results[name] = {
             "windows_per_s": windows_n / sec,
             "sec_per_batch": sec,
             "max_abs_diff_vs_reference": diff,
         }
 
-    record(
-        "torch_reference_cpu", lambda: [preprocess(w, r, spec) for w, r in zip(windows, rois, strict=True)]
-    )
-    record(
-        "naive_numpy_loop", lambda: [naive_preprocess(w, r, spec) for w, r in zip(windows, rois, strict=True)]
-    )
+    record("torch_reference_cpu", lambda: [preprocess(w, r, spec) for w, r in zip(windows, rois, strict=True)])
+    record("naive_numpy_loop", lambda: [naive_preprocess(w, r, spec) for w, r in zip(windows, rois, strict=True)])
     from semiostream.dali_pipes.pipeline import DaliPreprocessor
 
-    dali_cpu = DaliPreprocessor(
-        spec, device="cpu", max_batch=batch, num_threads=max(1, torch.get_num_threads())
-    )
+    dali_cpu = DaliPreprocessor(spec, device="cpu", max_batch=batch, num_threads=max(1, torch.get_num_threads()))
     record("dali_cpu", lambda: dali_cpu(windows, rois))
     if torch.cuda.is_available():
         dali_gpu = DaliPreprocessor(spec, device="gpu", max_batch=batch)

@@ -56,8 +56,7 @@ def _steps(x: Any, params: tuple[Any, ...], size: int, pad_value: float, half: b
     """crop -> intensity window -> resize (bilinear, no antialias) -> [-1, 1] -> centre pad -> dtype."""
     crop_anchor, crop_shape, lo, scale, out_size, pad_anchor = params
     x = fn.slice(x, crop_anchor, crop_shape, axis_names="HW", out_of_bounds_policy="error")
-    x = fn.cast(x, dtype=types.FLOAT)
-    x = dmath.clamp((x - lo) * scale, 0.0, 1.0)
+    x = dmath.clamp((x - lo) * scale, 0.0, 1.0)  # uint16 op float -> float
     x = fn.resize(
         x,
         resize_y=out_size[0],

@@ -181,3 +181,15 @@ def test_dali_gpu_equals_reference_and_stays_on_device():
     for out, fr, roi in zip(pre(cuda_windows, rois[:4]), windows, rois, strict=False):
         assert out.is_cuda
         assert float((out.cpu() - preprocess(fr, roi, SPEC)).abs().max()) < 1e-3
+
+
+def test_reference_imports_without_dali():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import semiostream.dali_pipes.reference, semiostream.dali_pipes.readers, "
+        "semiostream.dali_pipes.windows, semiostream.dali_pipes.roi; "
+        "assert not any(m.startswith('nvidia.dali') for m in sys.modules), 'DALI imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
