@@ -1,0 +1,56 @@
+"""Where derived model files live inside a bundle, and the metadata keys they carry.
+
+Shared by the exporter (:mod:`semiostream.trt_build.export`) and the backends that read the files
+(ONNX Runtime, TensorRT), so both sides agree without importing each other::
+
+    <bundle>/onnx/i3d.onnx, <bundle>/onnx/classifier.onnx
+    <bundle>/engines/<model>_b<maxbatch>_<sm-arch>_<precision>_trt<version>.engine (+ .json sidecar)
+    <bundle>/verified_backends.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+ONNX_DIR = "onnx"
+ENGINE_DIR = "engines"
+VERDICT_FILE = "verified_backends.json"
+#: model name per engine role (file stems)
+MODEL_FOR_ROLE = {"features": "i3d", "classifier": "classifier"}
+
+# ONNX metadata_props keys
+META_PREFIX = "semiostream."
+META_BUNDLE_ID = META_PREFIX + "bundle_id"
+META_MODEL = META_PREFIX + "model"
+META_ROLE = META_PREFIX + "role"
+META_PREPROCESS = META_PREFIX + "preprocess"
+META_LABELS = META_PREFIX + "labels"
+META_IO = META_PREFIX + "io"
+META_VERSION = META_PREFIX + "version"
+META_EXPORTER = META_PREFIX + "exporter"
+
+
+def bundle_dir(bundle) -> Path:
+    """Directory of a loaded bundle or a path."""
+    return Path(bundle.path if hasattr(bundle, "path") else bundle)
+
+
+def onnx_path(bundle, role: str) -> Path:
+    """``<bundle>/onnx/<model>.onnx`` for an engine role."""
+    return bundle_dir(bundle) / ONNX_DIR / f"{MODEL_FOR_ROLE[role]}.onnx"
+
+
+def io_from_metadata(meta: dict[str, str]) -> dict:
+    """The exported I/O description (``IOSpec.to_dict()``) from ONNX custom metadata."""
+    return json.loads(meta[META_IO])
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (readers never see half a file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, p)

@@ -1,0 +1,148 @@
+"""PyTorch backend: CPU fp32, CPU bf16, CUDA fp32, CUDA fp16.
+
+The feature engine runs an inference copy of the bundle's I3D, never the bundle's module itself:
+
+* BatchNorm folded into the preceding convolution (``w' = w * g / sqrt(v + eps)``,
+  ``b' = beta - mean * g / sqrt(v + eps)``; exact up to float rounding, measured max abs 3e-6 on
+  Kinetics weights), which removes a full pass over every activation;
+* channels-last 3-D memory format (oneDNN's / cuDNN's preferred layout);
+* low precision as weights and activations in bf16 / fp16 (convolutions accumulate in fp32 inside
+  oneDNN / cuDNN); the final average pool and the output are float32;
+* on the CPU in bf16, ``torch.compile`` (Inductor, weights frozen) for windows of the bundle's standard
+  length (``spec.window``); other lengths (leftover windows) run the same weights eagerly, so a rare
+  length never triggers a recompile.
+
+The classifier engine runs the bundle's classifier in float32 on every torch backend: it costs about a
+millisecond per batch and keeps decisions identical to the reference.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+
+import torch
+from torch import nn
+
+from .base import CLASSIFIER_INPUT, FEATURE_INPUT, Engine, EngineError, classifier_io, feature_io
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def fold_batchnorm(i3d: nn.Module) -> nn.Module:
+    """Deep copy of an I3D with every ``Unit3D`` BatchNorm folded into its convolution.
+
+    The copy's ``Unit3D`` modules have ``bn = None`` and a conv bias; ``Unit3D.forward`` then skips BN.
+    """
+    model = copy.deepcopy(i3d).eval()
+    with torch.no_grad():
+        for mod in model.modules():
+            conv, bn = getattr(mod, "conv3d", None), getattr(mod, "bn", None)
+            if conv is None or bn is None:
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            bias = bn.bias - bn.running_mean * scale
+            if conv.bias is not None:
+                bias = bias + conv.bias * scale
+            conv.weight.mul_(scale.view(-1, 1, 1, 1, 1))
+            conv.bias = nn.Parameter(bias.clone())
+            mod.bn = None
+    return model
+
+
+class I3DInference(nn.Module):
+    """Inference wrapper: ``[B, C, T, H, W]`` float32 -> ``[B, T', 1024]`` float32.
+
+    Casts the input to the trunk's dtype and memory format; pools in float32 (avg_pool3d has no bf16
+    CPU kernel and the mean is better in fp32 anyway).
+    """
+
+    def __init__(self, i3d: nn.Module, dtype: torch.dtype, channels_last: bool) -> None:
+        super().__init__()
+        self.i3d = i3d
+        self.dtype = dtype
+        self.memory_format = torch.channels_last_3d if channels_last else torch.contiguous_format
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.to(self.dtype).contiguous(memory_format=self.memory_format)
+        y = self.i3d.avg_pool(self.i3d.trunk(x).float())  # [B, 1024, T', 1, 1]
+        return y.flatten(2).transpose(1, 2).contiguous()
+
+
+def optimized_i3d(i3d: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",
+                  fold_bn: bool = True, channels_last: bool = True) -> I3DInference:
+    """An :class:`I3DInference` copy of ``i3d`` on ``device`` in ``precision`` (fp32 / bf16 / fp16)."""
+    if precision not in _DTYPES:
+        raise EngineError(f"unknown precision {precision!r}; use one of {sorted(_DTYPES)}")
+    model = fold_batchnorm(i3d) if fold_bn else copy.deepcopy(i3d).eval()
+    dtype = _DTYPES[precision]
+    model = model.to(device=device, dtype=dtype)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    return I3DInference(model, dtype, channels_last).eval()
+
+
+class TorchEngine(Engine):
+    """A bundle model run by PyTorch.
+
+    Args:
+        bundle: a loaded :class:`~semiostream.models.bundle.Bundle`.
+        role: ``"features"`` or ``"classifier"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        precision: ``"fp32"``, ``"bf16"`` (CPU) or ``"fp16"`` (CUDA); the feature engine's precision.
+        compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for CPU
+            bf16, where it measured 1.7x faster; fp32 measured slower compiled).
+        fold_bn, channels_last: the optimisations described in the module docstring (on by default).
+        threads: torch intra-op threads (None = leave torch's setting).
+    """
+
+    def __init__(self, bundle, role: str, device: str = "cpu", precision: str = "fp32",
+                 compile: bool | None = None, fold_bn: bool = True, channels_last: bool = True,
+                 threads: int | None = None) -> None:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise EngineError("torch CUDA backend requested but torch sees no CUDA GPU; use a CPU backend")
+        if threads:
+            torch.set_num_threads(int(threads))
+        io = feature_io(bundle.in_channels, bundle.spec.size) if role == "features" else classifier_io()
+        super().__init__(io)
+        self.name = f"torch-{dev.type}-{precision}"
+        self.device = dev
+        self.precision = precision
+        self._window = int(bundle.spec.window)
+        self._compiled = None
+        self._compile_lock = threading.Lock()
+        if role == "features":
+            self.model = optimized_i3d(bundle.i3d, dev, precision, fold_bn, channels_last)
+            want_compile = (dev.type == "cpu" and precision == "bf16") if compile is None else compile
+            if want_compile:
+                self._compiled = torch.compile(self.model, dynamic=False, options={"freezing": True})
+        elif role == "classifier":
+            self.model = copy.deepcopy(bundle.classifier).to(dev).eval()
+        else:
+            raise EngineError(f"unknown engine role {role!r}")
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def _infer_impl(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
+        name = FEATURE_INPUT if self.role == "features" else CLASSIFIER_INPUT
+        x = feeds[name].to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            if self.role == "features" and self._compiled is not None and x.shape[2] == self._window:
+                with self._compile_lock:  # dynamo compiles on first use; serialise that
+                    return self._compiled(x)
+            return self.model(x)
+
+    def _close_impl(self) -> None:
+        self.model = None
+        self._compiled = None
+
+
+def create(bundle, role: str, device: str, precision: str, **options) -> TorchEngine:
+    """Registry factory (see :mod:`.registry`)."""
+    return TorchEngine(bundle, role, device=device, precision=precision, **options)

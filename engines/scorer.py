@@ -1,0 +1,258 @@
+"""The Scorer: uint16 IR windows -> p(TLE) per window -> per-event decision.
+
+``Scorer(bundle, backend=None)`` chains
+
+1. preprocessing with the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (DALI's pipeline,
+   :class:`semiostream.dali_pipes.pipeline.DaliPreprocessor`, on the backend's device; the plain-torch
+   reference :func:`semiostream.dali_pipes.reference.preprocess` where DALI is absent) -> one
+   ``[1, T, 224, 224]`` float32 tensor in [-1, 1] per window;
+2. the feature engine on batches of equally long windows (grouped by T, never padded in time: padding
+   frames would change the features) -> ``[T', 1024]`` per window;
+3. pre-padding with rows of -1 to 7 steps (:func:`~semiostream.models.classifier.pad_features`);
+4. the classifier engine -> p(TLE) per window;
+5. optionally the mean over an event's windows (:mod:`.aggregate`).
+
+It is what the bus service, archive reprocessing, the trainer's feature extraction and the benchmarks
+call. Calls are serialised by a lock (engines are not re-entrant); use :meth:`Scorer.batcher` to batch
+requests from many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from semiostream.models.bundle import Bundle, load_bundle
+from semiostream.models.classifier import NUM_STEPS, pad_features
+
+from .aggregate import EventScore, aggregate_event
+from .base import EngineError
+from .batcher import DynamicBatcher
+from .registry import create_engine, get_backend
+from .select import select_backend
+
+log = logging.getLogger(__name__)
+
+PREPROCESSORS = ("auto", "dali", "reference")
+
+
+def _dali_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("nvidia.dali") is not None
+
+
+class Scorer:
+    """Score IR windows with a model bundle.
+
+    Args:
+        bundle: a bundle directory or a loaded :class:`~semiostream.models.bundle.Bundle`.
+        backend: backend name (``torch-cpu-bf16``, ``onnxruntime-cpu-fp32``, ``tensorrt-fp16`` ...); None
+            picks the fastest backend verified for this bundle on this machine (:mod:`.select`).
+        preprocessing: ``"auto"`` (DALI when installed, else the torch reference), ``"dali"`` or
+            ``"reference"``.
+        max_batch: windows per feature-engine call (and per DALI batch).
+        engine_options: extra keyword arguments for the backend's engines (e.g. ``{"compile": False}``
+            for the torch backends, ``{"graph_level": "basic"}`` for ONNX Runtime).
+    """
+
+    def __init__(self, bundle: Bundle | str | os.PathLike, backend: str | None = None, *,
+                 preprocessing: str = "auto", max_batch: int = 4,
+                 engine_options: dict[str, Any] | None = None) -> None:
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.spec = self.bundle.spec
+        self.backend = select_backend(self.bundle, backend)
+        info = get_backend(self.backend)
+        self.device = torch.device("cuda" if info.device == "cuda" else "cpu")
+        self.max_batch = int(max_batch)
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch={max_batch} must be >= 1")
+        opts = dict(engine_options or {})
+        self.feature_engine = create_engine(self.backend, self.bundle, "features", **opts)
+        try:
+            cls_opts = {k: v for k, v in opts.items() if k not in ("compile", "fold_bn", "channels_last")}
+            self.classifier_engine = create_engine(self.backend, self.bundle, "classifier", **cls_opts)
+        except Exception:
+            self.feature_engine.close()
+            raise
+        self.min_frames = max(int(self.spec.min_frames), self.feature_engine.io.dims["frames"][0])
+        self.max_frames = self.feature_engine.io.dims["frames"][1]
+        self.max_batch = min(self.max_batch, self.feature_engine.io.dims["batch"][1])
+        if preprocessing not in PREPROCESSORS:
+            raise ValueError(f"preprocessing={preprocessing!r}; use one of {PREPROCESSORS}")
+        use_dali = preprocessing == "dali" or (preprocessing == "auto" and _dali_importable())
+        self._dali = None
+        if use_dali:
+            from semiostream.dali_pipes.pipeline import DaliPreprocessor
+
+            self._dali = DaliPreprocessor(self.spec, device=self.device.type, max_batch=self.max_batch,
+                                          num_threads=max(1, min(4, os.cpu_count() or 1)))
+        self.preprocessing = "dali" if use_dali else "reference"
+        self.timings: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------------------------------------
+    def check_window(self, window: Any, roi: Any = None) -> None:
+        """Raise :class:`ValueError` saying what is wrong with one ``[T, H, W]`` uint16 window / ROI."""
+        frames = getattr(window, "frames", window)  # dali_pipes Window objects carry .frames
+        if not isinstance(frames, np.ndarray | torch.Tensor):
+            raise ValueError(f"a window must be a [T, H, W] uint16 array, got {type(frames).__name__}")
+        if frames.ndim != 3:
+            raise ValueError(f"a window must be [T, H, W] uint16 frames, got shape {tuple(frames.shape)}")
+        if frames.dtype not in (np.uint16, torch.uint16):
+            raise ValueError(f"a window must be uint16, got {frames.dtype}; 8-bit sources: .astype(np.uint16) "
+                             "with a bundle spec for 8-bit data")
+        t, h, w = (int(s) for s in frames.shape)
+        if t < self.min_frames:
+            raise ValueError(f"window has {t} frames; the bundle needs at least {self.min_frames} "
+                             "(drop shorter leftovers, as dali_pipes.windows does)")
+        if t > self.max_frames:
+            raise ValueError(f"window has {t} frames; the {self.backend} feature engine takes at most "
+                             f"{self.max_frames} (use windows of spec.window={self.spec.window})")
+        if roi is not None:
+            from semiostream.dali_pipes.roi import as_roi
+
+            try:
+                as_roi(roi, w, h)  # raises ValueError naming the ROI and the frame size
+            except TypeError as e:
+                raise ValueError(f"ROI {roi!r} must be (x0, y0, x1, y1) integers: {e}") from None
+
+    def _check_all(self, windows: Sequence[Any], rois: Sequence[Any] | None) -> list[Any]:
+        rois = [None] * len(windows) if rois is None else list(rois)
+        if len(rois) != len(windows):
+            raise ValueError(f"{len(windows)} windows but {len(rois)} ROIs; pass one ROI (or None) per window")
+        for i, (w, r) in enumerate(zip(windows, rois, strict=True)):
+            try:
+                self.check_window(w, r)
+            except ValueError as e:
+                raise ValueError(f"window {i}: {e}") from None
+        return rois
+
+    # ----------------------------------------------------------------------------------------------
+    def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> list[torch.Tensor]:
+        """``[T, H, W]`` uint16 windows -> one ``[1, T, size, size]`` float32 tensor in [-1, 1] each."""
+        rois = self._check_all(windows, rois)
+        arrays = [getattr(w, "frames", w) for w in windows]
+        if self._dali is not None:
+            return self._dali(arrays, rois)
+        from semiostream.dali_pipes.reference import preprocess
+
+        out = []
+        for a, r in zip(arrays, rois, strict=True):
+            if self.device.type == "cuda" and isinstance(a, np.ndarray):
+                a = torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=True)
+            out.append(preprocess(a, r, self.spec))
+        return out
+
+    def _features(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """Preprocessed ``[1, T_i, S, S]`` tensors -> ``[N, 7, 1024]`` float32 on the CPU, pre-padded with -1."""
+        by_len: dict[int, list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_len.setdefault(int(x.shape[1]), []).append(i)
+        out: list[torch.Tensor | None] = [None] * len(inputs)
+        for idx in by_len.values():
+            for s in range(0, len(idx), self.max_batch):
+                chunk = idx[s:s + self.max_batch]
+                batch = torch.stack([inputs[i] for i in chunk]).to(torch.float32)  # [B, 1, T, S, S]
+                feats = self.feature_engine.infer(batch)  # [B, T', 1024]
+                padded = pad_features(feats.float()).cpu()
+                for j, i in enumerate(chunk):
+                    out[i] = padded[j]
+        return torch.stack(out) if out else torch.empty(0, NUM_STEPS, 1024)
+
+    def _classify(self, feats: torch.Tensor) -> np.ndarray:
+        """``[N, 7, 1024]`` float32 -> p(TLE) ``[N]`` float32."""
+        cmax = self.classifier_engine.io.dims["batch"][1]
+        probs = [self.classifier_engine.infer(feats[s:s + cmax].contiguous()).float().cpu()
+                 for s in range(0, feats.shape[0], cmax)]
+        return torch.cat(probs).numpy() if probs else np.zeros(0, np.float32)
+
+    # ----------------------------------------------------------------------------------------------
+    def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> np.ndarray:
+        """I3D features of each window: ``[N, 7, 1024]`` float32, pre-padded with rows of -1.
+
+        Args:
+            windows: ``N`` windows, each ``[T, H, W]`` uint16 (numpy or torch; T from ``min_frames`` to the
+                engine's maximum, 60 normally; lengths may differ).
+            rois: one ``(x0, y0, x1, y1)`` crop or None (full frame) per window; None for all full frames.
+        """
+        with self._lock:
+            t0 = time.perf_counter()
+            inputs = self.preprocess(windows, rois)
+            t1 = time.perf_counter()
+            feats = self._features(inputs)
+            self.timings = {"preprocess_s": t1 - t0, "features_s": time.perf_counter() - t1, "windows": len(inputs)}
+            return feats.numpy()
+
+    def score_features(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """p(TLE) ``[N]`` float32 for pre-padded feature sequences ``[N, 7, 1024]`` float32."""
+        f = torch.as_tensor(np.asarray(features, dtype=np.float32)) if not isinstance(features, torch.Tensor) \
+            else features.float()
+        if f.dim() != 3:
+            raise ValueError(f"features must be [N, {NUM_STEPS}, 1024], got {tuple(f.shape)}")
+        with self._lock:
+            return self._classify(f)
+
+    def score_windows(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> np.ndarray:
+        """p(TLE) ``[N]`` float32, one per window (arguments as :meth:`features`).
+
+        Raises:
+            ValueError: a window or ROI is invalid (the message names its index and the problem).
+        """
+        with self._lock:
+            t0 = time.perf_counter()
+            inputs = self.preprocess(windows, rois)
+            t1 = time.perf_counter()
+            feats = self._features(inputs)
+            t2 = time.perf_counter()
+            probs = self._classify(feats)
+            self.timings = {"preprocess_s": t1 - t0, "features_s": t2 - t1,
+                            "classifier_s": time.perf_counter() - t2, "windows": len(inputs)}
+            return probs
+
+    def score_event(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                    threshold: float = 0.5) -> EventScore:
+        """One decision for a seizure: mean p(TLE) over its windows, label from ``bundle.labels``."""
+        return aggregate_event(self.score_windows(windows, rois), self.bundle.labels, threshold)
+
+    def batcher(self, max_batch: int | None = None, max_wait_ms: float = 20.0) -> DynamicBatcher:
+        """A :class:`DynamicBatcher` whose requests are ``(window, roi)`` pairs and results p(TLE) floats.
+
+        A bad window fails only its own future (checked on submit by :meth:`check_window`).
+        """
+        def run(items: list[tuple[Any, Any]]) -> np.ndarray:
+            return self.score_windows([w for w, _ in items], [r for _, r in items])
+
+        def validate(item: Any) -> None:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise ValueError("a scoring request is a (window, roi) pair")
+            self.check_window(*item)
+
+        return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
+                              name=f"scorer-{self.backend}")
+
+    # ----------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        for e in (self.feature_engine, self.classifier_engine):
+            e.close()
+        self._dali = None
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"<Scorer bundle={self.bundle.bundle_id} backend={self.backend} "
+                f"preprocessing={self.preprocessing} max_batch={self.max_batch}>")
+
+
+__all__ = ["Scorer", "EngineError"]
