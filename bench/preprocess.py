@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+
 from semiostream.dali_pipes.geometry import fit_size, pad_offsets
 from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.roi import as_roi

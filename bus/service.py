@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 import zmq
-from semiostream.dali_pipes.windows import Window, WindowAssembler
-from semiostream.models.bundle import PreprocessSpec
 
 from semiostream.config import ServiceConfig
+from semiostream.dali_pipes.windows import Window, WindowAssembler
+from semiostream.models.bundle import PreprocessSpec
 
 from .metrics import BusMetrics
 from .protocol import (

@@ -68,7 +68,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from semiostream.dali_pipes.synth import SYNTHETIC_NOTE, SynthConfig, generate_dataset
 
-    from .convert import task_progress
+    from ..progress import task_progress
 
     cfg = SynthConfig(width=args.width, height=args.height, fps=args.fps, seconds=args.seconds)
     total = args.patients * args.seizures_per_patient

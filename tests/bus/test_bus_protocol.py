@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+
 from semiostream.bus.protocol import (
     MAX_HEADER_BYTES,
     EventResult,

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from semiostream.bench.preprocess import naive_preprocess
 from semiostream.dali_pipes.geometry import fit_size, pad_offsets
 from semiostream.dali_pipes.intensity import intensity_window, spec_for_bit_depth, to_uint8

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from dp_helpers import asset
+
 from semiostream.dali_pipes.read_av import AvSource
 from semiostream.dali_pipes.read_images import ImageFolderSource
 from semiostream.dali_pipes.read_k4a import K4aSource

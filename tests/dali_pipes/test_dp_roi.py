@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from dp_helpers import asset
+
 from semiostream.dali_pipes.roi import (
     Detection,
     Roi,
@@ -18,9 +19,8 @@ from semiostream.dali_pipes.roi import (
     make_detector,
     select_roi,
 )
-from semiostream.models.bundle import PreprocessSpec
-
 from semiostream.errors import UserError
+from semiostream.models.bundle import PreprocessSpec
 
 
 def test_roi_expand_clamp_union():

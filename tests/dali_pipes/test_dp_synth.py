@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from semiostream.dali_pipes.readers import open_source
-from semiostream.dali_pipes.synth import MANIFEST_COLUMNS, SynthConfig, generate_dataset, render_clip
 
 from semiostream.cli import main
+from semiostream.dali_pipes.readers import open_source
+from semiostream.dali_pipes.synth import MANIFEST_COLUMNS, SynthConfig, generate_dataset, render_clip
 
 SMALL = SynthConfig(width=160, height=120, fps=15, seconds=4)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from semiostream.dali_pipes.readers import open_source
 from semiostream.dali_pipes.windows import WindowAssembler, iter_windows, plan_windows
 from semiostream.dali_pipes.writers import write_ffv1, write_npy

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+
 from semiostream.models.bundle import (
     BundleError,
     PreprocessSpec,

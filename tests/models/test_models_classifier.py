@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from semiostream.models.classifier import MASK_VALUE, NUM_STEPS, MaskedLSTM, SeizureClassifier, pad_features
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
 from semiostream.models.i3d import InceptionI3d, _same_pad, feature_steps
 from semiostream.models.weights import load_i3d_checkpoint
 

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pytest
 import torch
+
 from semiostream.models.fetch import FetchError, fetch_kinetics_weights, import_checkpoint
 from semiostream.models.weights import (
     KINETICS400_CKPT_SHA256,
