@@ -30,6 +30,7 @@ META_LABELS = META_PREFIX + "labels"
 META_IO = META_PREFIX + "io"
 META_VERSION = META_PREFIX + "version"
 META_EXPORTER = META_PREFIX + "exporter"
+META_PRECISION = META_PREFIX + "precision"
 
 
 def bundle_dir(bundle) -> Path:
@@ -37,9 +38,11 @@ def bundle_dir(bundle) -> Path:
     return Path(bundle.path if hasattr(bundle, "path") else bundle)
 
 
-def onnx_path(bundle, role: str) -> Path:
-    """``<bundle>/onnx/<model>.onnx`` for an engine role."""
-    return bundle_dir(bundle) / ONNX_DIR / f"{MODEL_FOR_ROLE[role]}.onnx"
+def onnx_path(bundle, role: str, precision: str = "fp32") -> Path:
+    """``<bundle>/onnx/<model>.onnx`` for an engine role (``<model>_<precision>.onnx`` for the typed
+    reduced-precision exports that strongly typed TensorRT builds use)."""
+    suffix = "" if precision == "fp32" else f"_{precision}"
+    return bundle_dir(bundle) / ONNX_DIR / f"{MODEL_FOR_ROLE[role]}{suffix}.onnx"
 
 
 def io_from_metadata(meta: dict[str, str]) -> dict:

@@ -53,8 +53,9 @@ class _Classifier(nn.Module):
         return self.classifier(features)
 
 
-def _metadata(bundle: Bundle, role: str, io: dict, opset: int) -> dict[str, str]:
+def _metadata(bundle: Bundle, role: str, io: dict, opset: int, precision: str = "fp32") -> dict[str, str]:
     return {
+        art.META_PRECISION: precision,
         art.META_BUNDLE_ID: bundle.bundle_id,
         art.META_MODEL: art.MODEL_FOR_ROLE[role],
         art.META_ROLE: role,
@@ -81,13 +82,20 @@ def _is_current(path: Path, want: dict[str, str]) -> bool:
         have = read_metadata(path)
     except Exception:
         return False
-    keys = (art.META_BUNDLE_ID, art.META_IO, art.META_EXPORTER, art.META_PREPROCESS, art.META_LABELS)
+    keys = (art.META_BUNDLE_ID, art.META_IO, art.META_EXPORTER, art.META_PREPROCESS, art.META_LABELS,
+            art.META_PRECISION)
     return all(have.get(k) == want[k] for k in keys)
 
 
 def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
-                 max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> Path:
-    """Export one model (``role`` ``"features"`` or ``"classifier"``) of ``bundle`` to ``path``."""
+                 max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES, precision: str = "fp32") -> Path:
+    """Export one model (``role`` ``"features"`` or ``"classifier"``) of ``bundle`` to ``path``.
+
+    ``precision`` ``"fp16"``/``"bf16"`` (features only) exports a *typed* reduced-precision I3D for
+    strongly typed TensorRT builds (TensorRT 11 removed the FP16/BF16 builder flags): BatchNorm folded,
+    weights and activations in that type, float32 input and output (casts at the graph's ends), average
+    pool in float32 -- the same computation as the torch backend's low-precision engine.
+    """
     import onnx
 
     if opset < MIN_OPSET:
@@ -98,10 +106,17 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
     if role == "features":
         io = feature_io(bundle.in_channels, bundle.spec.size, max_batch, max_frames=max_frames)
         frames = torch.export.Dim("frames", min=io.dims["frames"][0], max=max_frames)
-        module: nn.Module = _Features(bundle.i3d).eval()
+        if precision == "fp32":
+            module: nn.Module = _Features(bundle.i3d).eval()
+        else:
+            from semiostream.engines.backend_torch import optimized_i3d
+
+            module = optimized_i3d(bundle.i3d, "cpu", precision, fold_bn=True, channels_last=False)
         sample = (torch.zeros(2, bundle.in_channels, 16, bundle.spec.size, bundle.spec.size),)
         dynamic = {"frames": {0: batch, 2: frames}}
     elif role == "classifier":
+        if precision != "fp32":
+            raise ExportError("the classifier is exported in fp32 only (it runs in fp32 on every backend)")
         io = classifier_io(max_batch)
         module = _Classifier(bundle.classifier).eval()
         sample = (torch.zeros(2, io.inputs[0].shape[1], io.inputs[0].shape[2]),)
@@ -123,7 +138,7 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
     model = onnx.load(str(tmp))
     tmp.unlink(missing_ok=True)
     del model.metadata_props[:]
-    for k, v in _metadata(bundle, role, io.to_dict(), opset).items():
+    for k, v in _metadata(bundle, role, io.to_dict(), opset, precision).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
     model.doc_string = (f"semiostream bundle {bundle.bundle_id}: {art.MODEL_FOR_ROLE[role]} "
@@ -135,23 +150,29 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
     return out
 
 
+def ensure_onnx(bundle: Bundle, role: str, precision: str = "fp32", force: bool = False,
+                opset: int = DEFAULT_OPSET, max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> Path:
+    """``<bundle>/onnx/<model>[_<precision>].onnx``, exported unless an up-to-date file is there."""
+    b = bundle
+    path = art.onnx_path(b, role, precision)
+    io = (feature_io(b.in_channels, b.spec.size, max_batch, max_frames=max_frames)
+          if role == "features" else classifier_io(max_batch))
+    if not force and _is_current(path, _metadata(b, role, io.to_dict(), opset, precision)):
+        log.info("%s is up to date", path)
+    else:
+        log.info("exporting %s model (%s) to %s (opset %d)", role, precision, path, opset)
+        export_model(b, role, path, opset, max_batch, max_frames, precision)
+    return path
+
+
 def onnx_from_bundle(bundle: Bundle | str | os.PathLike, force: bool = False, opset: int = DEFAULT_OPSET,
                      max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> dict[str, Path]:
-    """Export both models of a bundle to ``<bundle>/onnx/`` (reusing up-to-date files unless ``force``).
+    """Export both models of a bundle (fp32) to ``<bundle>/onnx/`` (reusing up-to-date files unless
+    ``force``).
 
     Returns:
         ``{"features": path_of_i3d_onnx, "classifier": path_of_classifier_onnx}``.
     """
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-    paths = {}
-    for role in ("features", "classifier"):
-        path = art.onnx_path(b, role)
-        io = (feature_io(b.in_channels, b.spec.size, max_batch, max_frames=max_frames)
-              if role == "features" else classifier_io(max_batch))
-        if not force and _is_current(path, _metadata(b, role, io.to_dict(), opset)):
-            log.info("%s is up to date", path)
-        else:
-            log.info("exporting %s model to %s (opset %d)", role, path, opset)
-            export_model(b, role, path, opset, max_batch, max_frames)
-        paths[role] = path
-    return paths
+    return {role: ensure_onnx(b, role, "fp32", force, opset, max_batch, max_frames)
+            for role in ("features", "classifier")}

@@ -1,0 +1,195 @@
+"""Build TensorRT engines from a bundle's ONNX exports (TensorRT 10.x and 11.x Python API).
+
+Precision lives in the ONNX graph, not in builder flags: TensorRT 11 removed the weak-typing flags
+(``BuilderFlag.FP16`` / ``BF16``), so fp16 / bf16 engines are built from a *typed* export
+(``<bundle>/onnx/i3d_fp16.onnx``: BN folded, fp16 weights and activations, fp32 I/O; see
+:func:`semiostream.trt_build.export.export_model`) as a strongly typed network
+(``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` on 10.x, always on in 11.x). The same code path
+therefore builds the same engine on both major versions. The classifier engine is always fp32.
+
+The I3D profile covers batch ``1..max_batch`` and frames ``min/opt/max`` = ``9/60/60``; a timing cache
+(``<bundle>/engines/timing.cache``) makes rebuilds fast. :func:`engine_from_onnx` writes the engine with its
+sidecar (:mod:`.cache`) and reuses a fresh one; a stale or foreign engine is rebuilt, never loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from semiostream.engines import artifacts as art
+from semiostream.engines.base import MIN_FRAMES
+from semiostream.models.bundle import Bundle, load_bundle
+
+from . import cache
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH = 16
+DEFAULT_FRAMES = (MIN_FRAMES, 60, 60)
+
+
+class BuildError(RuntimeError):
+    """TensorRT could not build an engine."""
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise BuildError("TensorRT is not installed: pip install 'semiostream[trt]' on a machine with an "
+                         "NVIDIA GPU") from e
+    return trt
+
+
+def gpu_facts() -> tuple[str, str]:
+    """``(gpu name, sm arch)`` of the current CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise BuildError("TensorRT engines are built on the GPU that will run them; torch sees no CUDA GPU")
+    dev = torch.cuda.current_device()
+    return torch.cuda.get_device_name(dev), cache.sm_arch(torch.cuda.get_device_capability(dev))
+
+
+def expected_for(bundle: Bundle, role: str, precision: str, max_batch: int,
+                 frames: tuple[int, int, int] | None, onnx_sha256: str | None = None,
+                 build_flags: dict[str, Any] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Engine path and expected sidecar for these settings on this GPU and TensorRT."""
+    trt = import_tensorrt()
+    gpu, sm = gpu_facts()
+    model = art.MODEL_FOR_ROLE[role]
+    path = cache.engine_path(bundle, model, max_batch, sm, precision, trt.__version__)
+    exp = cache.expected_sidecar(bundle.meta, model, role, precision, max_batch,
+                                 frames if role == "features" else None, trt.__version__, gpu, sm,
+                                 onnx_sha256, build_flags)
+    return path, exp
+
+
+def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[int, int, int],
+                      timing_cache: Path | None, workspace_gib: float | None) -> bytes:
+    trt = import_tensorrt()
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0
+    strongly = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if strongly is not None:  # 10.x: opt in; 11.x: accepted, always on
+        flags |= 1 << int(strongly)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_file)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise BuildError(f"TensorRT cannot parse {onnx_file}: {errors}")
+    config = builder.create_builder_config()
+    if workspace_gib:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
+    profile = builder.create_optimization_profile()
+    inp = network.get_input(0)
+    if role == "features":
+        c, s = inp.shape[1], inp.shape[3]
+        lo, opt, hi = frames
+        profile.set_shape(inp.name, (1, c, lo, s, s), (max_batch, c, opt, s, s), (max_batch, c, hi, s, s))
+    else:
+        steps, dim = inp.shape[1], inp.shape[2]
+        profile.set_shape(inp.name, (1, steps, dim), (max_batch, steps, dim), (max_batch, steps, dim))
+    config.add_optimization_profile(profile)
+    tc = None
+    if timing_cache is not None:
+        blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
+        tc = config.create_timing_cache(blob)
+        config.set_timing_cache(tc, ignore_mismatch=False)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise BuildError(f"TensorRT failed to build an engine from {onnx_file} (see the log above)")
+    if tc is not None:
+        timing_cache.parent.mkdir(parents=True, exist_ok=True)
+        timing_cache.write_bytes(bytes(tc.serialize()))
+    return bytes(serialized)
+
+
+def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features", precision: str = "fp16",
+                     max_batch: int = DEFAULT_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
+                     timing_cache: str | os.PathLike | None = "default", workspace_gib: float | None = None,
+                     force: bool = False) -> Path:
+    """Build (or reuse) the TensorRT engine of one model of a bundle.
+
+    Args:
+        bundle: bundle directory or loaded :class:`Bundle`.
+        role: ``"features"`` (I3D) or ``"classifier"`` (always built fp32).
+        precision: ``"fp16"`` (default), ``"bf16"`` or ``"fp32"`` for the I3D.
+        max_batch: largest batch of the optimisation profile (batch 1..max_batch).
+        frames: I3D profile ``(min, opt, max)`` frames, ``(9, 60, 60)`` by default.
+        timing_cache: path of a TensorRT timing cache; ``"default"`` = ``<bundle>/engines/timing.cache``;
+            None disables it.
+        force: rebuild even if a fresh engine exists.
+
+    Returns:
+        Path of the engine (its sidecar is ``<path>.json``).
+    """
+    from .export import ensure_onnx
+
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    if role == "classifier":
+        precision = "fp32"
+    if precision not in cache.PRECISIONS:
+        raise BuildError(f"precision {precision!r}; use one of {cache.PRECISIONS}")
+    lo, opt, hi = frames
+    if not MIN_FRAMES <= lo <= opt <= hi:
+        raise BuildError(f"frames profile {frames} must satisfy {MIN_FRAMES} <= min <= opt <= max")
+    onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, 1), max_frames=max(hi, 64))
+    onnx_sha = cache.sha256_bytes(onnx_file.read_bytes())
+    flags = {"strongly_typed": True, "workspace_gib": workspace_gib, "opt_batch": max_batch}
+    path, expected = expected_for(b, role, precision, max_batch, tuple(frames), onnx_sha, flags)
+    problems = cache.check_engine(path, expected)
+    if not force and not problems:
+        log.info("%s is up to date", path)
+        return path
+    if path.exists():
+        log.warning("rebuilding %s: %s", path.name, "; ".join(problems) or "forced")
+    tc = art.bundle_dir(b) / art.ENGINE_DIR / "timing.cache" if timing_cache == "default" else (
+        Path(timing_cache) if timing_cache else None)
+    engine_bytes = _build_serialized(onnx_file, role, max_batch, tuple(frames), tc, workspace_gib)
+    return cache.write_engine(path, engine_bytes, expected)
+
+
+def build_bundle_engines(bundle: Bundle | str | os.PathLike, precision: str = "fp16",
+                         max_batch: int = DEFAULT_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
+                         force: bool = False, **kw) -> dict[str, Path]:
+    """Both engines of a bundle: ``{"features": i3d engine, "classifier": classifier engine}``."""
+    b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return {role: engine_from_onnx(b, role, precision, max_batch, frames, force=force, **kw)
+            for role in ("features", "classifier")}
+
+
+def find_engine(bundle: Bundle, role: str, precision: str, max_batch: int | None = None) -> Path:
+    """The fresh engine for ``role``/``precision`` on this GPU and TensorRT (largest max batch if several).
+
+    Raises:
+        cache.StaleEngineError: no engine, or only stale / foreign ones; the message says how to build.
+    """
+    trt = import_tensorrt()
+    gpu, sm = gpu_facts()
+    model = art.MODEL_FOR_ROLE[role]
+    if role == "classifier":
+        precision = "fp32"
+    folder = art.bundle_dir(bundle) / art.ENGINE_DIR
+    pattern = f"{model}_b*_{sm}_{precision}_trt{trt.__version__}.engine"
+    candidates = sorted(folder.glob(pattern), key=lambda p: int(p.name.split("_b")[1].split("_")[0]),
+                        reverse=True)
+    if max_batch is not None:
+        candidates = [p for p in candidates if p.name.startswith(f"{model}_b{max_batch}_")]
+    why = []
+    for p in candidates:
+        mb = int(p.name.split("_b")[1].split("_")[0])
+        exp = cache.expected_sidecar(bundle.meta, model, role, precision, mb, None, trt.__version__, gpu, sm)
+        exp.pop("frames")
+        problems = cache.check_engine(p, exp)
+        if not problems:
+            return p
+        why.append(f"{p.name}: {'; '.join(problems)}")
+    raise cache.StaleEngineError(
+        folder / cache.engine_name(model, max_batch or DEFAULT_MAX_BATCH, sm, precision, trt.__version__),
+        why or [f"no {precision} {model} engine for {sm} / TensorRT {trt.__version__} in {folder}"],
+    )
