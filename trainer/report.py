@@ -41,33 +41,27 @@ class ReportError(ValueError):
     """A run directory lacks what a report needs."""
 
 
-def _json_default(o: Any) -> Any:
+def clean_json(o: Any) -> Any:
+    """A JSON-safe copy: numpy scalars/arrays to Python, NaN/inf to None (standard JSON)."""
+    if isinstance(o, (float, np.floating)):
+        return float(o) if math.isfinite(o) else None
     if isinstance(o, np.integer):
         return int(o)
-    if isinstance(o, np.floating):
-        return float(o)
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return clean_json(o.tolist())
     if isinstance(o, Path):
         return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def _clean(o: Any) -> Any:
-    """NaN/inf -> None so the JSON is standard."""
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
+        return {str(k): clean_json(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
+        return [clean_json(v) for v in o]
     return o
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(_clean(json.loads(json.dumps(obj, default=_json_default))), indent=1) + "\n")
+    tmp.write_text(json.dumps(clean_json(obj), indent=1, allow_nan=False) + "\n")
     os.replace(tmp, p)
     return p
 
@@ -192,7 +186,7 @@ def plot_training(path: Path, folds: list[dict[str, Any]]) -> None:
     a1.set_xlabel("epoch")
     a1.set_ylabel("loss")
     a1.set_yscale("log")
-    a1.set_title("Training (solid) and validation (dashed) loss", fontsize=10)
+    a1.set_title("Loss: training incl. L2 (solid), validation (dashed)", fontsize=10)
     a2.set_xlabel("epoch")
     a2.set_ylabel("validation macro F1 (window)")
     a2.set_ylim(0, 1)

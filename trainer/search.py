@@ -134,6 +134,22 @@ class SearchResult:
         return "\n".join(lines)
 
 
+def plan_trials(
+    n_trials: int, base: TrainConfig | None = None, space: SearchSpace | None = None, seed: int = 0,
+    include_base: bool = True,
+) -> list[TrainConfig]:
+    """The configurations :func:`random_search` will try, in order (same arguments, same list)."""
+    if n_trials < 1:
+        raise ValueError(f"n_trials={n_trials}; the search needs at least one trial")
+    base = base or TrainConfig()
+    space = space or SearchSpace()
+    rng = np.random.default_rng(seed)
+    configs = [base] if include_base else []
+    while len(configs) < n_trials:
+        configs.append(space.sample(rng, base))
+    return configs
+
+
 def random_search(
     data: FeatureSet,
     folds: list[Fold],
@@ -158,12 +174,8 @@ def random_search(
     """
     if n_trials < 1:
         raise ValueError(f"n_trials={n_trials}; the search needs at least one trial")
-    base = base or TrainConfig()
     space = space or SearchSpace()
-    rng = np.random.default_rng(seed)
-    configs = [base] if include_base else []
-    while len(configs) < n_trials:
-        configs.append(space.sample(rng, base))
+    configs = plan_trials(n_trials, base, space, seed, include_base)
     trials = []
     for i, cfg in enumerate(configs):
         t0 = time.perf_counter()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tr_helpers import synthetic_featureset
+
 from semiostream.trainer.dataset import FeatureSet, SeizureInfo
 from semiostream.trainer.folds import (
     FoldError,
@@ -10,7 +12,6 @@ from semiostream.trainer.folds import (
     format_composition,
     make_folds,
 )
-from tr_helpers import synthetic_featureset
 
 
 @pytest.mark.parametrize("seed", [0, 1, 7])

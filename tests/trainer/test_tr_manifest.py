@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from semiostream.trainer.manifest import ManifestError, load_manifest, write_manifest
 
 

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+
 from semiostream.trainer.metrics import (
     aggregate_by_seizure,
     binary_metrics,

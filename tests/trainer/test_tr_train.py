@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tr_helpers import synthetic_featureset
+
 from semiostream.trainer.cv import cross_validate
 from semiostream.trainer.folds import make_folds
 from semiostream.trainer.train import TrainConfig, class_weights, predict, train_model, weighted_loss
-from tr_helpers import synthetic_featureset
 
 SMALL = TrainConfig(lstm_units=(32, 16), dense_units=(16, 8), epochs=30, batch_size=64, seed=0)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from semiostream.trainer.dataset import FeatureSet, SeizureInfo
 
 
