@@ -1,0 +1,58 @@
+"""``semiostream serve CONFIG``: the scorer service for live beds."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import UserError
+
+ORDER = 50
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the live scorer: camera frames in, p(TLE) per window and per event out",
+        description=(
+            "Receives 16-bit frames from bed cameras (`semiostream publish` or a camera gateway), scores "
+            "a 2-second window per bed every hop, batching beds together on the GPU/CPU, and publishes "
+            "results for `semiostream watch` and the unit's systems. Events (seizures) are opened and "
+            "closed from the EEG system or a nurse button over the control endpoint. CONFIG is a YAML "
+            "file (see the README's scorer configuration section)."
+        ),
+    )
+    p.add_argument("config", type=Path, help="scorer configuration (YAML)")
+    p.add_argument("--insecure", action="store_true",
+                   help="allow plaintext on endpoints reachable from other machines (not recommended)")
+    p.set_defaults(handler=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from semiostream.bus.runtime import ScorerRuntime
+    from semiostream.bus.security import SecurityError
+    from semiostream.config import load_service_config
+    from semiostream.engines.base import EngineError
+    from semiostream.models.bundle import BundleError
+
+    cfg = load_service_config(args.config)
+    if args.insecure:
+        cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure": True})})
+    logging.getLogger("semiostream").setLevel(logging.INFO)
+    try:
+        runtime = ScorerRuntime(cfg)
+    except (BundleError, EngineError, ValueError) as e:
+        raise UserError(str(e)) from e
+    ep = cfg.endpoints
+    print(f"scoring with {runtime.scorer!r}\nframes {ep.frames}  results {ep.results}  control {ep.control}"
+          + (f"  metrics http://127.0.0.1:{cfg.metrics_port}/metrics" if cfg.metrics_port else ""), flush=True)
+    try:
+        runtime.run()
+    except SecurityError as e:
+        raise UserError(str(e)) from e
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runtime.close()
+    return 0

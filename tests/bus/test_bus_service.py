@@ -1,0 +1,262 @@
+"""Scorer service on loopback with the real Scorer (Kinetics I3D + a seeded classifier).
+
+Windows are 16 frames (hop 16) to keep CPU inference short; every published p(TLE) is checked against
+the Scorer run directly on the same frames.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import socket
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import zmq
+
+from semiostream.bus.protocol import EventResult, ScoreResult, encode_frame
+from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
+from semiostream.bus.runtime import ScorerRuntime
+from semiostream.bus.security import ClientSecurity, new_keypair
+from semiostream.bus.watch import ControlClient, ResultsSubscriber
+from semiostream.config import ServiceConfig
+from semiostream.engines.scorer import Scorer
+from semiostream.models.bundle import PreprocessSpec, save_bundle
+from semiostream.models.classifier import SeizureClassifier
+from semiostream.models.weights import load_i3d_checkpoint
+
+WINDOW = 16
+BACKEND = "torch-cpu-fp32"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _endpoints() -> dict:
+    return {k: f"tcp://127.0.0.1:{_port()}" for k in ("frames", "results", "control")}
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory, kinetics_ckpt):
+    torch.manual_seed(3)
+    i3d = load_i3d_checkpoint(kinetics_ckpt, in_channels=1)
+    spec = PreprocessSpec(window=WINDOW, min_frames=9)
+    return save_bundle(tmp_path_factory.mktemp("bundle") / "b", i3d, SeizureClassifier().eval(), spec)
+
+
+@pytest.fixture(scope="module")
+def direct_scorer(bundle_dir):
+    with Scorer(bundle_dir, BACKEND) as s:
+        yield s
+
+
+def _config(bundle_dir, **over) -> ServiceConfig:
+    d = {"bundle": bundle_dir, "backend": BACKEND, "endpoints": _endpoints(),
+         "windows": {"hop": WINDOW, "max_inflight": 8}, "batching": {"max_batch": 4, "max_wait_ms": 30}}
+    d.update(over)
+    return ServiceConfig.model_validate(d)
+
+
+def _collect(sub: ResultsSubscriber, until, timeout: float = 90.0) -> list:
+    got: list = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(got):
+        got.extend(sub.poll(100))
+    return got
+
+
+def test_end_to_end_real_file_and_synthetic_beds(bundle_dir, direct_scorer, get_asset):
+    clip = get_asset("mmaction2_demo.mp4")
+    real = np.stack(list(source_frames(str(clip))))[:48]  # 8-bit real video, as uint16 0..255
+    synth = np.stack(list(synthetic_frames("FLE", seed=1, width=96, height=72, seconds=1.1, loop=False)))[:32]
+    cfg = _config(bundle_dir)
+    with ScorerRuntime(cfg).start():
+        sub = ResultsSubscriber(cfg.endpoints.results)
+        ctl = ControlClient(cfg.endpoints.control)
+        assert ctl.request("ping")["ok"]
+        pubs = {"cam-real": Publisher(cfg.endpoints.frames, "cam-real"),
+                "cam-synth": Publisher(cfg.endpoints.frames, "cam-synth")}
+        time.sleep(0.5)  # PUB/SUB: let the subscription reach the publishers
+        assert ctl.event("start", "cam-synth")["ok"]
+        threads = [threading.Thread(target=pubs["cam-real"].run, args=(real,)),
+                   threading.Thread(target=pubs["cam-synth"].run, args=(synth,))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        scores = _collect(sub, lambda g: sum(isinstance(r, ScoreResult) for r in g) >= 5)
+        stop = ctl.event("stop", "cam-synth")
+        assert stop["ok"]
+        events = _collect(sub, lambda g: any(isinstance(r, EventResult) for r in g), timeout=30)
+        status = ctl.status()["status"]
+        sub.close(), ctl.close()
+        for p in pubs.values():
+            p.close()
+    scores = [r for r in scores if isinstance(r, ScoreResult)]
+    by_bed = {b: sorted([r for r in scores if r.bed == b], key=lambda r: r.first_seq) for b in pubs}
+    assert len(by_bed["cam-real"]) == 3 and len(by_bed["cam-synth"]) == 2
+    sent = {"cam-real": real, "cam-synth": synth}
+    for bed, results in by_bed.items():
+        assert status["beds"][bed]["gaps"] == 0
+        for r in results:
+            assert r.last_seq - r.first_seq + 1 == WINDOW
+            assert r.first_t_ns < r.last_t_ns and r.latency_ms > 0
+            assert r.bundle_id == direct_scorer.bundle.bundle_id
+            expect = float(direct_scorer.score_windows([sent[bed][r.first_seq:r.last_seq + 1]])[0])
+            assert r.p_tle == pytest.approx(expect, abs=1e-5)
+            assert r.label == ("TLE" if expect >= 0.5 else "FLE")
+        assert [r.first_seq for r in results] == [results[0].first_seq + WINDOW * i for i in range(len(results))]
+    assert all(r.event_id is not None for r in by_bed["cam-synth"])
+    assert all(r.event_id is None for r in by_bed["cam-real"])
+    (event,) = [e for e in events if isinstance(e, EventResult)]
+    assert event.bed == "cam-synth" and event.windows == 2
+    assert event.p_tle == pytest.approx(np.mean([r.p_tle for r in by_bed["cam-synth"]]), abs=1e-6)
+
+
+def _malformed(rng: random.Random) -> list[bytes]:
+    good = encode_frame("bed-1", rng.randrange(10**6), time.time_ns(), np.zeros((6, 8), np.uint16))
+    topic, header, payload = good[0], good[1], bytes(good[2])
+    kind = rng.randrange(8)
+    if kind == 0:  # wrong number of parts
+        return [topic] + [rng.randbytes(rng.randrange(40)) for _ in range(rng.choice([0, 1, 3, 4]))]
+    if kind == 1:  # random header bytes
+        return [topic, rng.randbytes(rng.randrange(1, 200)), payload]
+    if kind == 2:  # truncated payload
+        return [topic, header, payload[: rng.randrange(len(payload))]]
+    if kind == 3:  # huge header
+        return [topic, b" " * 5000 + header, payload]
+    if kind == 4:  # topic and bed disagree / random topic under ir/
+        return [b"ir/" + rng.randbytes(rng.randrange(1, 20)), header, payload]
+    if kind == 5:  # a valid JSON with a wrong field
+        field = rng.choice([b'"v":1', b'"dtype":"<u2"', b'"h":6'])
+        return [topic, header.replace(field, rng.choice([b'"v":9', b'"dtype":">u2"', b'"h":-1'])), payload]
+    if kind == 6:  # JSON that is not an object
+        return [topic, rng.choice([b"[]", b"1", b'"x"', b"null"]), payload]
+    return [topic, header[: rng.randrange(1, len(header) - 1)], payload]  # cut JSON
+
+
+def test_ten_thousand_malformed_messages_are_counted_and_survived(bundle_dir):
+    cfg = _config(bundle_dir)
+    rng = random.Random(0)
+    ctx = zmq.Context.instance()
+    with ScorerRuntime(cfg).start() as rt:
+        pub = ctx.socket(zmq.PUB)
+        pub.sndhwm = 100_000
+        pub.connect(cfg.endpoints.frames)
+        time.sleep(0.5)
+        sent = 0
+        for _ in range(50):
+            for _ in range(200):
+                pub.send_multipart(_malformed(rng))
+                sent += 1
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _dropped(rt) < sent:
+                time.sleep(0.01)
+        total = _dropped(rt)
+        ctl = ControlClient(cfg.endpoints.control)
+        assert ctl.request("ping")["ok"]
+        assert not ctl.request("bogus command")["ok"]
+        reply = ctl.status()["status"]
+        ctl.close()
+        pub.close(0)
+    assert sent == 10_000
+    assert total == 10_000
+    assert sum(reply["dropped"].values()) == 10_000
+    assert len(reply["dropped"]) >= 6  # counted per reason
+    assert reply["beds"] == {}
+
+
+def _dropped(rt: ScorerRuntime) -> int:
+    return int(sum(s.value for m in rt.metrics.dropped.collect() for s in m.samples if s.name.endswith("_total")))
+
+
+def test_unknown_publisher_never_reaches_a_window(bundle_dir, tmp_path):
+    keys, allowed = tmp_path / "keys", tmp_path / "allowed"
+    allowed.mkdir()
+    server_pub, server_sec = new_keypair(keys, "scorer")
+    good_pub, good_sec = new_keypair(keys, "cam-good")
+    _, evil_sec = new_keypair(keys, "cam-evil")
+    (allowed / "cam-good.key").write_bytes(good_pub.read_bytes())
+    cfg = _config(bundle_dir, security={"secret_key": server_sec, "allowed_clients": allowed})
+    frames = np.stack(list(synthetic_frames("TLE", seed=2, width=64, height=48, seconds=0.7, loop=False)))[:20]
+    with ScorerRuntime(cfg).start() as rt:
+        good = Publisher(cfg.endpoints.frames, "bed-good", ClientSecurity(good_sec, server_pub))
+        evil = Publisher(cfg.endpoints.frames, "bed-evil", ClientSecurity(evil_sec, server_pub))
+        plain = Publisher(cfg.endpoints.frames, "bed-plain")
+        sub = ResultsSubscriber(cfg.endpoints.results, ClientSecurity(good_sec, server_pub))
+        time.sleep(0.7)
+        for p in (good, evil, plain):
+            p.run(frames, realtime=False)
+        results = _collect(sub, lambda g: len(g) >= 1, timeout=60)
+        ctl = ControlClient(cfg.endpoints.control, ClientSecurity(good_sec, server_pub))
+        beds = ctl.status()["status"]["beds"]
+        for s in (good, evil, plain, sub, ctl):
+            s.close()
+        assert rt.metrics.value("semiostream_frames_total", bed="bed-evil") == 0
+    assert set(beds) == {"bed-good"}
+    assert beds["bed-good"]["frames"] == 20
+    assert {r.bed for r in results} == {"bed-good"}
+
+
+def test_results_resume_after_scorer_restart(bundle_dir):
+    cfg = _config(bundle_dir)
+    stop = threading.Event()
+    pub = Publisher(cfg.endpoints.frames, "bed-r", fps=30)
+    frames = synthetic_frames("FLE", seed=3, width=64, height=48, seconds=2.0, loop=True)
+    feeder = threading.Thread(target=pub.run, args=(frames,), kwargs={"stop": stop}, daemon=True)
+    sub = ResultsSubscriber(cfg.endpoints.results)
+    try:
+        rt = ScorerRuntime(cfg).start()
+        feeder.start()
+        first = _collect(sub, lambda g: len(g) >= 1, timeout=60)
+        rt.close()  # the scorer dies; the publisher keeps sending
+        time.sleep(1.0)
+        assert feeder.is_alive()
+        rt2 = ScorerRuntime(cfg).start()
+        try:
+            second = _collect(sub, lambda g: len(g) >= 2, timeout=60)
+        finally:
+            rt2.close()
+    finally:
+        stop.set()
+        feeder.join(5)
+        pub.close(), sub.close()
+    assert first and len(second) >= 2
+    assert second[-1].last_seq > first[-1].last_seq
+
+
+def test_slow_scorer_keeps_memory_bounded_and_counts_drops(bundle_dir):
+    cfg = _config(bundle_dir, windows={"hop": 4, "max_inflight": 1}, queue_seconds=1.0)
+    big = np.random.default_rng(0).integers(0, 4000, size=(8, 424, 512), dtype=np.uint16)  # Kinect-sized
+    beds = ["s1", "s2", "s3"]
+    with ScorerRuntime(cfg).start() as rt:
+        pubs = [Publisher(cfg.endpoints.frames, b, fps=30, queue_seconds=1.0) for b in beds]
+        time.sleep(0.5)
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        n = 1500  # per bed: 3 x 1500 x 434 KB = 1.9 GB offered as fast as possible
+        threads = [threading.Thread(target=p.run, args=((big[i % 8] for i in range(n)),),
+                                    kwargs={"realtime": False}) for p in pubs]
+        for t in threads:
+            t.start()
+        max_pending = 0
+        while any(t.is_alive() for t in threads):
+            max_pending = max(max_pending, len(rt.service.pending))
+            time.sleep(0.01)
+        time.sleep(0.5)
+        status = ControlClient(cfg.endpoints.control).status()["status"]
+        rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        for p in pubs:
+            p.close()
+    grown_mb = (rss1 - rss0) / 1024
+    assert grown_mb < 300, f"RSS grew by {grown_mb:.0f} MB"
+    assert max_pending <= len(beds) * 1
+    assert status["dropped"].get("backlog", 0) > 0  # windows the model had no time for, counted
+    received = sum(b["frames"] for b in status["beds"].values())
+    gaps = sum(b["gaps"] for b in status["beds"].values())
+    assert received + gaps <= 3 * n and received > 0
