@@ -39,8 +39,9 @@ def aggregate_event(probs: Sequence[float] | np.ndarray, labels: Sequence[str] =
     if p.size == 0:
         raise ValueError("an event needs at least one scored window; it had none (all shorter than min_frames?)")
     if not np.all((p >= 0) & (p <= 1)):
-        raise ValueError(f"window probabilities must lie in [0, 1]; got min {np.nanmin(p)}, max {np.nanmax(p)}"
-                         f"{' and NaN' if np.isnan(p).any() else ''}")
+        bad = p[~((p >= 0) & (p <= 1))]
+        raise ValueError(f"window probabilities must lie in [0, 1]; got {bad[:5].tolist()} "
+                         "(NaN or out of range: the model or the engine is broken; run semiostream verify)")
     if len(labels) != 2:
         raise ValueError(f"need two labels (negative, positive), got {list(labels)}")
     mean = float(p.mean())

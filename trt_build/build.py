@@ -83,6 +83,8 @@ def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise BuildError(f"TensorRT cannot parse {onnx_file}: {errors}")
     config = builder.create_builder_config()
+    if hasattr(trt.BuilderFlag, "TF32"):  # fp32 layers stay fp32 (TF32 would miss the 1e-4 tolerance)
+        config.clear_flag(trt.BuilderFlag.TF32)
     if workspace_gib:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
     profile = builder.create_optimization_profile()
