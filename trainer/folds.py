@@ -59,7 +59,13 @@ def make_folds(data: FeatureSet, n_splits: int = 5, seed: int = 0) -> list[Fold]
     folds = []
     with warnings.catch_warnings():  # "least populated class has only k members" - reported below instead
         warnings.simplefilter("ignore", UserWarning)
-        for i, (tr, va) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
+        try:
+            splits = list(cv.split(np.zeros(len(y)), y, groups))
+        except ValueError as e:  # e.g. fewer seizures of a class than folds
+            counts = ", ".join(f"{LABELS[c]} {int(np.sum(y == c))}" for c in (0, 1))
+            raise FoldError(f"cannot make {n_splits} stratified folds from {counts} seizures ({e}); "
+                            "use fewer --folds or add seizures") from e
+        for i, (tr, va) in enumerate(splits):
             folds.append(Fold(i, np.sort(tr), np.sort(va)))
     return folds
 

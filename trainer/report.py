@@ -218,8 +218,9 @@ def summary_markdown(report: dict[str, Any]) -> str:
     ]
     names = {"f1_macro": "macro F1", "precision_macro": "macro precision", "recall_macro": "macro recall",
              "roc_auc": "ROC AUC", "accuracy": "accuracy"}
+    nf = len(cv["folds"])
     for k, name in names.items():
-        lines.append(f"| {name} | {_fmt_json(s['window'][k])} | {_fmt_json(s['seizure'][k])} | "
+        lines.append(f"| {name} | {_fmt_json(s['window'][k], nf)} | {_fmt_json(s['seizure'][k], nf)} | "
                      f"{PAPER.get(k, '')} |")
     lines += ["", "Kept epoch per fold: " + ", ".join(str(f["best_epoch"]) for f in cv["folds"]) + "."]
     if report.get("search"):
@@ -239,11 +240,15 @@ def summary_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _fmt_json(ms: dict[str, Any]) -> str:
+def _fmt_json(ms: dict[str, Any], n_folds: int | None = None) -> str:
     m = ms.get("mean")
     if m is None or (isinstance(m, float) and not math.isfinite(m)):
         return "n/a"
-    return fmt({"mean": m, "std": ms.get("std") or 0.0})
+    text = fmt({"mean": m, "std": ms.get("std") or 0.0})
+    n = ms.get("n")
+    if n_folds is not None and n is not None and n < n_folds:
+        text += f" ({n} of {n_folds} folds)"
+    return text
 
 
 def render(run: str | os.PathLike) -> list[Path]:

@@ -215,6 +215,20 @@ def extract(cfg: ExtractConfig) -> Prepared:
     return prepare(cfg)
 
 
+def one_class_folds(comp: list[dict[str, Any]]) -> list[str]:
+    """Warnings for folds whose validation part lacks a class (too few patients per class)."""
+    notes = []
+    for c in comp:
+        missing = [lab for lab in ("FLE", "TLE") if c["val"][lab]["seizures"] == 0]
+        if missing:
+            notes.append(
+                f"fold {c['fold']}: the validation part holds no {' or '.join(missing)} seizures (too few "
+                "patients of that class for this many folds); its macro F1 is at most 0.5 and its ROC AUC "
+                "undefined (left out of the mean). Use fewer --folds or add patients"
+            )
+    return notes
+
+
 def final_epochs(cv: CVResult) -> int:
     """Median of the folds' kept epochs (at least 1): the length of the all-data retraining."""
     return max(1, int(round(float(np.median([f["best_epoch"] for f in cv.folds])))))
@@ -271,6 +285,10 @@ def train_run(cfg: RunConfig) -> RunResult:
     comp = fold_composition(data, folds)
     save_composition(out / "folds.json", comp)
     say("fold composition (patients/seizures/windows per class):\n" + format_composition(comp))
+    fold_notes = one_class_folds(comp)
+    for note in fold_notes:
+        log.warning("%s", note)
+        say(f"warning: {note}")
 
     # CV or search
     configs = plan_trials(max(1, cfg.search_trials), cfg.train, cfg.space, cfg.seed) if cfg.search_trials \
@@ -339,7 +357,7 @@ def train_run(cfg: RunConfig) -> RunResult:
         "final": {"config": final_cfg.to_dict(), "epochs": n_final, "windows": len(data),
                   "bundle": str(bundle_dir), "bundle_id": bundle_id, "train_loss": final.history["train_loss"]},
         "extraction": prep.extraction.to_dict(),
-        "notes": list(prep.manifest.notes) + list(prep.extraction.notes),
+        "notes": list(prep.manifest.notes) + fold_notes + list(prep.extraction.notes),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     write_json(out / REPORT_JSON, report)

@@ -80,3 +80,23 @@ def test_too_few_patients_or_one_class():
                                 feature_shape=(7, 4))
     with pytest.raises(FoldError, match="no TLE seizures"):
         make_folds(one, 5)
+    few = FeatureSet.from_parts([(SeizureInfo(f"P{i}", "1", "FLE" if i < 3 else "TLE", 1), np.zeros((1, 7, 4)))
+                                 for i in range(6)], feature_shape=(7, 4))
+    with pytest.raises(FoldError, match="cannot make 5 stratified folds from FLE 3, TLE 3 seizures"):
+        make_folds(few, 5)
+
+
+def test_one_class_validation_folds_are_warned_about():
+    from semiostream.trainer.run import one_class_folds
+
+    parts = [(SeizureInfo(f"F{i}", str(k), "FLE", 2), np.zeros((2, 7, 4))) for i in range(3) for k in range(2)]
+    parts += [(SeizureInfo(f"T{i}", str(k), "TLE", 2), np.zeros((2, 7, 4))) for i in range(2) for k in range(3)]
+    data = FeatureSet.from_parts(parts, feature_shape=(7, 4))
+    folds = make_folds(data, 5, seed=0)
+    lacking = [f.index for f in folds if len(set(data.seizure_y[f.val].tolist())) < 2]
+    assert lacking  # 5 patients in 5 folds: every validation part holds one class
+    notes = one_class_folds(fold_composition(data, folds))
+    assert [int(n.split()[1].rstrip(":")) for n in notes] == lacking
+    assert all("macro F1 is at most 0.5" in n for n in notes)
+    ok = make_folds(synthetic_featureset(patients_per_class=5), 5, seed=0)
+    assert one_class_folds(fold_composition(synthetic_featureset(patients_per_class=5), ok)) == []
