@@ -1,0 +1,87 @@
+"""ONNX export: metadata, checker, inferred shapes, dynamic batch and frames, reuse and staleness."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from semiostream.engines import artifacts as art
+from semiostream.models.bundle import load_bundle
+from semiostream.trt_build.export import ExportError, export_model, onnx_from_bundle, read_metadata
+
+
+def test_metadata_and_graph(trtb_bundle, trtb_onnx):
+    for role, path in trtb_onnx.items():
+        assert path == trtb_bundle.path / "onnx" / f"{art.MODEL_FOR_ROLE[role]}.onnx"
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model, full_check=True)
+        assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+        assert len(model.graph.value_info) > 0  # shapes were inferred
+        meta = read_metadata(path)
+        assert meta[art.META_BUNDLE_ID] == trtb_bundle.bundle_id and meta[art.META_ROLE] == role
+        assert json.loads(meta[art.META_LABELS]) == list(trtb_bundle.labels)
+        assert json.loads(meta[art.META_PREPROCESS]) == trtb_bundle.spec.to_dict()
+        io = json.loads(meta[art.META_IO])
+        assert io["dims"]["batch"] == [1, 64]
+        assert not any(n.op_type == "Loop" for n in model.graph.node)
+    feats = onnx.load(str(trtb_onnx["features"]), load_external_data=False)
+    dims = feats.graph.input[0].type.tensor_type.shape.dim
+    assert feats.graph.input[0].name == "frames" and [d.dim_value for d in dims[3:]] == [224, 224]
+    assert dims[0].dim_param and dims[2].dim_param and dims[1].dim_value == 1  # dynamic batch, frames
+    assert json.loads(read_metadata(trtb_onnx["features"])[art.META_IO])["dims"]["frames"] == [9, 64]
+
+
+def test_dynamic_shapes_run_in_onnxruntime(trtb_bundle, trtb_onnx):
+    sess = ort.InferenceSession(str(trtb_onnx["features"]), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 1, 11, 224, 224)).astype(np.float32)  # odd T, batch 3
+    (y,) = sess.run(None, {"frames": x})
+    with torch.inference_mode():
+        ref = trtb_bundle.i3d.extract_features(torch.from_numpy(x)).numpy()
+    assert y.shape == (3, 1, 1024)
+    assert np.abs(y - ref).max() / np.abs(ref).max() <= 1e-4
+    cls = ort.InferenceSession(str(trtb_onnx["classifier"]), providers=["CPUExecutionProvider"])
+    f = np.abs(np.random.default_rng(1).normal(0, 0.5, (5, 7, 1024))).astype(np.float32)
+    f[:3, :4] = -1
+    (p,) = cls.run(None, {"features": f})
+    with torch.inference_mode():
+        ref_p = trtb_bundle.classifier(torch.from_numpy(f)).numpy()
+    assert p.shape == (5,) and np.abs(p - ref_p).max() <= 1e-5
+
+
+def test_up_to_date_files_are_reused_and_foreign_ones_replaced(trtb_bundle, trtb_onnx, other_bundle_dir):
+    mtimes = {r: p.stat().st_mtime_ns for r, p in trtb_onnx.items()}
+    again = onnx_from_bundle(trtb_bundle)
+    assert {r: p.stat().st_mtime_ns for r, p in again.items()} == mtimes
+    other = load_bundle(other_bundle_dir)
+    dst = art.onnx_path(other, "classifier")
+    dst.parent.mkdir(exist_ok=True)
+    dst.write_bytes(trtb_onnx["classifier"].read_bytes())  # another bundle's export lands here
+    assert read_metadata(dst)[art.META_BUNDLE_ID] == trtb_bundle.bundle_id
+    export_model_called = onnx_from_bundle(other)
+    assert read_metadata(export_model_called["classifier"])[art.META_BUNDLE_ID] == other.bundle_id
+
+
+def test_rejects_old_opsets_and_unknown_roles(trtb_bundle, tmp_path):
+    with pytest.raises(ExportError, match="opset 13 is too old"):
+        export_model(trtb_bundle, "features", tmp_path / "x.onnx", opset=13)
+    with pytest.raises(ExportError, match="unknown role"):
+        export_model(trtb_bundle, "detector", tmp_path / "x.onnx")
+    with pytest.raises(ExportError, match="fp32 only"):
+        export_model(trtb_bundle, "classifier", tmp_path / "x.onnx", precision="fp16")
+
+
+@pytest.mark.slow
+def test_typed_fp16_export_for_strongly_typed_tensorrt(trtb_bundle, tmp_path):
+    path = export_model(trtb_bundle, "features", tmp_path / "i3d_fp16.onnx", precision="fp16")
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    assert read_metadata(path)[art.META_PRECISION] == "fp16"
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    conv_w = {i.name: i.data_type for i in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in conv_w.values()  # weights in fp16

@@ -1,0 +1,52 @@
+"""TensorRT build and engine (need TensorRT and an NVIDIA GPU; skipped otherwise with the reason)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semiostream.engines.base import EngineError
+from semiostream.engines.registry import create_engine
+from semiostream.trt_build import cache
+from semiostream.trt_build.build import engine_from_onnx
+
+
+@pytest.mark.trt
+def test_fp16_engine_builds_matches_and_is_reused(trtb_bundle):
+    path = engine_from_onnx(trtb_bundle, "features", "fp16", max_batch=2, frames=(9, 16, 16))
+    assert path.name.startswith("i3d_b2_sm") and "_fp16_trt" in path.name
+    side = json.loads(cache.sidecar_path(path).read_text())
+    assert side["bundle_id"] == trtb_bundle.bundle_id and side["frames"] == [9, 16, 16]
+    mtime = path.stat().st_mtime_ns
+    assert engine_from_onnx(trtb_bundle, "features", "fp16", max_batch=2, frames=(9, 16, 16)) == path
+    assert path.stat().st_mtime_ns == mtime  # fresh: reused
+    engine_from_onnx(trtb_bundle, "classifier", max_batch=2)
+    x = torch.rand(2, 1, 16, 224, 224) * 2 - 1
+    with torch.inference_mode():
+        ref = trtb_bundle.i3d.extract_features(x)
+    with create_engine("tensorrt-fp16", trtb_bundle, "features") as e:
+        y = e.infer(x.cuda()).cpu()
+        assert float(F.cosine_similarity(y.flatten(1), ref.flatten(1)).min()) >= 0.999
+        with pytest.raises(EngineError, match="frames=17 is outside"):
+            e.infer(torch.zeros(1, 1, 17, 224, 224, device="cuda"))
+
+
+@pytest.mark.trt
+def test_stale_engine_is_rebuilt_not_loaded(trtb_bundle):
+    path = engine_from_onnx(trtb_bundle, "classifier", max_batch=2)
+    side_p = cache.sidecar_path(path)
+    side = json.loads(side_p.read_text())
+    side["bundle_id"] = "someone-else"
+    side_p.write_text(json.dumps(side))
+    with pytest.raises(EngineError, match="semiostream build"):
+        create_engine("tensorrt-fp16", trtb_bundle, "classifier")
+    engine_from_onnx(trtb_bundle, "classifier", max_batch=2)
+    assert json.loads(side_p.read_text())["bundle_id"] == trtb_bundle.bundle_id
+    with create_engine("tensorrt-fp16", trtb_bundle, "classifier") as e:
+        f = torch.rand(2, 7, 1024)
+        with torch.inference_mode():
+            ref = trtb_bundle.classifier(f)
+        assert (e.infer(f.cuda()).cpu() - ref).abs().max() <= 1e-4
