@@ -327,18 +327,32 @@ def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector:
         return _Plan(row, key, ranges, roi, src.fps, note)
 
 
-class _SourcePool(threading.local):
+class _SourcePool:
     """One open source per thread (the last one used), so consecutive chunks of a video reuse it."""
 
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._open: list[Any] = []
+        self._lock = threading.Lock()
+
     def get(self, row: SeizureRow):
-        cur = getattr(self, "cur", None)
+        cur = getattr(self._local, "cur", None)
         if cur is not None and cur[0] == (row.path, row.stream, row.fps):
             return cur[1]
         if cur is not None:
             cur[1].close()
         src = _open(row)
-        self.cur = ((row.path, row.stream, row.fps), src)
+        self._local.cur = ((row.path, row.stream, row.fps), src)
+        with self._lock:
+            self._open.append(src)
         return src
+
+    def close(self) -> None:
+        with self._lock:
+            for src in self._open:
+                with contextlib.suppress(Exception):
+                    src.close()  # idempotent
+            self._open.clear()
 
 
 def extract_features(
@@ -373,6 +387,7 @@ def extract_features(
     rep = ExtractionReport()
     workers = max(1, int(workers))
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode")
+    stack = contextlib.ExitStack()
     try:
         # 1. content hashes -> keys; what is cached already
         with progress("hashing videos", len(rows), show_progress) as adv:
@@ -422,6 +437,7 @@ def extract_features(
         # 3. decode ahead in threads, featurize in this thread, write each seizure when complete
         feat = featurizer if hasattr(featurizer, "features") else featurizer()
         sources = _SourcePool()
+        stack.callback(sources.close)
 
         def read_chunk(pl: _Plan, ranges: list[tuple[int, int]]) -> list[np.ndarray]:
             src = sources.get(pl.row)
@@ -480,6 +496,7 @@ def extract_features(
                     pl.features = []
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        stack.close()  # close the decoders' sources once no thread uses them
     rep.failed.sort(key=lambda f: f["row"])
     rep.seconds = time.perf_counter() - t0
     return rep
