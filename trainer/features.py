@@ -226,13 +226,14 @@ class ExtractionSettings:
     spec: Any  # PreprocessSpec
     i3d_digest: str
     detector: str = "full"  # id of the ROI detector, e.g. "full", "yolox:<sha256 of weights>"
+    backend: str = "reference"  # engine backend: bf16/fp16 features differ from fp32 ones
 
     def key_for(self, row: SeizureRow, content_sha256: str) -> str:
         blob = {
             "v": CACHE_VERSION, "content": content_sha256, "stream": row.stream, "onset": row.onset,
             "offset": row.offset, "fps": row.fps, "roi": list(row.roi) if row.roi else None,
             "detector": None if row.roi else self.detector, "spec": self.spec.to_dict(),
-            "i3d": self.i3d_digest,
+            "i3d": self.i3d_digest, "backend": self.backend,
         }
         return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:40]
 

@@ -195,7 +195,7 @@ def prepare(cfg: ExtractConfig) -> Prepared:
         raise TrainerError(str(e)) from e
     digest = state_digest(i3d)
     detector, det_id = _detector(cfg)
-    settings = ExtractionSettings(cfg.spec, digest, det_id)
+    settings = ExtractionSettings(cfg.spec, digest, det_id, backend=cfg.backend or "reference")
     cache = FeatureCache(cfg.cache or default_cache())
     factory = _ScorerFactory(i3d, cfg.spec, cfg.backend)
     try:

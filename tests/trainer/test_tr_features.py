@@ -51,6 +51,7 @@ def test_cache_key_follows_content_spec_weights_and_segment(tmp_path):
     assert ExtractionSettings(PreprocessSpec(window=30), "w" * 64).key_for(_row(a), h) != k
     assert ExtractionSettings(PreprocessSpec(), "v" * 64).key_for(_row(a), h) != k
     assert ExtractionSettings(PreprocessSpec(), "w" * 64, "yolox:abc:0.3").key_for(_row(a), h) != k
+    assert ExtractionSettings(PreprocessSpec(), "w" * 64, backend="torch-cpu-bf16").key_for(_row(a), h) != k
     arr = np.load(a)
     arr[3, 4, 5] += 1
     np.save(a, arr)
