@@ -30,9 +30,9 @@ class DemoSettings:
     """Sizes chosen so the demo finishes in a few minutes on 2 CPU cores."""
 
     workdir: Path
-    patients: int = 6
+    patients: int = 8
     seizures_per_patient: int = 2
-    clip_seconds: float = 4.0
+    clip_seconds: float = 6.0
     width: int = 160
     height: int = 120
     fps: float = 30.0
@@ -87,16 +87,15 @@ def make_cohort(settings: DemoSettings) -> Path:
 
 def train_bundle(settings: DemoSettings, manifest: Path, weights: Path) -> tuple[Path, dict]:
     """Train (or reuse) the demo bundle; returns (bundle dir, CV summary)."""
-    from semiostream.models.bundle import BundleError, load_bundle, sha256_file
+    from semiostream.models.bundle import BundleError, load_bundle
     from semiostream.trainer.run import ExtractConfig, RunConfig, train_run
     from semiostream.trainer.train import TrainConfig
 
     run_dir = settings.workdir / "run"
     bundle_dir = run_dir / "bundle"
-    weights_digest = sha256_file(weights)
     try:
         b = load_bundle(bundle_dir)
-        if b.meta.get("provenance", {}).get("demo_weights_sha256") == weights_digest:
+        if b.meta.get("provenance", {}).get("i3d", {}).get("source") == str(weights):
             _say(f"reusing the demo bundle {bundle_dir} (delete it to retrain)")
             return bundle_dir, b.meta["provenance"].get("cv", {})
     except BundleError:
@@ -108,20 +107,7 @@ def train_bundle(settings: DemoSettings, manifest: Path, weights: Path) -> tuple
         out=run_dir, folds=settings.folds, seed=0, train=train,
     )
     result = train_run(cfg)
-    _stamp_weights(result.bundle, weights_digest)
     return result.bundle, load_bundle(result.bundle).meta["provenance"].get("cv", {})
-
-
-def _stamp_weights(bundle: Path, digest: str) -> None:
-    """Record which weight file the demo bundle came from (bundle.json provenance is not hashed)."""
-    import json
-
-    from semiostream.models.bundle import BUNDLE_JSON
-
-    p = bundle / BUNDLE_JSON
-    meta = json.loads(p.read_text())
-    meta.setdefault("provenance", {})["demo_weights_sha256"] = digest
-    p.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def _free_port() -> int:
