@@ -8,7 +8,7 @@ The feature engine runs an inference copy of the bundle's I3D, never the bundle'
 * channels-last 3-D memory format (oneDNN's / cuDNN's preferred layout);
 * low precision as weights and activations in bf16 / fp16 (convolutions accumulate in fp32 inside
   oneDNN / cuDNN); the final average pool and the output are float32;
-* on the CPU in bf16, ``torch.compile`` (Inductor, weights frozen) for windows of the bundle's standard
+* on the CPU, ``torch.compile`` (Inductor, weights frozen) for windows of the bundle's standard
   length (``spec.window``); other lengths (leftover windows) run the same weights eagerly, so a rare
   length never triggers a recompile.
 
@@ -93,8 +93,8 @@ class TorchEngine(Engine):
         role: ``"features"`` or ``"classifier"``.
         device: ``"cpu"`` or ``"cuda"``.
         precision: ``"fp32"``, ``"bf16"`` (CPU) or ``"fp16"`` (CUDA); the feature engine's precision.
-        compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for CPU
-            bf16, where it measured 1.7x faster; fp32 measured slower compiled).
+        compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for the
+            CPU, where it measured 1.5x (bf16) and 1.8x (fp32) faster; see bench/RESULTS.md).
         fold_bn, channels_last: the optimisations described in the module docstring (on by default).
         threads: torch intra-op threads (None = leave torch's setting).
     """
@@ -117,7 +117,7 @@ class TorchEngine(Engine):
         self._compile_lock = threading.Lock()
         if role == "features":
             self.model = optimized_i3d(bundle.i3d, dev, precision, fold_bn, channels_last)
-            want_compile = (dev.type == "cpu" and precision == "bf16") if compile is None else compile
+            want_compile = dev.type == "cpu" if compile is None else compile
             if want_compile:
                 self._compiled = torch.compile(self.model, dynamic=False, options={"freezing": True})
         elif role == "classifier":
@@ -134,8 +134,11 @@ class TorchEngine(Engine):
         x = feeds[name].to(self.device, non_blocking=True)
         with torch.inference_mode():
             if self.role == "features" and self._compiled is not None and x.shape[2] == self._window:
+                # One static [1, C, window, S, S] graph: a batch runs window by window (batching gains
+                # nothing per window on the CPU, and a second batch size would make dynamo recompile
+                # with a dynamic batch dimension, measured 4x slower).
                 with self._compile_lock:  # dynamo compiles on first use; serialise that
-                    return self._compiled(x)
+                    return torch.cat([self._compiled(x[i:i + 1]) for i in range(x.shape[0])])
             return self.model(x)
 
     def _close_impl(self) -> None:

@@ -238,6 +238,23 @@ class Scorer:
         return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
                               name=f"scorer-{self.backend}")
 
+    def warmup(self, batch_sizes: Sequence[int] = (1,)) -> float:
+        """Run standard-length (``spec.window``) dummy inputs through both engines so that compilation,
+        oneDNN / TensorRT kernel selection and allocations happen now, not on the first live window.
+
+        Returns:
+            Seconds spent.
+        """
+        t0 = time.perf_counter()
+        s, c = self.spec.size, self.bundle.in_channels
+        with self._lock:
+            for b in batch_sizes:
+                b = min(int(b), self.max_batch)
+                x = torch.zeros(b, c, min(self.spec.window, self.max_frames), s, s)
+                feats = pad_features(self.feature_engine.infer(x).float()).cpu()
+                self.classifier_engine.infer(feats)
+        return time.perf_counter() - t0
+
     # ----------------------------------------------------------------------------------------------
     def close(self) -> None:
         for e in (self.feature_engine, self.classifier_engine):

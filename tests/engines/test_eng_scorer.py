@@ -158,3 +158,11 @@ def test_scorer_picks_the_verified_backend(eng_bundle_dir, tmp_path):
         assert s.backend == "torch-cpu-bf16"
     with Scorer(dst, backend="torch-cpu-fp32") as s:
         assert s.backend == "torch-cpu-fp32"
+
+
+def test_warmup_runs_both_engines(eng_bundle):
+    with Scorer(eng_bundle, "torch-cpu-fp32", preprocessing="reference") as s:
+        s.spec = type(s.spec)(window=9)  # warm up a short window to keep the test fast
+        calls = (s.feature_engine.stats.calls, s.classifier_engine.stats.calls)
+        assert s.warmup() > 0
+        assert (s.feature_engine.stats.calls, s.classifier_engine.stats.calls) == (calls[0] + 1, calls[1] + 1)
