@@ -23,13 +23,17 @@ class ScorerRuntime:
     stops the service, drains the batcher and releases the engines, in that order.
     """
 
-    def __init__(self, cfg: ServiceConfig, scorer=None) -> None:
+    def __init__(self, cfg: ServiceConfig, scorer=None, warmup: bool = True) -> None:
         from semiostream.engines.scorer import Scorer
 
         self.cfg = cfg
         self.scorer = scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch)
         self.metrics = BusMetrics()
-        self.batcher = self.scorer.batcher(cfg.batching.max_batch, cfg.batching.max_wait_ms)
+        if warmup:  # compile / pick kernels now rather than on the first live window
+            log.info("warming up %r ...", self.scorer)
+            log.info("warm-up took %.1f s", self.scorer.warmup())
+        self.batcher = self.scorer.batcher(cfg.batching.max_batch, cfg.batching.max_wait_ms,
+                                           on_batch=self.metrics.batch_size.observe)
         detector_factory = None
         if cfg.detector.kind != "full":
             from semiostream.dali_pipes.roi import make_detector

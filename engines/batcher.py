@@ -53,12 +53,14 @@ class DynamicBatcher:
         max_batch: most items per call.
         max_wait_ms: longest time the first request of a batch waits for company.
         validate: optional per-item check, raising for a bad item (runs in the submitting thread).
+        on_batch: optional observer called with the size of each batch before it runs (e.g. a metrics
+            histogram); it must be cheap and must not raise.
         name: worker thread name.
     """
 
     def __init__(self, batch_fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = 8,
                  max_wait_ms: float = 20.0, validate: Callable[[Any], None] | None = None,
-                 name: str = "semiostream-batcher") -> None:
+                 name: str = "semiostream-batcher", on_batch: Callable[[int], None] | None = None) -> None:
         if max_batch < 1:
             raise ValueError(f"max_batch={max_batch} must be >= 1")
         if max_wait_ms < 0:
@@ -67,6 +69,7 @@ class DynamicBatcher:
         self.max_batch = int(max_batch)
         self.max_wait = float(max_wait_ms) / 1000.0
         self.validate = validate
+        self.on_batch = on_batch
         self.stats = BatcherStats()
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
@@ -139,6 +142,8 @@ class DynamicBatcher:
             return
         self.stats.batches += 1
         self.stats.max_batch_seen = max(self.stats.max_batch_seen, len(batch))
+        if self.on_batch is not None:
+            self.on_batch(len(batch))
         try:
             results = self._call([item for item, _ in batch])
         except Exception as e:

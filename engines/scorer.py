@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -222,7 +222,8 @@ class Scorer:
         """One decision for a seizure: mean p(TLE) over its windows, label from ``bundle.labels``."""
         return aggregate_event(self.score_windows(windows, rois), self.bundle.labels, threshold)
 
-    def batcher(self, max_batch: int | None = None, max_wait_ms: float = 20.0) -> DynamicBatcher:
+    def batcher(self, max_batch: int | None = None, max_wait_ms: float = 20.0,
+                on_batch: Callable[[int], None] | None = None) -> DynamicBatcher:
         """A :class:`DynamicBatcher` whose requests are ``(window, roi)`` pairs and results p(TLE) floats.
 
         A bad window fails only its own future (checked on submit by :meth:`check_window`).
@@ -236,7 +237,7 @@ class Scorer:
             self.check_window(*item)
 
         return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
-                              name=f"scorer-{self.backend}")
+                              name=f"scorer-{self.backend}", on_batch=on_batch)
 
     def warmup(self, batch_sizes: Sequence[int] = (1,)) -> float:
         """Run standard-length (``spec.window``) dummy inputs through both engines so that compilation,

@@ -110,6 +110,27 @@ def train_bundle(settings: DemoSettings, manifest: Path, weights: Path) -> tuple
     return result.bundle, load_bundle(result.bundle).meta["provenance"].get("cv", {})
 
 
+def ensure_fast_backend(bundle: Path) -> str:
+    """Verify the fastest CPU/GPU backends once per bundle and machine (the verdict is remembered next to
+    the bundle), so the live part runs on the fastest backend that matches the fp32 reference."""
+    from semiostream.engines.registry import usable_backends
+    from semiostream.engines.select import verified_backends
+    from semiostream.models.bundle import load_bundle
+    from semiostream.trt_build.verify import verify_bundle
+
+    b = load_bundle(bundle)
+    ranked = verified_backends(b)
+    if ranked:
+        return ranked[0][0]
+    candidates = [n for n in usable_backends() if not n.startswith(("onnxruntime", "tensorrt"))]
+    _say(f"      verifying {', '.join(candidates)} against the fp32 reference (once per bundle and machine) ...")
+    report = verify_bundle(b, candidates, batch=1, n_random_features=16)
+    ranked = verified_backends(b)
+    for line in report.table().splitlines():
+        _say(f"      {line}")
+    return ranked[0][0] if ranked else "torch-cpu-fp32"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -202,6 +223,8 @@ def run_demo(settings: DemoSettings) -> int:
     bundle, cv = train_bundle(settings, manifest, weights)
     _say(f"      bundle: {bundle}")
     _say("[4/4] live scoring on loopback")
+    if settings.backend is None:
+        settings.backend = ensure_fast_backend(bundle)
     live = run_live(settings, bundle)
     _say("")
     _say(f"I3D: {weights_desc}; backend: {live['backend']}")

@@ -112,3 +112,14 @@ def test_wrong_result_count_is_an_error_for_the_requests():
     with DynamicBatcher(lambda items: [], max_batch=4, max_wait_ms=1) as b:
         with pytest.raises(RuntimeError, match="returned 0 results for 1 items"):
             b(5, timeout=5)
+
+
+def test_on_batch_observes_every_batch_size():
+    from semiostream.engines.batcher import DynamicBatcher
+
+    sizes: list[int] = []
+    with DynamicBatcher(lambda items: [x * 2 for x in items], max_batch=4, max_wait_ms=200,
+                        on_batch=sizes.append) as b:
+        futures = [b.submit(i) for i in range(10)]
+        assert [f.result(5) for f in futures] == [2 * i for i in range(10)]
+    assert sum(sizes) == 10 and max(sizes) <= 4 and len(sizes) >= 3

@@ -46,8 +46,10 @@ def test_training_is_deterministic_and_keeps_best_epoch():
     assert a.history == b.history and a.best_epoch == b.best_epoch
     for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert torch.equal(v, w), k
-    f1 = a.history["val_f1"]
-    assert a.best_epoch == int(np.argmax(f1)) + 1 and a.best_val_f1 == max(f1)
+    f1, loss = a.history["val_f1"], a.history["val_loss"]
+    # best F1; among equal F1, the lowest validation loss (first such epoch on exact ties)
+    assert a.best_epoch == max(range(len(f1)), key=lambda i: (f1[i], -loss[i])) + 1
+    assert a.best_val_f1 == max(f1)
     # the returned model is the best epoch's: its validation F1 is the recorded one
     from semiostream.trainer.metrics import macro_f1
 
