@@ -1,0 +1,1 @@
+"""Offline archive reprocessing: score many recordings with one bundle, resumably."""
