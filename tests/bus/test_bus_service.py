@@ -260,3 +260,53 @@ def test_slow_scorer_keeps_memory_bounded_and_counts_drops(bundle_dir):
     received = sum(b["frames"] for b in status["beds"].values())
     gaps = sum(b["gaps"] for b in status["beds"].values())
     assert received + gaps <= 3 * n and received > 0
+
+
+def test_stale_bed_is_reported_then_forgotten_and_size_change_reinitialises(bundle_dir):
+    cfg = _config(bundle_dir, windows={"hop": WINDOW, "stale_after_s": 0.6, "forget_after_s": 1.8})
+    small = np.zeros((5, 48, 64), np.uint16)
+    other = np.zeros((5, 24, 32), np.uint16)
+    with ScorerRuntime(cfg).start() as rt:
+        pub = Publisher(cfg.endpoints.frames, "bed-s")
+        ctl = ControlClient(cfg.endpoints.control)
+        time.sleep(0.5)
+        pub.run(small, realtime=False)
+        pub.run(other, realtime=False)  # same stream, new frame size
+        time.sleep(0.3)
+        st = ctl.status()["status"]["beds"]["bed-s"]
+        assert st["size"] == [32, 24] and st["frames"] == 5 and not st["stale"]
+        assert rt.metrics.value("semiostream_stream_restarts_total", reason="frame_size") == 1
+        time.sleep(1.0)
+        assert ctl.status()["status"]["beds"]["bed-s"]["stale"]
+        assert rt.metrics.value("semiostream_bed_staleness_seconds", bed="bed-s") > 0.6
+        time.sleep(1.5)
+        assert "bed-s" not in ctl.status()["status"]["beds"]
+        pub.seq = 0  # a restarted camera starts its sequence again
+        pub.run(small, realtime=False)
+        time.sleep(0.3)
+        assert ctl.status()["status"]["beds"]["bed-s"]["frames"] == 5
+        pub.close(), ctl.close()
+
+
+def test_assigned_beds_only_and_metrics_endpoint(bundle_dir):
+    import urllib.request
+
+    port = _port()
+    cfg = _config(bundle_dir, beds=[{"id": "bed-1"}], metrics_port=port)
+    with ScorerRuntime(cfg).start():
+        pubs = [Publisher(cfg.endpoints.frames, b) for b in ("bed-1", "bed-10", "bed-2")]
+        ctl = ControlClient(cfg.endpoints.control)
+        time.sleep(0.5)
+        for p in pubs:
+            p.run(np.zeros((4, 8, 8), np.uint16), realtime=False)
+        time.sleep(0.3)
+        status = ctl.status()["status"]
+        assert not ctl.event("start", "bed-2")["ok"]  # not this scorer's bed
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        for p in (*pubs, ctl):
+            p.close()
+    assert set(status["beds"]) == {"bed-1"}  # "bed-10" shares the prefix but is not assigned
+    assert 'semiostream_frames_total{bed="bed-1"} 4.0' in text
+    for name in ("semiostream_dropped_total", "semiostream_latency_seconds_bucket", "semiostream_batch_size_bucket",
+                 "semiostream_beds_active"):
+        assert name in text
