@@ -7,6 +7,14 @@ Two ``@pipeline_def`` graphs, each with ``device`` in ``{"cpu", "gpu"}``:
   (all fed through ``fn.external_source``) -> ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
 * :func:`preprocess_encoded_frames`: one sample = one encoded 16-bit PNG/TIFF frame, decoded inside the
   graph (``fn.decoders.image``, ``"cpu"`` or ``"mixed"``), then the same steps -> ``[size, size, 1]``.
+* :func:`resize_prepared_windows` (the CPU path of :class:`DaliPreprocessor`): the crop and the
+  intensity clamp are done on the host in one vectorised numpy pass, ``clip(crop, lo, hi) - lo`` (exact in
+  uint16 when ``lo``/``hi`` are integers, as percentiles of 16-bit data nearly always are; float32
+  otherwise); the graph resizes that and applies the affine map ``r * 2/(hi - lo) - 1`` on the small output.
+  This is the same function: bilinear weights are non-negative and sum to 1, so an affine map commutes
+  with the resize, and the clamp still happens before it. It is ~3x faster than clamping in the graph
+  because DALI's CPU arithmetic operators are not vectorised (about 8 ms per binary operator on a
+  60x576x640 window per thread, against 2 ms for numpy's ``clip`` on uint16); see ``bench/RESULTS.md``.
 
 :class:`DaliPreprocessor` feeds them and hands the result to torch as ``[1, T, size, size]`` tensors via
 DLPack (no copy; on the GPU no host round trip). The pipelines use DALI's dynamic executor, whose outputs
@@ -19,6 +27,7 @@ the per-sample geometry from :mod:`.geometry` make the two computations match to
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -106,6 +115,69 @@ def preprocess_encoded_frames(device: str = "cpu", size: int = 224, pad_value: f
     return _steps(frames, _params(device), size, pad_value, half)
 
 
+@pipeline_def
+def resize_prepared_windows(size: int = 224, pad_value: float = -1.0, half: bool = False):
+    """CPU graph for windows cropped and clamped on the host (see :func:`prepare_window`).
+
+    Inputs: ``frames`` ``[T, h, w, 1]`` uint16 or float32 holding ``clip(crop, lo, hi) - lo`` (all samples of
+    a batch of one dtype), ``out_size`` ``[h_out, w_out]``, ``scale2`` = ``2 / (hi - lo)``, ``pad_anchor``.
+    Output ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
+    """
+    frames = fn.external_source(name="frames", layout="FHWC")
+    out_size = fn.external_source(name="out_size", dtype=types.FLOAT)
+    scale2 = fn.external_source(name="scale2", dtype=types.FLOAT)
+    pad_anchor = fn.external_source(name="pad_anchor", dtype=types.INT32)
+    x = fn.resize(
+        frames,
+        resize_y=out_size[0],
+        resize_x=out_size[1],
+        interp_type=types.INTERP_LINEAR,
+        antialias=False,
+        dtype=types.FLOAT,
+    )
+    x = x * scale2 - 1.0  # affine after the resize: exact, and on ~5x fewer pixels
+    full = types.Constant(np.array([size, size], np.int32), device="cpu")
+    x = fn.slice(x, pad_anchor, full, axis_names="HW", out_of_bounds_policy="pad", fill_values=pad_value)
+    return fn.cast(x, dtype=types.FLOAT16) if half else x
+
+
+def _intensity_window_np(frames: np.ndarray, roi: Roi, spec) -> tuple[float, float]:
+    """:func:`.intensity.intensity_window` for numpy frames, bit for bit (same histogram algorithm), but
+    with ``np.bincount`` straight on the uint16 crop (several times faster than the torch version's casts)."""
+    if spec.intensity_mode != "percentile" or frames.dtype != np.uint16:
+        return intensity_window(frames, roi, spec)
+    sub = frames[: spec.percentile_frames, roi.y0 : roi.y1, roi.x0 : roi.x1].ravel()
+    n = sub.size
+    cdf = np.cumsum(np.bincount(sub, minlength=1))
+    out = []
+    for q in (spec.percentile_lo, spec.percentile_hi):
+        pos = q / 100.0 * (n - 1)
+        k0 = math.floor(pos)
+        k1 = min(k0 + 1, n - 1)
+        v0, v1 = (int(v) for v in np.searchsorted(cdf, [k0, k1], side="right"))
+        out.append(v0 + (pos - k0) * (v1 - v0))
+    lo, hi = out
+    if not hi > lo:
+        hi = lo + 1.0
+    return float(lo), float(hi)
+
+
+def prepare_window(frames: np.ndarray, params: SampleParams) -> np.ndarray:
+    """Host side of the CPU path: ``clip(crop, lo, hi) - lo`` as ``[T, h, w]`` uint16 (exact, when ``lo`` and
+    ``hi`` are integers) or float32 (otherwise), in one vectorised pass over the crop plus one in place."""
+    r, lo, hi = params.roi, params.lo, params.hi
+    crop = frames[:, r.y0 : r.y1, r.x0 : r.x1]
+    if crop.dtype == np.uint16 and lo.is_integer() and hi.is_integer() and 0 <= lo < hi <= 65535:
+        out = np.empty(crop.shape, np.uint16)
+        np.clip(crop, np.uint16(lo), np.uint16(hi), out=out)
+        np.subtract(out, np.uint16(lo), out=out)
+        return out
+    out = crop.astype(np.float32)
+    np.clip(out, np.float32(lo), np.float32(hi), out=out)
+    np.subtract(out, np.float32(lo), out=out)
+    return out
+
+
 @dataclass(frozen=True)
 class SampleParams:
     """Per-sample parameters of one window (host side, computed once per window)."""
@@ -132,7 +204,8 @@ def sample_params(frames: np.ndarray | torch.Tensor, roi: Roi | Sequence[int] | 
     """Crop, intensity window and geometry for one ``[T, H, W]`` uint16 window (as the reference)."""
     h, w = int(frames.shape[-2]), int(frames.shape[-1])
     r = as_roi(roi, w, h)
-    lo, hi = intensity_window(frames, r, spec)
+    lo, hi = _intensity_window_np(frames, r, spec) if isinstance(frames, np.ndarray) else \
+        intensity_window(frames, r, spec)
     out_hw = fit_size(r.height, r.width, spec.size)
     return SampleParams(r, lo, hi, out_hw, pad_offsets(*out_hw, spec.size))
 
@@ -169,7 +242,19 @@ class DaliPreprocessor:
 
     def _pipe(self, input_device: str) -> Any:
         pipe = self._pipes.get(input_device)
-        if pipe is None:
+        if pipe is None and input_device == "prepared":
+            pipe = resize_prepared_windows(
+                size=self.spec.size,
+                pad_value=float(self.spec.pad_value),
+                half=self.half,
+                batch_size=self.max_batch,
+                num_threads=self._num_threads,
+                device_id=None,
+                prefetch_queue_depth=1,
+            )
+            pipe.build()
+            self._pipes[input_device] = pipe
+        elif pipe is None:
             pipe = preprocess_windows(
                 device=self.device,
                 size=self.spec.size,
@@ -210,6 +295,8 @@ class DaliPreprocessor:
         if any(on_gpu) and (self.device != "gpu" or not all(on_gpu)):
             raise ValueError("CUDA frames need device='gpu' and every window of a batch on the GPU")
         input_device = "gpu" if all(on_gpu) else "cpu"
+        if self.device == "cpu":
+            return self._run_prepared(arrays, rois)
         frames, feeds = [], {k: [] for k in INPUTS[1:]}
         for a, roi in zip(arrays, rois, strict=True):
             if a is None or a.ndim != 3:
@@ -225,6 +312,30 @@ class DaliPreprocessor:
         pipe.feed_input("frames", frames, layout="FHWC")
         for k, v in feeds.items():
             pipe.feed_input(k, v)
+        (tl,) = pipe.run()
+        return [_to_torch(tl[i]) for i in range(len(arrays))]
+
+    def _run_prepared(self, arrays: list[Any], rois: list[Any]) -> list[torch.Tensor]:
+        """CPU path: crop + clamp on the host (:func:`prepare_window`), resize + affine + pad in DALI."""
+        frames, out_size, scale2, pad_anchor = [], [], [], []
+        for a, roi in zip(arrays, rois, strict=True):
+            if a is None or a.ndim != 3:
+                raise ValueError(f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}")
+            a = a.numpy() if isinstance(a, torch.Tensor) else a
+            a = np.asarray(a, dtype=np.uint16)
+            params = sample_params(a, roi, self.spec)
+            frames.append(prepare_window(a, params))
+            feeds = params.feeds()
+            out_size.append(feeds["out_size"])
+            scale2.append(np.array(2.0 / (params.hi - params.lo), np.float32))
+            pad_anchor.append(feeds["pad_anchor"])
+        if len({f.dtype for f in frames}) > 1:  # one dtype per DALI batch
+            frames = [f.astype(np.float32, copy=False) for f in frames]
+        pipe = self._pipe("prepared")
+        pipe.feed_input("frames", [f[..., None] for f in frames], layout="FHWC")
+        pipe.feed_input("out_size", out_size)
+        pipe.feed_input("scale2", scale2)
+        pipe.feed_input("pad_anchor", pad_anchor)
         (tl,) = pipe.run()
         return [_to_torch(tl[i]) for i in range(len(arrays))]
 
