@@ -1,0 +1,68 @@
+"""What makes two scorings of an input "the same": the key under which a finished input is remembered.
+
+An input's key is the sha256 of
+
+* the job (:meth:`~.inputs.Job.identity`: path, stream, segment, ROI, fps, manifest fields),
+* the content of the video (sha256 of the file's bytes, or of every file of a frame folder:
+  :func:`semiostream.trainer.features.sha256_of_path`), and
+* the run's settings (:class:`RunSettings`: bundle id, backend, hop, ROI detector, threshold,
+  preprocessing).
+
+Content hashes are remembered by (absolute path, size, mtime) in ``hashes.json`` of the work folder (the
+trainer's :meth:`~semiostream.trainer.features.FeatureCache.content_hash` memo), so an unchanged file is hashed
+once, ever, and a touched or rewritten one is hashed again: a changed file gets a new key and is re-scored;
+a different bundle or backend changes every key and everything is re-scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .inputs import Job
+
+KEY_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The non-input parts of a result: change any and every input is scored again."""
+
+    bundle_id: str
+    backend: str  # as requested ("auto" when the Scorer chooses)
+    hop: int | None  # None = non-overlapping windows (the bundle's window)
+    detector: str  # "full", or "yolox:<sha256 of weights>" ...
+    threshold: float = 0.5
+    preprocessing: str = "auto"  # Scorer preprocessing: auto, dali, reference
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps({"v": KEY_VERSION, **asdict(self)}, sort_keys=True).encode()).hexdigest()
+
+
+def input_key(job: Job, content_sha256: str, settings: RunSettings) -> str:
+    """40 hex digits naming one input's results under ``settings``."""
+    blob = json.dumps({"job": job.identity(), "content": content_sha256, "run": settings.digest()}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:40]
+
+
+class ContentHashes:
+    """sha256 of video contents, remembered in ``<folder>/hashes.json`` by (path, size, mtime).
+
+    Thread-safe; call :meth:`save` to persist (atomically) what was learned.
+    """
+
+    def __init__(self, folder: str | os.PathLike) -> None:
+        from semiostream.trainer.features import FeatureCache
+
+        # The feature cache's content-hash memo is exactly the mechanism needed; only that part is used.
+        self._memo = FeatureCache(Path(folder))
+
+    def sha256(self, path: str | os.PathLike) -> str:
+        """Content sha256 (hashing the file only when its size or mtime changed). Raises OSError if unreadable."""
+        return self._memo.content_hash(path)
+
+    def save(self) -> None:
+        self._memo.save_hashes()

@@ -1,0 +1,148 @@
+"""Expand the command line's INPUTS (files, folders, manifests) into scoring jobs.
+
+* a **file** with a supported video suffix (:func:`~semiostream.dali_pipes.readers.supported_suffixes`)
+  is one job: the whole video;
+* a **folder** is searched recursively: every supported video file is a job, and every folder that
+  directly holds PNG/TIFF frames is one job (a frame-folder video). Hidden entries and ``*.parts`` work
+  folders are skipped, other files (README, CSV ...) ignored;
+* a **manifest** (``.csv``, ``.parquet``, ``.pq``; see :mod:`semiostream.trainer.manifest`) gives one job per
+  row: its video's ``[onset, offset)`` segment, with its ROI, stream, fps, patient, seizure and label.
+
+A job's ``input_id`` is ``<absolute path>[#<stream>][@<onset>-<offset>s]``; jobs are de-duplicated by it
+(the first occurrence wins) and returned sorted by it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from semiostream.errors import UserError
+
+log = logging.getLogger(__name__)
+
+MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
+FRAME_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input to score: a video (or a segment of one) and what the manifest says about it.
+
+    Attributes:
+        path: absolute path of the video file or frame folder.
+        stream: ``"ir"`` or ``"depth"``.
+        onset, offset: segment in seconds (None = start / end of the video).
+        roi: fixed crop ``(x0, y0, x1, y1)`` or None (detector / full frame).
+        fps: frame-rate override for formats that store none, or None.
+        patient_id, seizure_id, label: from a manifest row (None otherwise).
+    """
+
+    path: Path
+    stream: str = "ir"
+    onset: float | None = None
+    offset: float | None = None
+    roi: tuple[int, int, int, int] | None = None
+    fps: float | None = None
+    patient_id: str | None = None
+    seizure_id: str | None = None
+    label: str | None = None
+
+    @property
+    def input_id(self) -> str:
+        s = str(self.path)
+        if self.stream != "ir":
+            s += f"#{self.stream}"
+        if self.onset is not None or self.offset is not None:
+            a = "" if self.onset is None else f"{self.onset:g}"
+            b = "" if self.offset is None else f"{self.offset:g}"
+            s += f"@{a}-{b}s"
+        return s
+
+    def identity(self) -> dict:
+        """Everything about the job, except the file's content, that determines its results."""
+        return {"input_id": self.input_id, "roi": list(self.roi) if self.roi else None, "fps": self.fps,
+                "patient_id": self.patient_id, "seizure_id": self.seizure_id, "label": self.label}
+
+
+def is_manifest(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
+
+
+def _video_suffixes() -> set[str]:
+    from semiostream.dali_pipes.readers import supported_suffixes
+
+    return set(supported_suffixes())
+
+
+def scan_folder(root: Path) -> list[Path]:
+    """Every video file and frame folder under ``root`` (recursive, sorted, hidden / ``*.parts`` skipped)."""
+    suffixes = _video_suffixes()
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.endswith(".parts"))
+        names = [f for f in filenames if not f.startswith(".")]
+        if any(Path(f).suffix.lower() in FRAME_SUFFIXES for f in names):
+            found.append(Path(dirpath))
+        found += [Path(dirpath) / f for f in names if Path(f).suffix.lower() in suffixes]
+    return sorted(found)
+
+
+def _manifest_jobs(p: Path, stream: str) -> list[Job]:
+    from semiostream.trainer.manifest import ManifestError, load_manifest
+
+    try:
+        manifest = load_manifest(p, check_files=False)  # a missing video becomes an error row, not a stop
+    except ManifestError as e:
+        raise UserError(str(e)) from e
+    return [Job(r.path.resolve(), r.stream if r.stream != "ir" else stream, r.onset, r.offset, r.roi, r.fps,
+                r.patient_id, r.seizure_id, r.label) for r in manifest.rows]
+
+
+def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: float | None = None) -> list[Job]:
+    """The jobs of the command line's INPUTS, de-duplicated and sorted by ``input_id``.
+
+    Args:
+        inputs: files, folders and manifests.
+        stream: stream for plain files and folders (``"ir"`` or ``"depth"``); manifest rows keep theirs
+            unless they say ``ir`` (the default).
+        fps: frame-rate override for plain ``.npy`` files and frame folders (manifest rows keep theirs).
+
+    Raises:
+        UserError: an input does not exist, is a file of an unsupported type, is a bad manifest, or
+            nothing was found at all.
+    """
+    suffixes = _video_suffixes()
+    jobs: list[Job] = []
+    for raw in inputs:
+        p = Path(os.path.expanduser(str(raw))).resolve()
+        if not p.exists():
+            raise UserError(f"input {raw} does not exist; pass video files, folders or a manifest CSV")
+        if is_manifest(p):
+            jobs += _manifest_jobs(p, stream)
+        elif p.is_dir():
+            found = scan_folder(p)
+            if not found:
+                raise UserError(f"folder {raw} holds no supported videos ({', '.join(sorted(suffixes))} or "
+                                "folders of PNG/TIFF frames)")
+            jobs += [Job(f, stream, fps=fps) for f in found]
+        elif p.suffix.lower() in suffixes:
+            jobs.append(Job(p, stream, fps=fps))
+        else:
+            raise UserError(f"input {raw}: unsupported file type {p.suffix or '(no suffix)'!r}; pass videos "
+                            f"({', '.join(sorted(suffixes))}), folders, or a manifest ({', '.join(MANIFEST_SUFFIXES)})")
+    return dedupe(jobs)
+
+
+def dedupe(jobs: Iterable[Job]) -> list[Job]:
+    """One job per ``input_id`` (the first; a differing duplicate is logged), sorted by ``input_id``."""
+    seen: dict[str, Job] = {}
+    for j in jobs:
+        first = seen.setdefault(j.input_id, j)
+        if first is not j and first != j:
+            log.warning("input %s is listed twice with different details; scoring it once, as first listed",
+                        j.input_id)
+    return [seen[k] for k in sorted(seen)]

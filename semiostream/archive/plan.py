@@ -1,0 +1,113 @@
+"""Plan one job: open its video, find its segment, cut the windows, choose the crop.
+
+The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_windows`: ``spec.window``
+frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept). The crop is the
+manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
+Planning reads only the metadata and (with a detector) one frame; the windows are read later, by whoever
+scores them.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .inputs import Job
+
+
+class PlanError(ValueError):
+    """The job cannot be scored (segment too short, ROI outside the frame ...); the message says why."""
+
+
+@dataclass
+class JobPlan:
+    """A job's windows: frame ranges ``[start, stop)`` with capture times (seconds), and its crop.
+
+    Attributes:
+        job, key: the job and its result key (:func:`~.identity.input_key`).
+        sha256: content hash of the video.
+        num_frames, fps: of the whole video; ``seg_start``/``seg_stop``: the segment's frame range.
+        starts, stops: ``[N]`` int64 window ranges; ``t_first``, ``t_last``: ``[N]`` float64 seconds.
+        roi: ``(x0, y0, x1, y1)`` or None (full frame).
+    """
+
+    job: Job
+    key: str
+    sha256: str
+    num_frames: int
+    fps: float
+    seg_start: int
+    seg_stop: int
+    starts: np.ndarray
+    stops: np.ndarray
+    t_first: np.ndarray
+    t_last: np.ndarray
+    roi: tuple[int, int, int, int] | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_windows(self) -> int:
+        return int(len(self.starts))
+
+    def ranges(self) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in zip(self.starts, self.stops, strict=True)]
+
+
+def open_job(job: Job):
+    """The job's open :class:`~semiostream.dali_pipes.source.Source` (raises ``SourceError``)."""
+    from semiostream.dali_pipes.readers import open_source
+
+    return open_source(job.path, stream=job.stream, fps=job.fps)
+
+
+def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None, detector: Any | None = None,
+             detector_lock: threading.Lock | None = None) -> JobPlan:
+    """Open ``job``'s video and plan its windows (see the module docstring).
+
+    Args:
+        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (window, min_frames).
+        hop: frames between window starts (None = ``spec.window``, non-overlapping).
+        detector: a :class:`~semiostream.dali_pipes.roi.RoiDetector` for jobs without an ROI, or None.
+        detector_lock: serialises ``detector`` calls when plans run in several threads.
+
+    Raises:
+        SourceError: the video cannot be opened or read.
+        PlanError: the segment is empty or shorter than ``spec.min_frames``, or the ROI is invalid.
+    """
+    from semiostream.dali_pipes.roi import as_roi
+    from semiostream.dali_pipes.windows import plan_windows
+    from semiostream.trainer.features import segment_frames
+
+    with open_job(job) as src:
+        n, fps = int(src.num_frames), float(src.fps)
+        start, stop = segment_frames(job, n, fps)
+        if stop <= start:
+            raise PlanError(f"the segment onset={job.onset} s .. offset={job.offset} s lies outside the video "
+                            f"({n} frames at {fps:g} fps = {n / fps:.2f} s); fix onset/offset in the manifest")
+        ranges = [(start + a, start + b) for a, b in plan_windows(stop - start, spec.window, hop, spec.min_frames)]
+        if not ranges:
+            raise PlanError(f"too short: the segment has {stop - start} frames, fewer than the bundle's "
+                            f"min_frames={spec.min_frames}; nothing to score")
+        notes: list[str] = []
+        if job.roi is not None:
+            try:
+                roi = as_roi(job.roi, src.width, src.height).as_tuple()
+            except ValueError as e:
+                raise PlanError(f"{e} (manifest roi); fix the roi column") from e
+        elif detector is not None:
+            frame = src.read(start, start + 1)[0]
+            with detector_lock or threading.Lock():
+                choice = detector.locate(frame)
+            roi = choice.roi.as_tuple()
+            if choice.fallback:
+                notes.append(choice.message)
+        else:
+            roi = None
+        starts = np.array([a for a, _ in ranges], np.int64)
+        stops = np.array([b for _, b in ranges], np.int64)
+        times = np.asarray(src.frame_times(start, stop), np.float64)  # [stop - start] seconds
+        t_first, t_last = times[starts - start], times[stops - 1 - start]
+    return JobPlan(job, key, sha256, n, fps, start, stop, starts, stops, t_first, t_last, roi, notes)

@@ -1,0 +1,268 @@
+"""``semiostream score`` end to end: inputs -> keys -> plans -> scoring (local or Ray) -> chunks -> tables.
+
+1. expand INPUTS into jobs (:mod:`.inputs`);
+2. key each job by its content and the run's settings (:mod:`.identity`); jobs whose chunk is already in the
+   work folder ``<out>.parts/`` are done (resumption);
+3. plan the remaining jobs in threads (:mod:`.plan`): a job that cannot be opened or is too short becomes an
+   error row at once;
+4. score the planned windows on this machine (:mod:`.runner`) or on Ray (:mod:`.ray_runner`); each finished job
+   is written as one atomic chunk (:mod:`.writer`);
+5. assemble both result tables from the chunks of the current inputs (:mod:`.output`).
+
+Inputs whose content cannot even be hashed (missing, unreadable) get an error row in every run and are
+never remembered, so they are tried again next time.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semiostream.errors import UserError
+
+from .identity import ContentHashes, RunSettings, input_key
+from .inputs import Job, expand_inputs
+from .output import inputs_path, output_format, write_tables
+from .plan import JobPlan, plan_job
+from .progress import WindowProgress
+from .rows import input_row, window_columns
+from .runner import error_text, score_local
+from .writer import PartsStore, parts_dir_for
+
+log = logging.getLogger(__name__)
+
+MAX_FAILED_STATUS = 100
+
+
+@dataclass
+class ScoreConfig:
+    """Everything ``semiostream score`` needs (see the command's ``--help`` for each option)."""
+
+    inputs: Sequence[str | Path]
+    bundle: Path
+    out: Path
+    backend: str | None = None
+    stream: str = "ir"
+    fps: float | None = None
+    hop: int | None = None
+    detector: str = "full"
+    detector_weights: Path | None = None
+    threshold: float = 0.5
+    workers: int = 2
+    max_batch: int = 4
+    max_wait_ms: float = 20.0
+    compile: bool | None = None  # torch backends: torch.compile (None = the backend's default)
+    preprocessing: str = "auto"  # Scorer preprocessing: auto (DALI if installed), dali, reference
+    retry_errors: bool = False
+    ray: str | None = None  # None = this machine; "" = a local Ray instance; else a cluster address
+    actors: int | None = None
+    cpus_per_actor: int | None = None
+    show_progress: bool = True
+
+
+@dataclass
+class ScoreSummary:
+    """What a run did. ``windows_per_s`` = windows scored in this run / seconds of the scoring phase."""
+
+    inputs: int = 0
+    reused: int = 0
+    scored: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (input_id, reason) over all current inputs
+    windows_scored: int = 0
+    scoring_s: float = 0.0
+    total_s: float = 0.0
+    window_rows: int = 0
+    out: Path | None = None
+    out_inputs: Path | None = None
+    backend: str = ""
+
+    @property
+    def windows_per_s(self) -> float:
+        return self.windows_scored / self.scoring_s if self.scoring_s > 0 else 0.0
+
+    def exit_status(self) -> int:
+        """0 if every input was scored; else 2 + the number of failed inputs, at most 2 + 100 (2 = user error)."""
+        return 0 if not self.failed else 2 + min(len(self.failed), MAX_FAILED_STATUS)
+
+    def text(self) -> str:
+        s = (f"{self.inputs} inputs: {self.scored} scored now, {self.reused} from earlier runs, "
+             f"{len(self.failed)} failed; {self.window_rows} windows in {self.out} (inputs: {self.out_inputs})")
+        if self.windows_scored:
+            s += (f"\nscored {self.windows_scored} windows in {self.scoring_s:.1f} s = {self.windows_per_s:.2f} "
+                  f"windows/s ({self.backend}); total {self.total_s:.1f} s")
+        for input_id, reason in self.failed[:20]:
+            s += f"\n  failed: {input_id}: {reason}"
+        if len(self.failed) > 20:
+            s += f"\n  ... and {len(self.failed) - 20} more (see the error column of {self.out_inputs})"
+        return s
+
+
+def _bundle_meta(path: Path) -> dict[str, Any]:
+    from semiostream.models.bundle import BundleError, PreprocessSpec, read_bundle_json, verify_bundle_files
+
+    try:
+        meta = read_bundle_json(path)
+        verify_bundle_files(path, meta)
+        meta["spec"] = PreprocessSpec.from_dict(meta["preprocess"])
+    except BundleError as e:
+        raise UserError(str(e)) from e
+    return meta
+
+
+def _detector(cfg: ScoreConfig, spec: Any) -> tuple[Any, str]:
+    """(detector or None, its id for the run settings)."""
+    if cfg.detector == "full":
+        return None, "full"
+    from semiostream.dali_pipes.roi import make_detector
+
+    if cfg.detector_weights is not None and not Path(cfg.detector_weights).is_file():
+        raise UserError(f"--detector-weights {cfg.detector_weights} does not exist")
+    try:
+        det = make_detector(cfg.detector, spec=spec, weights=cfg.detector_weights)
+    except (ValueError, OSError) as e:
+        raise UserError(f"--detector {cfg.detector}: {e}") from e
+    wid = hashlib.sha256(Path(cfg.detector_weights).read_bytes()).hexdigest()[:16] if cfg.detector_weights else ""
+    return det, f"{cfg.detector}:{wid}"
+
+
+def engine_options(cfg: ScoreConfig) -> dict | None:
+    backend = cfg.backend or ""
+    if cfg.compile is None or (backend and not backend.startswith("torch-")):
+        return None
+    return {"compile": cfg.compile}
+
+
+def score_archive(cfg: ScoreConfig) -> ScoreSummary:
+    """Run (or resume) the scoring described by ``cfg``; see the module docstring.
+
+    Raises:
+        UserError: bad inputs, bundle, output name or options (nothing is scored).
+    """
+    t_start = time.perf_counter()
+    output_format(cfg.out)
+    if cfg.workers < 1 or cfg.max_batch < 1:
+        raise UserError("--workers and --max-batch must be at least 1")
+    if cfg.hop is not None and cfg.hop < 1:
+        raise UserError("--hop must be at least 1 frame")
+    meta = _bundle_meta(Path(cfg.bundle))
+    spec, labels, bundle_id = meta["spec"], tuple(meta["labels"]), meta["bundle_id"]
+    if cfg.hop is not None and cfg.hop > spec.window:
+        raise UserError(f"--hop {cfg.hop} exceeds the bundle's window of {spec.window} frames (frames would be "
+                        "skipped); use a hop <= the window")
+    jobs = expand_inputs(cfg.inputs, cfg.stream, cfg.fps)
+    detector, detector_id = _detector(cfg, spec)
+    requested_backend = cfg.backend or "auto"
+    settings = RunSettings(bundle_id, requested_backend, cfg.hop, detector_id, cfg.threshold, cfg.preprocessing)
+    summary = ScoreSummary(inputs=len(jobs), out=Path(cfg.out), out_inputs=inputs_path(cfg.out),
+                           backend=requested_backend)
+    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+
+    with PartsStore(parts_dir_for(cfg.out)) as store:
+        hashes = ContentHashes(store.root)
+        final: list[tuple[dict, str | None]] = []  # (input row, chunk key or None) for every job
+        todo: list[tuple[Job, str, str]] = []
+
+        def row(job: Job, **kw) -> dict:
+            return input_row(job, bundle_id=bundle_id, backend=requested_backend, labels=labels,
+                             threshold=cfg.threshold, **kw)
+
+        # 2. keys and what is done already
+        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-hash") as pool:
+            futs = [(j, pool.submit(hashes.sha256, j.path)) for j in jobs]
+            for job, fut in futs:
+                try:
+                    sha = fut.result()
+                except Exception as e:  # missing / unreadable: an error row in every run, never remembered
+                    final.append((row(job, error=f"cannot read {job.path}: {error_text(e)}"), None))
+                    continue
+                key = input_key(job, sha, settings)
+                done = store.is_done(key)
+                if done is not None and not (cfg.retry_errors and done.status == "error"):
+                    final.append((store.read(key)[0], key))
+                    summary.reused += 1
+                else:
+                    todo.append((job, key, sha))
+        hashes.save()
+
+        # 3. plan (errors become chunks at once)
+        plans: list[JobPlan] = []
+        lock = threading.Lock()
+        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-plan") as pool:
+            futs2 = [(j, k, s, pool.submit(plan_job, j, k, s, spec, cfg.hop, detector, lock)) for j, k, s in todo]
+            for job, key, sha, fut in futs2:
+                try:
+                    plans.append(fut.result())
+                except Exception as e:
+                    r = row(job, error=error_text(e), sha256=sha)
+                    store.write(key, r, window_columns())
+                    final.append((r, key))
+        for pl in plans:
+            for note in pl.notes:
+                log.warning("%s: %s", pl.job.input_id, note)
+
+        # 4. score
+        def on_done(plan: JobPlan, probs: np.ndarray | None, error: str | None) -> None:
+            if error is None:
+                r = row(plan.job, plan=plan, probs=probs)
+                store.write(plan.key, r, window_columns(plan, probs))
+                summary.scored += 1
+                summary.windows_scored += plan.num_windows
+            else:
+                r = row(plan.job, error=error, sha256=plan.sha256)
+                store.write(plan.key, r, window_columns())
+            final.append((r, plan.key))
+
+        if plans:
+            total = sum(p.num_windows for p in plans)
+            opts = engine_options(cfg)
+            if cfg.ray is None:
+                scorer = _make_scorer(cfg, opts)
+                summary.backend = scorer.backend
+                try:
+                    with WindowProgress(total, cfg.show_progress) as prog:
+                        score_local(plans, scorer, on_done, workers=cfg.workers, max_batch=cfg.max_batch,
+                                    max_wait_ms=cfg.max_wait_ms, progress=prog)
+                    summary.scoring_s = time.perf_counter() - prog.t0
+                finally:
+                    scorer.close()
+            else:
+                from .ray_runner import score_ray
+
+                summary.backend = cfg.backend or "auto"
+                with WindowProgress(total, cfg.show_progress, label="scoring on Ray") as prog:
+                    used = score_ray(plans, str(Path(cfg.bundle).resolve()), cfg.backend, on_done,
+                                     address=cfg.ray or None, actors=cfg.actors, cpus_per_actor=cfg.cpus_per_actor,
+                                     max_batch=cfg.max_batch, engine_options=opts,
+                                     preprocessing=cfg.preprocessing, progress=prog)
+                summary.scoring_s = time.perf_counter() - prog.t0
+                summary.backend = used or summary.backend
+
+        # 5. the tables
+        summary.failed = sorted((r["input_id"], r["error"]) for r, _ in final if r["error"])
+        summary.window_rows, _ = write_tables(
+            cfg.out, final, lambda key: store.read(key)[1],
+            metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})
+    summary.total_s = time.perf_counter() - t_start
+    return summary
+
+
+def _make_scorer(cfg: ScoreConfig, opts: dict | None):
+    from semiostream.engines.base import EngineError
+    from semiostream.engines.scorer import Scorer
+
+    try:
+        scorer = Scorer(cfg.bundle, cfg.backend, max_batch=cfg.max_batch, engine_options=opts,
+                        preprocessing=cfg.preprocessing)
+    except (EngineError, ValueError) as e:
+        raise UserError(f"cannot create the scorer: {e}") from e
+    scorer.warmup()
+    return scorer

@@ -1,0 +1,112 @@
+"""``semiostream score INPUTS... --bundle B --out results.parquet``: offline (re)scoring of recorded video.
+
+Output tables (schemas in :mod:`semiostream.archive.schema`): ``--out`` holds one row per window
+(input_id, path, stream, window, first_frame, last_frame, t_first, t_last, p_tle); ``<out stem>.videos.<suffix>``
+beside it holds one row per input (aggregated p_tle, label, windows, error, ...). Resumable: the work folder
+``<out>.parts/`` keeps one atomic chunk per finished input; run the same command again after a kill and
+every row is in the output exactly once. Exit status: 0 all inputs scored, 2 user error (nothing scored),
+2 + N when N inputs failed (N capped at 100).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, describe
+from ..errors import UserError
+
+ORDER = 45
+
+DESCRIPTION = """\
+Score recorded IR video with a model bundle, e.g. every archived seizure again after a model update.
+INPUTS are video files, folders (searched recursively for every supported format, including folders of
+PNG/TIFF frames) and manifests (.csv/.parquet with path, patient_id, seizure_id, label and optional onset,
+offset, roi, stream, fps; each row's onset..offset segment is scored).
+
+Each input is cut into the bundle's windows (spec.window frames, non-overlapping unless --hop; a leftover of
+at least spec.min_frames is kept), each window gets p(TLE), and each input gets the mean p(TLE) and a label.
+Decoding threads overlap inference and windows of many videos share batches; --ray runs the same job on a
+Ray cluster (Ray Data actors holding one Scorer each: one per GPU, or one per --cpus-per-actor cores).
+With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system).
+
+Resumable and exactly-once: finished inputs are kept as atomic chunks in <out>.parts/ with a completion
+manifest; kill the run at any moment and run the same command again: nothing is lost or duplicated. An
+input is scored again when its file changes (size, mtime, then sha256 of its content) or when the bundle,
+--backend, --hop, --detector, --threshold or --preprocessing change. Failed inputs (unreadable, corrupt,
+too short) become rows with an error; they are not retried on resume unless --retry-errors (or unless the
+file changed).
+
+Exit status: 0 = every input scored; 2 = user error (bad arguments, nothing scored);
+2 + N = N inputs failed (N capped at 100, so at most 102).
+"""
+
+
+def _epilog() -> str:
+    return (f"windows table (--out), one row per window, sorted by input_id, window:\n{describe(WINDOW_COLUMNS)}\n\n"
+            f"inputs table (<out stem>.videos.<suffix>), one row per input, sorted by input_id:\n"
+            f"{describe(INPUT_COLUMNS)}\n\nCSV: a null is an empty cell. Parquet metadata: bundle_id, backend, labels.")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score archived videos / manifests with a bundle (resumable; --ray to scale out)",
+                       description=DESCRIPTION, epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or manifests (.csv/.parquet)")
+    p.add_argument("--bundle", type=Path, required=True, metavar="DIR", help="model bundle directory")
+    p.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="windows table, .parquet or .csv (the inputs table goes beside it as .videos.<suffix>)")
+    p.add_argument("--backend", help="engine backend, e.g. torch-cpu-fp32, tensorrt-fp16 (default: the fastest "
+                                     "verified one on each machine)")
+    p.add_argument("--stream", choices=("ir", "depth"), default="ir",
+                   help="stream of Azure Kinect recordings for plain files and folders (default ir)")
+    p.add_argument("--fps", type=float, help="frame rate of .npy files and frame folders (default 30)")
+    p.add_argument("--hop", type=int, help="frames between window starts (default: the bundle's window, "
+                                           "non-overlapping as in the paper)")
+    p.add_argument("--detector", choices=("full", "yolox", "maskrcnn"), default="full",
+                   help="crop of inputs without a manifest roi: full frame (default) or a person+bed detector")
+    p.add_argument("--detector-weights", type=Path, metavar="PATH", help="detector weights (yolox: an .onnx file)")
+    p.add_argument("--threshold", type=float, default=0.5, help="label TLE when mean p(TLE) >= this (default 0.5)")
+    p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
+    p.add_argument("--max-batch", type=int, default=4, help="windows per inference batch (default 4)")
+    p.add_argument("--max-wait-ms", type=float, default=20.0,
+                   help="longest wait for a batch to fill (default 20 ms)")
+    p.add_argument("--no-compile", dest="compile", action="store_const", const=False, default=None,
+                   help="torch backends: skip torch.compile (starts faster, scores a little slower)")
+    p.add_argument("--preprocessing", choices=("auto", "dali", "reference"), default="auto",
+                   help="window preprocessing: DALI when installed (auto, default), dali, or the plain-torch "
+                        "reference")
+    p.add_argument("--retry-errors", action="store_true", help="score inputs that failed in an earlier run again")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run on Ray (pip install 'semiostream[ray]'): a cluster ADDRESS (e.g. auto, "
+                        "ray://head:10001), or no ADDRESS for a local instance; put it after the INPUTS or "
+                        "write --ray=ADDRESS")
+    p.add_argument("--actors", type=int, help="Ray: scorer actors (default: one per GPU, else CPUs / --cpus-per-actor)")
+    p.add_argument("--cpus-per-actor", type=int, help="Ray on CPUs: cores per actor (default min(4, cluster CPUs))")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..archive.run import ScoreConfig, score_archive
+
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UserError(f"--threshold {args.threshold} must lie in [0, 1]")
+    if args.fps is not None and not args.fps > 0:
+        raise UserError(f"--fps {args.fps} must be positive")
+    for name in ("actors", "cpus_per_actor"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.ray is None and (args.actors or args.cpus_per_actor):
+        raise UserError("--actors and --cpus-per-actor apply to --ray runs only")
+    cfg = ScoreConfig(
+        inputs=args.inputs, bundle=args.bundle, out=args.out, backend=args.backend, stream=args.stream, fps=args.fps,
+        hop=args.hop, detector=args.detector, detector_weights=args.detector_weights, threshold=args.threshold,
+        workers=args.workers, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, compile=args.compile,
+        preprocessing=args.preprocessing, retry_errors=args.retry_errors, ray=args.ray, actors=args.actors,
+        cpus_per_actor=args.cpus_per_actor,
+        show_progress=not args.quiet,
+    )
+    summary = score_archive(cfg)
+    print(summary.text())
+    return summary.exit_status()
