@@ -82,6 +82,8 @@ class BedState:
     last_p: float | None = None
     last_latency_ms: float | None = None
     stale: bool = False
+    detected_roi: tuple[int, int, int, int] | None = None
+    roi_source: str = "full frame"  # config | camera | detected | full frame (nothing detected)
     seq_times: deque = field(default_factory=deque)  # (stream index, seq, t_ns) of buffered frames
     index: int = 0
 
@@ -248,6 +250,7 @@ class Service:
             bed=frame.bed,
             assembler=WindowAssembler(frame.bed, self.spec.window, self.hop, self.spec.min_frames),
             shape=frame.image.shape, roi=roi, tracker=tracker,
+            roi_source="config" if frame.bed in self.static_rois and roi else "camera" if roi else "full frame",
         )
         self.beds[frame.bed] = state
         self.metrics.beds.set(len(self.beds))
@@ -284,7 +287,7 @@ class Service:
         state.seq_times.append((state.index, frame.seq, frame.t_ns))
         state.index += 1
         if frame.roi is not None and frame.bed not in self.static_rois:
-            state.roi = frame.roi
+            state.roi, state.roi_source = frame.roi, "camera"
         for window in state.assembler.push(frame.image, frame.t_ns / 1e9):
             self._submit_window(state, window)
         while len(state.seq_times) > self.spec.window:
@@ -300,6 +303,9 @@ class Service:
         roi = state.roi
         if roi is None and state.tracker is not None:
             roi = state.tracker.roi_for(window.frames[0], window.start).as_tuple()
+            choice = state.tracker.choice
+            state.roi_source = "full frame" if choice is None or choice.fallback else "detected"
+            state.detected_roi = roi
         event = self.events.get(state.bed)
         try:
             future = self.submit(window.frames, roi)
@@ -435,7 +441,8 @@ class Service:
             beds[bed] = {
                 "frames": s.frames, "last_seq": s.last_seq, "gaps": s.gaps, "age_s": round(now - s.last_seen, 3),
                 "stale": s.stale, "windows_scored": s.windows_scored, "inflight": s.inflight,
-                "last_p_tle": s.last_p, "last_latency_ms": s.last_latency_ms, "roi": s.roi,
+                "last_p_tle": s.last_p, "last_latency_ms": s.last_latency_ms,
+                "roi": s.roi or s.detected_roi, "roi_source": s.roi_source,
                 "event": self.events[bed].event_id if bed in self.events else None,
                 "size": [s.shape[1], s.shape[0]],
             }

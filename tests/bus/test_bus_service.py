@@ -310,3 +310,24 @@ def test_assigned_beds_only_and_metrics_endpoint(bundle_dir):
     for name in ("semiostream_dropped_total", "semiostream_latency_seconds_bucket", "semiostream_batch_size_bucket",
                  "semiostream_beds_active"):
         assert name in text
+
+
+def test_roi_detected_at_stream_start_with_the_real_detector(bundle_dir, direct_scorer, get_asset):
+    real = np.stack(list(source_frames(str(get_asset("mmaction2_demo.mp4")))))[:WINDOW]
+    cfg = _config(bundle_dir, detector={"kind": "yolox", "weights": get_asset("yolox_nano.onnx")})
+    with ScorerRuntime(cfg).start():
+        sub = ResultsSubscriber(cfg.endpoints.results)
+        ctl = ControlClient(cfg.endpoints.control)
+        pub = Publisher(cfg.endpoints.frames, "bed-d")
+        time.sleep(0.5)
+        pub.run(real, realtime=False)
+        (result,) = _collect(sub, lambda g: len(g) >= 1)
+        bed = ctl.status()["status"]["beds"]["bed-d"]
+        for c in (sub, ctl, pub):
+            c.close()
+    h, w = real.shape[1:]
+    x0, y0, x1, y1 = bed["roi"]
+    assert bed["roi_source"] == "detected"
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and (x1 - x0) * (y1 - y0) < w * h  # a real crop
+    expect = float(direct_scorer.score_windows([real], [tuple(bed["roi"])])[0])
+    assert result.p_tle == pytest.approx(expect, abs=1e-5)
