@@ -111,8 +111,11 @@ def init_ray(address: str | None, object_store_mb: int = OBJECT_STORE_MB) -> boo
     else:
         ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=object_store_mb * 1024 * 1024,
                  include_dashboard=False, log_to_driver=False)
-    ctx = __import__("ray.data", fromlist=["DataContext"]).DataContext.get_current()
-    ctx.enable_progress_bars = False
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts windows
+    if not log.isEnabledFor(logging.DEBUG):
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     return True
 
 

@@ -84,6 +84,8 @@ class ScoreSummary:
     out: Path | None = None
     out_inputs: Path | None = None
     backend: str = ""
+    batches: int = 0  # inference batches (this machine only)
+    largest_batch: int = 0
 
     @property
     def windows_per_s(self) -> float:
@@ -99,6 +101,9 @@ class ScoreSummary:
         if self.windows_scored:
             s += (f"\nscored {self.windows_scored} windows in {self.scoring_s:.1f} s = {self.windows_per_s:.2f} "
                   f"windows/s ({self.backend}); total {self.total_s:.1f} s")
+            if self.batches:
+                s += f"; {self.batches} batches, largest {self.largest_batch}"
+
         for input_id, reason in self.failed[:20]:
             s += f"\n  failed: {input_id}: {reason}"
         if len(self.failed) > 20:
@@ -229,9 +234,10 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                 summary.backend = scorer.backend
                 try:
                     with WindowProgress(total, cfg.show_progress) as prog:
-                        score_local(plans, scorer, on_done, workers=cfg.workers, max_batch=cfg.max_batch,
-                                    max_wait_ms=cfg.max_wait_ms, progress=prog)
+                        stats = score_local(plans, scorer, on_done, workers=cfg.workers,
+                                            max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, progress=prog)
                     summary.scoring_s = time.perf_counter() - prog.t0
+                    summary.batches, summary.largest_batch = stats.batches, stats.max_batch_seen
                 finally:
                     scorer.close()
             else:

@@ -42,7 +42,7 @@ def error_text(e: BaseException) -> str:
 
 def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, workers: int = 2,
                 max_batch: int | None = None, max_wait_ms: float = 20.0, prefetch: int | None = None,
-                progress: Any = None) -> None:
+                progress: Any = None) -> Any:
     """Score every plan's windows with ``scorer`` and call ``on_done`` once per plan, in order.
 
     Args:
@@ -53,6 +53,9 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         max_batch, max_wait_ms: dynamic batching (default: the scorer's ``max_batch``).
         prefetch: most decoded windows held at once (default ``2 * max_batch + workers``).
         progress: object with ``advance(n)`` (e.g. :class:`~.progress.WindowProgress`), or None.
+
+    Returns:
+        The batcher's :class:`~semiostream.engines.batcher.BatcherStats` (requests, batches, largest batch).
     """
     batch = int(max_batch or scorer.max_batch)
     slots = threading.Semaphore(prefetch or 2 * batch + workers)
@@ -92,3 +95,4 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         batcher.close()
+    return batcher.stats
