@@ -1,0 +1,44 @@
+"""Helpers for the archive (``semiostream score``) tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from semiostream.models.bundle import PreprocessSpec, save_bundle
+from semiostream.models.classifier import SeizureClassifier
+from semiostream.models.weights import load_i3d_checkpoint
+
+#: options every scoring test passes: the fp32 reference backend, no torch.compile (fast start) and the
+#: plain-torch preprocessing (test_arc_score.py also runs the default DALI path)
+FAST = ["--backend", "torch-cpu-fp32", "--no-compile", "--preprocessing", "reference", "--quiet"]
+
+
+def make_bundle(path, ckpt, seed: int):
+    """A bundle of the real I3D and an untrained, seeded random classifier (16-frame windows)."""
+    torch.manual_seed(seed)
+    clf = SeizureClassifier().eval()
+    with torch.no_grad():
+        clf.fc3.weight.mul_(300.0)  # spread p(TLE) over (0, 1) instead of ~0.5
+    return save_bundle(path, load_i3d_checkpoint(ckpt, in_channels=1), clf, PreprocessSpec(window=16, min_frames=9),
+                       provenance={"test": "seeded random classifier"})
+
+
+def add_bad_inputs(folder):
+    """Add bad/truncated.mkv, bad/garbage.mkv (not a video) and bad/short.npy (5 frames < min_frames)."""
+    good = sorted(folder.glob("*.mkv"))[0]
+    (folder / "bad").mkdir()
+    (folder / "bad" / "truncated.mkv").write_bytes(good.read_bytes()[:60_000])
+    (folder / "bad" / "garbage.mkv").write_bytes(b"this is not a video\n" * 10)
+    np.save(folder / "bad" / "short.npy", np.full((5, 72, 96), 3000, np.uint16))
+    return {"truncated.mkv", "garbage.mkv", "short.npy"}
+
+
+def rows_by_key(rows, key=("input_id", "window")):
+    """``{(input_id, window): row}``; fails on a duplicated key."""
+    out = {}
+    for r in rows:
+        k = tuple(r[c] for c in key)
+        assert k not in out, f"duplicate row {k}"
+        out[k] = r
+    return out
