@@ -1,0 +1,116 @@
+"""`semiostream score` end to end on this machine: error rows, exit status, resumption, change detection,
+manifests, shared batches. (The classifier is an untrained seeded one: these tests check plumbing.)"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from arc_helpers import FAST, add_bad_inputs, make_bundle, rows_by_key
+
+from semiostream.archive.output import inputs_path, read_table
+from semiostream.archive.run import ScoreConfig, score_archive
+from semiostream.cli import main
+
+
+def _score(inputs, bundle, out, *extra):
+    return main(["score", *map(str, inputs), "--bundle", str(bundle), "--out", str(out), *FAST, *extra])
+
+
+def test_folder_with_bad_inputs_then_resume_then_changed_file(arc_clips, arc_bundle, tmp_path, capsys):
+    bad = add_bad_inputs(arc_clips)
+    out = tmp_path / "res.parquet"
+    rc = _score([arc_clips], arc_bundle, out)
+    text = capsys.readouterr().out
+    assert rc == 2 + 3, text  # three failed inputs
+    assert "6 scored now, 0 from earlier runs, 3 failed" in text and "windows/s" in text
+    windows, videos = read_table(out), read_table(inputs_path(out))
+    bundle_id = json.loads((arc_bundle / "bundle.json").read_text())["bundle_id"]
+    assert len(videos) == 9 and len(windows) == 12
+    by_name = {v["path"].rsplit("/", 1)[1]: v for v in videos}
+    errors = {n: v["error"] for n, v in by_name.items() if v["error"]}
+    assert set(errors) == bad
+    assert "truncated" in errors["truncated.mkv"]
+    assert "not a readable video" in errors["garbage.mkv"]
+    assert "too short: the segment has 5 frames" in errors["short.npy"]
+    for v in videos:
+        mine = [w["p_tle"] for w in windows if w["input_id"] == v["input_id"]]
+        if v["error"]:
+            assert mine == [] and v["p_tle"] is None and v["label"] is None and v["windows"] == 0
+        else:
+            assert v["windows"] == len(mine) == 2 and (v["first_frame"], v["stop_frame"]) == (0, 33)
+            assert v["p_tle"] == pytest.approx(np.mean(mine), abs=1e-12)
+            assert v["label"] == ("TLE" if v["p_tle"] >= 0.5 else "FLE") and v["bundle_id"] == bundle_id
+            assert all(0.0 <= p <= 1.0 for p in mine)
+    assert len({round(w["p_tle"], 6) for w in windows}) > 6  # the windows were really scored one by one
+    w0 = [w for w in windows if w["window"] == 1][0]
+    assert (w0["first_frame"], w0["last_frame"]) == (16, 31)
+    assert (w0["t_first"], w0["t_last"]) == pytest.approx((16 / 15, 31 / 15), abs=1e-3)  # FFV1 pts in ms
+
+    # run again: everything is reused, the tables are the same, the failures still counted
+    assert _score([arc_clips], arc_bundle, out) == 5
+    assert "0 scored now, 9 from earlier runs, 3 failed" in capsys.readouterr().out
+    assert read_table(out) == windows and read_table(inputs_path(out)) == videos
+
+    # one video changes: only it is scored again
+    clips = sorted(arc_clips.glob("*.mkv"))
+    shutil.copyfile(clips[1], clips[0])
+    assert _score([arc_clips], arc_bundle, out) == 5
+    assert "1 scored now, 8 from earlier runs, 3 failed" in capsys.readouterr().out
+    windows2 = rows_by_key(read_table(out))
+    assert len(windows2) == 12
+    for w in (0, 1):
+        assert windows2[(str(clips[0]), w)]["p_tle"] == pytest.approx(windows2[(str(clips[1]), w)]["p_tle"], abs=1e-6)
+
+    # --retry-errors scores the failed ones again (they fail again); a subset of inputs gives a subset table
+    assert _score([arc_clips / "bad"], arc_bundle, out, "--retry-errors") == 5
+    assert "0 scored now, 0 from earlier runs, 3 failed" in capsys.readouterr().out
+    assert read_table(out) == [] and len(read_table(inputs_path(out))) == 3
+
+
+def test_manifest_segments_csv_shared_batches_and_new_bundle(arc_clips, arc_bundle, kinetics_ckpt, tmp_path):
+    out = tmp_path / "res.csv"
+    cfg = ScoreConfig([arc_clips / "manifest.csv"], arc_bundle, out, backend="torch-cpu-fp32", compile=False,
+                      preprocessing="reference", max_batch=4, show_progress=False)
+    s = score_archive(cfg)
+    assert (s.inputs, s.scored, len(s.failed), s.exit_status()) == (6, 6, 0, 0)
+    videos = read_table(inputs_path(out))
+    assert {v["patient_id"] for v in videos} == {"synth005_p000", "synth005_p001", "synth005_p002"}
+    assert all(v["true_label"] in ("FLE", "TLE") and v["onset_s"] is not None for v in videos)
+    assert all(v["input_id"].endswith(f"@{v['onset_s']:g}-{v['offset_s']:g}s") for v in videos)
+    assert all(v["first_frame"] == round(v["onset_s"] * 15) for v in videos)
+    assert s.windows_scored == sum(v["windows"] for v in videos) == len(read_table(out))
+    # windows of different videos shared inference batches (each segment has one or two windows)
+    assert s.largest_batch >= 2 and s.batches < s.windows_scored
+
+    other = make_bundle(tmp_path / "bundle2", kinetics_ckpt, seed=99)
+    s2 = score_archive(ScoreConfig(**{**cfg.__dict__, "bundle": other}))
+    assert (s2.scored, s2.reused) == (6, 0)  # a new bundle re-scores everything
+    videos2 = read_table(inputs_path(out))
+    assert {v["bundle_id"] for v in videos2} != {v["bundle_id"] for v in videos}
+    assert [v["p_tle"] for v in videos2] != [v["p_tle"] for v in videos]
+
+
+def test_user_errors_exit_2(arc_bundle, tmp_path, capsys):
+    assert _score([tmp_path / "missing.mkv"], arc_bundle, tmp_path / "r.parquet") == 2
+    assert "does not exist" in capsys.readouterr().err
+    np.save(tmp_path / "a.npy", np.zeros((20, 8, 8), np.uint16))
+    assert _score([tmp_path / "a.npy"], arc_bundle, tmp_path / "r.json") == 2
+    assert ".parquet or .csv" in capsys.readouterr().err
+    assert _score([tmp_path / "a.npy"], tmp_path, tmp_path / "r.csv") == 2
+    assert "not a model bundle" in capsys.readouterr().err
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "dali_pipes.pipeline.DaliPreprocessor (CPU path, commit dffb833) feeds uint16 windows in one batch and float32 "
+    "in the next to the same DALI external_source, which DALI rejects ('Type of the data fed to the external source "
+    "has changed') and the pipeline stays broken; fix belongs in dali_pipes (one pipeline per dtype, or always "
+    "float32). Remove this marker when it is fixed."))
+def test_default_dali_preprocessing_scores_every_window(arc_clips, arc_bundle, tmp_path):
+    out = tmp_path / "res.parquet"
+    rc = main(["score", str(arc_clips), "--bundle", str(arc_bundle), "--out", str(out), "--backend",
+               "torch-cpu-fp32", "--no-compile", "--quiet", "--max-batch", "1"])
+    videos = read_table(inputs_path(out))
+    assert [v["error"] for v in videos] == [None] * 6 and rc == 0
