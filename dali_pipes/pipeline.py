@@ -10,11 +10,13 @@ Two ``@pipeline_def`` graphs, each with ``device`` in ``{"cpu", "gpu"}``:
 * :func:`resize_prepared_windows` (the CPU path of :class:`DaliPreprocessor`): the crop and the
   intensity clamp are done on the host in one vectorised numpy pass, ``clip(crop, lo, hi) - lo`` (exact in
   uint16 when ``lo``/``hi`` are integers, as percentiles of 16-bit data nearly always are; float32
-  otherwise); the graph resizes that and applies the affine map ``r * 2/(hi - lo) - 1`` on the small output.
+  otherwise); the graph resizes that, then one ``crop_mirror_normalize`` applies the affine map to [-1, 1]
+  and the centre padding on the small output.
   This is the same function: bilinear weights are non-negative and sum to 1, so an affine map commutes
-  with the resize, and the clamp still happens before it. It is ~3x faster than clamping in the graph
-  because DALI's CPU arithmetic operators are not vectorised (about 8 ms per binary operator on a
+  with the resize, and the clamp still happens before it. It is 2.6x faster than the all-in-graph CPU
+  version because DALI's CPU arithmetic operators are not vectorised (about 8 ms per binary operator on a
   60x576x640 window per thread, against 2 ms for numpy's ``clip`` on uint16); see ``bench/RESULTS.md``.
+  The GPU keeps the all-in-graph version (:func:`preprocess_windows`), where arithmetic is cheap.
 
 :class:`DaliPreprocessor` feeds them and hands the result to torch as ``[1, T, size, size]`` tensors via
 DLPack (no copy; on the GPU no host round trip). The pipelines use DALI's dynamic executor, whose outputs
@@ -27,7 +29,6 @@ the per-sample geometry from :mod:`.geometry` make the two computations match to
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -119,14 +120,16 @@ def preprocess_encoded_frames(device: str = "cpu", size: int = 224, pad_value: f
 def resize_prepared_windows(size: int = 224, pad_value: float = -1.0, half: bool = False):
     """CPU graph for windows cropped and clamped on the host (see :func:`prepare_window`).
 
-    Inputs: ``frames`` ``[T, h, w, 1]`` uint16 or float32 holding ``clip(crop, lo, hi) - lo`` (all samples of
-    a batch of one dtype), ``out_size`` ``[h_out, w_out]``, ``scale2`` = ``2 / (hi - lo)``, ``pad_anchor``.
-    Output ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
+    Inputs: ``frames`` ``[T, h, w, 1]`` uint16 or float32 holding ``clip(crop, lo, hi) - base`` (one dtype per
+    batch), ``out_size`` ``[h_out, w_out]``, ``mean`` = ``lo - base + (hi - lo) / 2``, ``half_range`` =
+    ``(hi - lo) / 2`` and ``crop_pos`` (relative position of the resized image in the padded square, as
+    ``crop_mirror_normalize`` takes it). Output ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
     """
     frames = fn.external_source(name="frames", layout="FHWC")
     out_size = fn.external_source(name="out_size", dtype=types.FLOAT)
-    scale2 = fn.external_source(name="scale2", dtype=types.FLOAT)
-    pad_anchor = fn.external_source(name="pad_anchor", dtype=types.INT32)
+    mean = fn.external_source(name="mean", dtype=types.FLOAT)
+    half_range = fn.external_source(name="half_range", dtype=types.FLOAT)
+    crop_pos = fn.external_source(name="crop_pos", dtype=types.FLOAT)  # [y, x]
     x = fn.resize(
         frames,
         resize_y=out_size[0],
@@ -135,47 +138,43 @@ def resize_prepared_windows(size: int = 224, pad_value: float = -1.0, half: bool
         antialias=False,
         dtype=types.FLOAT,
     )
-    x = x * scale2 - 1.0  # affine after the resize: exact, and on ~5x fewer pixels
-    full = types.Constant(np.array([size, size], np.int32), device="cpu")
-    x = fn.slice(x, pad_anchor, full, axis_names="HW", out_of_bounds_policy="pad", fill_values=pad_value)
-    return fn.cast(x, dtype=types.FLOAT16) if half else x
+    # (r - mean) / half_range = 2 (r + base - lo) / (hi - lo) - 1, fused with the centre padding
+    return fn.crop_mirror_normalize(
+        x,
+        crop_h=size,
+        crop_w=size,
+        crop_pos_y=crop_pos[0],
+        crop_pos_x=crop_pos[1],
+        mean=mean,
+        std=half_range,
+        out_of_bounds_policy="pad",
+        fill_values=pad_value,
+        dtype=types.FLOAT16 if half else types.FLOAT,
+        output_layout="FHWC",
+    )
 
 
-def _intensity_window_np(frames: np.ndarray, roi: Roi, spec) -> tuple[float, float]:
-    """:func:`.intensity.intensity_window` for numpy frames, bit for bit (same histogram algorithm), but
-    with ``np.bincount`` straight on the uint16 crop (several times faster than the torch version's casts)."""
-    if spec.intensity_mode != "percentile" or frames.dtype != np.uint16:
-        return intensity_window(frames, roi, spec)
-    sub = frames[: spec.percentile_frames, roi.y0 : roi.y1, roi.x0 : roi.x1].ravel()
-    n = sub.size
-    cdf = np.cumsum(np.bincount(sub, minlength=1))
-    out = []
-    for q in (spec.percentile_lo, spec.percentile_hi):
-        pos = q / 100.0 * (n - 1)
-        k0 = math.floor(pos)
-        k1 = min(k0 + 1, n - 1)
-        v0, v1 = (int(v) for v in np.searchsorted(cdf, [k0, k1], side="right"))
-        out.append(v0 + (pos - k0) * (v1 - v0))
-    lo, hi = out
-    if not hi > lo:
-        hi = lo + 1.0
-    return float(lo), float(hi)
+def prepare_window(frames: np.ndarray, params: SampleParams) -> tuple[np.ndarray, float]:
+    """Host side of the CPU path: ``(clip(crop, lo, hi) - base, base)``, ``[T, h, w]`` uint16 (exact, when
+    ``lo`` and ``hi`` are integers) or float32 (otherwise), in one vectorised pass over the crop.
 
-
-def prepare_window(frames: np.ndarray, params: SampleParams) -> np.ndarray:
-    """Host side of the CPU path: ``clip(crop, lo, hi) - lo`` as ``[T, h, w]`` uint16 (exact, when ``lo`` and
-    ``hi`` are integers) or float32 (otherwise), in one vectorised pass over the crop plus one in place."""
+    ``base`` is ``lo`` when the window is narrow for its level (``hi > 64 (hi - lo)``: float32 rounding of
+    the resize at raw level ``hi`` would show after scaling by ``2 / (hi - lo)``; one more pass), else 0.
+    """
     r, lo, hi = params.roi, params.lo, params.hi
     crop = frames[:, r.y0 : r.y1, r.x0 : r.x1]
+    base = lo if hi > 64 * (hi - lo) else 0.0
     if crop.dtype == np.uint16 and lo.is_integer() and hi.is_integer() and 0 <= lo < hi <= 65535:
         out = np.empty(crop.shape, np.uint16)
         np.clip(crop, np.uint16(lo), np.uint16(hi), out=out)
-        np.subtract(out, np.uint16(lo), out=out)
-        return out
+        if base:
+            np.subtract(out, np.uint16(base), out=out)
+        return out, base
     out = crop.astype(np.float32)
     np.clip(out, np.float32(lo), np.float32(hi), out=out)
-    np.subtract(out, np.float32(lo), out=out)
-    return out
+    if base:
+        np.subtract(out, np.float32(base), out=out)
+    return out, base
 
 
 @dataclass(frozen=True)
@@ -204,8 +203,7 @@ def sample_params(frames: np.ndarray | torch.Tensor, roi: Roi | Sequence[int] | 
     """Crop, intensity window and geometry for one ``[T, H, W]`` uint16 window (as the reference)."""
     h, w = int(frames.shape[-2]), int(frames.shape[-1])
     r = as_roi(roi, w, h)
-    lo, hi = _intensity_window_np(frames, r, spec) if isinstance(frames, np.ndarray) else \
-        intensity_window(frames, r, spec)
+    lo, hi = intensity_window(frames, r, spec)
     out_hw = fit_size(r.height, r.width, spec.size)
     return SampleParams(r, lo, hi, out_hw, pad_offsets(*out_hw, spec.size))
 
@@ -317,25 +315,29 @@ class DaliPreprocessor:
 
     def _run_prepared(self, arrays: list[Any], rois: list[Any]) -> list[torch.Tensor]:
         """CPU path: crop + clamp on the host (:func:`prepare_window`), resize + affine + pad in DALI."""
-        frames, out_size, scale2, pad_anchor = [], [], [], []
+        size = self.spec.size
+        frames, feeds = [], {k: [] for k in ("out_size", "mean", "half_range", "crop_pos")}
         for a, roi in zip(arrays, rois, strict=True):
             if a is None or a.ndim != 3:
                 raise ValueError(f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}")
             a = a.numpy() if isinstance(a, torch.Tensor) else a
             a = np.asarray(a, dtype=np.uint16)
             params = sample_params(a, roi, self.spec)
-            frames.append(prepare_window(a, params))
-            feeds = params.feeds()
-            out_size.append(feeds["out_size"])
-            scale2.append(np.array(2.0 / (params.hi - params.lo), np.float32))
-            pad_anchor.append(feeds["pad_anchor"])
+            prepared, base = prepare_window(a, params)
+            frames.append(prepared)
+            (oh, ow), (top, left) = params.out_hw, params.pad_tl
+            feeds["out_size"].append(np.array(params.out_hw, np.float32))
+            feeds["mean"].append(np.array(params.lo - base + (params.hi - params.lo) / 2, np.float32))
+            feeds["half_range"].append(np.array((params.hi - params.lo) / 2, np.float32))
+            # crop_mirror_normalize anchors the crop at crop_pos * (input - crop) = -(top, left)
+            feeds["crop_pos"].append(np.array([top / (size - oh) if oh < size else 0.5,
+                                               left / (size - ow) if ow < size else 0.5], np.float32))
         if len({f.dtype for f in frames}) > 1:  # one dtype per DALI batch
             frames = [f.astype(np.float32, copy=False) for f in frames]
         pipe = self._pipe("prepared")
         pipe.feed_input("frames", [f[..., None] for f in frames], layout="FHWC")
-        pipe.feed_input("out_size", out_size)
-        pipe.feed_input("scale2", scale2)
-        pipe.feed_input("pad_anchor", pad_anchor)
+        for k, v in feeds.items():
+            pipe.feed_input(k, v)
         (tl,) = pipe.run()
         return [_to_torch(tl[i]) for i in range(len(arrays))]
 
