@@ -203,3 +203,41 @@ def plot_path(out_dir: Path | str, name: str, what: str) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir / f"{name}_{machine_tag()}_{what}.png"
+
+
+def default_checkpoint() -> Path:
+    """The Kinetics-400 I3D weights: ``../shared/assets/i3d-kinetics-400.ckpt`` beside the checkout when it
+    exists (development machines), else the file ``semiostream weights fetch`` writes."""
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "i3d-kinetics-400.ckpt"
+    if shared.is_file():
+        return shared
+    from semiostream.models.fetch import default_weights_path
+
+    return default_weights_path()
+
+
+def bench_bundle(path: str | Path | None = None, ckpt: str | Path | None = None, workdir: str | Path | None = None):
+    """A model bundle to benchmark: ``path`` if given, else one made from the real Kinetics-400 I3D and a
+    randomly initialised classifier (speed does not depend on the classifier's weights) under ``workdir``
+    (default: a new temporary folder). Raises ``UserError`` when no I3D weights are found."""
+    import tempfile
+
+    import torch
+
+    from semiostream.errors import UserError
+    from semiostream.models.bundle import BundleError, load_bundle, save_bundle
+    from semiostream.models.classifier import SeizureClassifier
+    from semiostream.models.weights import load_i3d_checkpoint
+
+    if path:
+        try:
+            return load_bundle(path)
+        except BundleError as e:
+            raise UserError(str(e)) from e
+    ckpt = Path(ckpt) if ckpt else default_checkpoint()
+    if not ckpt.is_file():
+        raise UserError(f"no I3D weights at {ckpt}: run `semiostream weights fetch`, or pass --bundle or --ckpt")
+    work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="semiostream-bench-"))
+    torch.manual_seed(0)
+    return load_bundle(save_bundle(work / "bundle", load_i3d_checkpoint(ckpt, in_channels=1),
+                                   SeizureClassifier().eval()))

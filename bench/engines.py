@@ -1,6 +1,17 @@
-"""CPU latency of preprocessing + I3D + classifier per 60-frame window, step by step, side by side.
+"""Engine benchmarks: every backend and precision over batch sizes, and a step-by-step CPU latency table.
 
-Run: ``python -m semiostream.bench.engines [--bundle DIR] [--out bench/results/engines_cpu.json]``
+``semiostream bench engines`` (sweep): every backend usable on this machine (``torch-cpu-fp32``,
+``torch-cpu-bf16``, ``onnxruntime-cpu-fp32``; on a GPU also the CUDA, ONNX Runtime CUDA and TensorRT
+ones), batch 1..N of 60-frame windows through the I3D feature engine + classifier: windows/s, ms/window,
+the I3D's FLOP count (Conv3d multiply-accumulates counted from the real layer shapes for the given T,
+2 FLOPs per MAC) and the achieved GFLOP/s next to this machine's measured matmul peak (``torch.mm`` on
+large square matrices, fp32 and bf16, fp16 on a GPU). End-to-end (preprocessing + engines) rows use the
+:class:`~semiostream.engines.scorer.Scorer` as the service runs it.
+
+``semiostream bench engines --steps``: preprocessing + I3D + classifier per 60-frame window, one
+optimisation at a time, side by side (the table in bench/RESULTS.md).
+
+Run: ``python -m semiostream.bench.engines [--steps] [--bundle DIR]``
 
 Without ``--bundle`` a bundle is made in a temporary directory from the Kinetics-400 I3D checkpoint
 (``../shared/assets/i3d-kinetics-400.ckpt`` or ``--ckpt``) and a random classifier (speed does not depend on
@@ -13,12 +24,10 @@ load average (other processes skew timings on a shared machine) are recorded in 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from . import common
 
 
 def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
@@ -49,17 +60,8 @@ def _ir_window(frames: int = 60, h: int = 424, w: int = 512) -> np.ndarray:
     return np.clip(out + rng.normal(0, 20, out.shape), 0, 65535).astype(np.uint16)
 
 
-def _bundle(path: str | None, ckpt: Path) -> object:
-    from semiostream.models.bundle import load_bundle, save_bundle
-    from semiostream.models.classifier import SeizureClassifier
-    from semiostream.models.weights import load_i3d_checkpoint
-
-    if path:
-        return load_bundle(path)
-    tmp = Path(tempfile.mkdtemp(prefix="semiostream-bench-"))
-    torch.manual_seed(0)
-    return load_bundle(save_bundle(tmp / "bundle", load_i3d_checkpoint(ckpt, in_channels=1),
-                                   SeizureClassifier().eval()))
+def _bundle(path: str | None, ckpt: Path | None) -> object:
+    return common.bench_bundle(path, ckpt)
 
 
 def run(bundle, repeats: int = 3, quick: bool = False) -> dict:
@@ -189,28 +191,231 @@ def write_markdown(result: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------- sweep
+NAME = "engines"
+
+
+def conv_flops(i3d: torch.nn.Module, frames: int, size: int = 224, in_channels: int = 1) -> dict:
+    """FLOPs of one ``[1, in_channels, frames, size, size]`` window through ``i3d.extract_features``.
+
+    Counted from the real layer shapes with forward hooks on every ``Conv3d``: MACs = output elements x
+    (input channels / groups) x kernel volume, FLOPs = 2 x MACs (bias, BN, ReLU and pooling, well under 1%,
+    are left out). One eager fp32 forward pass.
+    """
+    macs: list[int] = []
+
+    def hook(mod: torch.nn.Conv3d, _inp, out: torch.Tensor) -> None:
+        k = mod.kernel_size[0] * mod.kernel_size[1] * mod.kernel_size[2]
+        macs.append(out.numel() * (mod.in_channels // mod.groups) * k)
+
+    handles = [m.register_forward_hook(hook) for m in i3d.modules() if isinstance(m, torch.nn.Conv3d)]
+    try:
+        with torch.inference_mode():
+            i3d.extract_features(torch.zeros(1, in_channels, frames, size, size))
+    finally:
+        for h in handles:
+            h.remove()
+    return {"frames": frames, "conv3d_layers": len(macs), "macs": int(sum(macs)), "flops": 2 * int(sum(macs))}
+
+
+def matmul_peak(device: str = "cpu", n: int | None = None, repeats: int = 3) -> dict[str, float]:
+    """Measured ``torch.mm`` throughput on ``n x n`` matrices (GFLOP/s = 2 n^3 / s), per dtype."""
+    from semiostream.engines.registry import get_backend
+
+    dev = torch.device(device)
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    if dev.type == "cuda":
+        dtypes["fp16"] = torch.float16
+    elif not get_backend("torch-cpu-bf16").available()[0]:
+        dtypes.pop("bf16")  # emulated bf16 matmuls say nothing about a peak
+    out = {}
+    for name, dt in dtypes.items():
+        a = torch.randn(n, n, device=dev).to(dt)
+        b = torch.randn(n, n, device=dev).to(dt)
+        torch.mm(a, b)
+        best = float("inf")
+        for _ in range(repeats):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            torch.mm(a, b)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        out[name] = 2 * n**3 / best / 1e9
+    return out
+
+
+def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = (1, 2, 4), repeats: int = 3,
+          end_to_end: bool = True, progress=None) -> dict:
+    """Every (requested) usable backend x batch size: I3D features + classifier on ``[B, 1, T, S, S]``;
+    then (``end_to_end``) the Scorer with preprocessing on real-size uint16 windows at batch 1.
+
+    Returns ``{"flops": ..., "peak_gflops": {device: {dtype: GFLOP/s}}, "rows": [...], "skipped": {...}}``.
+    """
+    from semiostream.engines.registry import BACKENDS, available_backends, create_engine, get_backend
+    from semiostream.engines.scorer import Scorer
+    from semiostream.engines.select import verified_backends
+    from semiostream.models.classifier import pad_features
+
+    spec = bundle.spec
+    reasons = available_backends()
+    names = backends or [n for n, why in reasons.items() if not why]
+    skipped = {n: why for n, why in reasons.items() if why and (backends is None or n in backends)}
+    flops = conv_flops(bundle.i3d, spec.window, spec.size, bundle.in_channels)
+    devices = sorted({get_backend(n).device for n in names})
+    peaks = {d: matmul_peak(d) for d in devices}
+    verified = {name: ms for name, ms in verified_backends(bundle)}
+    rows: list[dict] = []
+    window, roi = _ir_window(spec.window), (96, 40, 416, 400)
+    for name in names:
+        info = BACKENDS[name]
+        if progress:
+            progress(f"{name}: building engines")
+        t0 = time.perf_counter()
+        try:
+            if name.startswith(("onnxruntime", "tensorrt")):
+                from semiostream.trt_build.export import onnx_from_bundle
+
+                onnx_from_bundle(bundle)  # reused when up to date
+            if name.startswith("tensorrt"):
+                from semiostream.trt_build.build import build_bundle_engines
+
+                build_bundle_engines(bundle, info.precision, max_batch=max(batches),
+                                     frames=(bundle.spec.min_frames, spec.window, spec.window))
+            feat = create_engine(name, bundle, "features")
+            cls = create_engine(name, bundle, "classifier")
+        except Exception as e:  # a backend that cannot build here is reported, not fatal
+            skipped[name] = f"{type(e).__name__}: {e}"
+            continue
+        build_s = time.perf_counter() - t0
+        peak = peaks[info.device].get(info.precision if info.precision != "fp16" or info.device == "cuda" else "fp32")
+        try:
+            for b in batches:
+                b = min(b, feat.io.dims["batch"][1])
+                x = torch.zeros(b, bundle.in_channels, spec.window, spec.size, spec.size)
+
+                def step(x=x, feat=feat, cls=cls, cuda=info.device == "cuda") -> None:
+                    cls.infer(pad_features(feat.infer(x).float()).cpu())
+                    if cuda:
+                        torch.cuda.synchronize()
+
+                t1 = time.perf_counter()
+                step()  # warm-up: compilation, kernel selection
+                first_s = time.perf_counter() - t1
+                step()
+                times, _ = _time(step, repeats)
+                med = statistics.median(times) / b
+                gflops = flops["flops"] / med / 1e9
+                rows.append({"backend": name, "device": info.device, "precision": info.precision, "batch": b,
+                             "what": "i3d+classifier", "ms_per_window": 1e3 * med,
+                             "min_ms_per_window": 1e3 * min(times) / b, "windows_per_s": 1 / med,
+                             "achieved_gflops": gflops, "peak_gflops": peak,
+                             "fraction_of_peak": gflops / peak if peak else None,
+                             "first_call_s": first_s, "build_s": build_s, "verified_ms": verified.get(name)})
+                if progress:
+                    progress(f"{name} batch {b}: {1e3 * med:.0f} ms/window")
+        finally:
+            feat.close()
+            cls.close()
+        if end_to_end:
+            with Scorer(bundle, name, max_batch=1) as s:
+                s.warmup()
+                times, _ = _time(lambda s=s: s.score_windows([window], [roi]), repeats)
+                med = statistics.median(times)
+                rows.append({"backend": name, "device": info.device, "precision": info.precision, "batch": 1,
+                             "what": f"end to end (Scorer, {s.preprocessing} preprocessing)",
+                             "ms_per_window": 1e3 * med, "min_ms_per_window": 1e3 * min(times),
+                             "windows_per_s": 1 / med, "achieved_gflops": flops["flops"] / med / 1e9,
+                             "peak_gflops": peak, "fraction_of_peak": flops["flops"] / med / 1e9 / peak if peak
+                             else None, "verified_ms": verified.get(name)})
+    return {"flops": flops, "peak_gflops": peaks, "rows": rows, "skipped": skipped}
+
+
+def plot_sweep(result: dict, path: Path) -> Path:
+    plt = common.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    by: dict[str, list[dict]] = {}
+    for r in result["rows"]:
+        if r["what"] == "i3d+classifier":
+            by.setdefault(r["backend"], []).append(r)
+    for name, rs in by.items():
+        ax.plot([r["batch"] for r in rs], [r["windows_per_s"] for r in rs], "o-", label=name)
+    ax.set_xlabel("batch (windows per engine call)")
+    ax.set_ylabel("windows / s (60 frames, I3D + classifier)")
+    ax.set_title(f"engines on {result['machine']['cpu']}"
+                 + (f" + {result['machine']['gpus'][0]}" if result["machine"]["gpus"] else ""), fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def add_arguments(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--bundle", help="model bundle directory (default: the Kinetics-400 I3D + a random classifier "
+                                     "in a temporary folder)")
+    ap.add_argument("--ckpt", type=Path, help="I3D weights for the temporary bundle (default: ../shared/assets "
+                                              "or the `semiostream weights fetch` file)")
+    ap.add_argument("--backend", action="append", dest="backends", metavar="NAME",
+                    help="only this backend (repeatable; default: every backend usable here)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="batch sizes (default 1 2 4)")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per point (default 3; median)")
+    ap.add_argument("--no-end-to-end", action="store_true", help="skip the Scorer rows with preprocessing")
+    ap.add_argument("--steps", action="store_true",
+                    help="instead: the step-by-step CPU table (one optimisation at a time; about 3 minutes)")
+    ap.add_argument("--quick", action="store_true", help="--steps: skip the slow fp32 torch.compile variant")
+    ap.add_argument("--markdown", type=Path, help="--steps: also write the table as markdown here")
+    ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT, help="folder for JSON and PNG")
+    ap.add_argument("--no-plot", action="store_true", help="write no PNG")
+
+
+def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
+    command = command or common.command_line()
+    bundle = _bundle(args.bundle, args.ckpt)
+    facts = common.machine_facts()
+    if args.steps:
+        result = run(bundle, args.repeats, args.quick)
+        result.update(benchmark="engines_steps", command=command, machine=machine(), machine_facts=facts,
+                      load_before=facts["loadavg"][0], load_after=os.getloadavg()[0],
+                      date=time.strftime("%Y-%m-%d %H:%M"), bundle_id=bundle.bundle_id)
+        md = write_markdown(result, command)
+        if args.markdown:
+            args.markdown.write_text(md + "\n")
+        result["json"] = str(common.write_result("engines_steps", result, args.out))
+        print(md)
+        return result
+    result = sweep(bundle, args.backends, tuple(args.batches), args.repeats, not args.no_end_to_end,
+                   progress=lambda m: print(m, flush=True))
+    result.update(benchmark=NAME, command=command, machine=facts, loadavg_after=list(os.getloadavg()),
+                  bundle_id=bundle.bundle_id)
+    f = result["flops"]
+    print(f"I3D ({f['frames']} frames, 1 channel, 224x224): {f['conv3d_layers']} Conv3d layers, "
+          f"{f['macs'] / 1e9:.1f} GMAC = {f['flops'] / 1e9:.1f} GFLOP per window")
+    for dev, peaks in result["peak_gflops"].items():
+        print(f"measured matmul peak on {dev}: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+    rows = [(r["backend"], r["what"], r["batch"], r["ms_per_window"], r["windows_per_s"], r["achieved_gflops"],
+             r["peak_gflops"], r["fraction_of_peak"]) for r in result["rows"]]
+    result["markdown"] = common.print_table(
+        "engines: 60-frame windows", ["backend", "what", "batch", "ms/window", "windows/s", "GFLOP/s",
+                                      "matmul peak GFLOP/s", "of peak"], rows)
+    for name, why in result["skipped"].items():
+        print(f"  not here: {name}: {why}")
+    if not args.no_plot and result["rows"]:
+        result["plot"] = str(plot_sweep(result, common.plot_path(args.out, NAME, "batches")))
+    result["json"] = str(common.write_result(NAME, result, args.out))
+    print(f"wrote {result['json']}")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m semiostream.bench.engines", description=__doc__.split("\n")[0])
-    ap.add_argument("--bundle", help="model bundle directory (default: a temporary one)")
-    ap.add_argument("--ckpt", type=Path,
-                    default=Path(__file__).resolve().parents[1].parent / "shared" / "assets" / "i3d-kinetics-400.ckpt")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true", help="skip the slow fp32 torch.compile variant")
-    ap.add_argument("--out", type=Path, default=Path("bench/results/engines_cpu.json"))
-    ap.add_argument("--markdown", type=Path, help="also write the table as markdown here")
+    add_arguments(ap)
     args = ap.parse_args(argv)
-    bundle = _bundle(args.bundle, args.ckpt)
-    load_before = os.getloadavg()[0]
-    result = run(bundle, args.repeats, args.quick)
-    result.update(machine=machine(), load_before=load_before, load_after=os.getloadavg()[0],
-                  date=time.strftime("%Y-%m-%d %H:%M"), bundle_id=bundle.bundle_id)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
     shown = argv if argv is not None else sys.argv[1:]
-    md = write_markdown(result, " ".join(["python -m semiostream.bench.engines", *shown]))
-    if args.markdown:
-        args.markdown.write_text(md + "\n")
-    print(md)
+    run_from_args(args, " ".join(["python -m semiostream.bench.engines", *shown]))
     return 0
 
 
