@@ -25,6 +25,7 @@ class WindowProgress:
         self.total, self.enabled, self.interval_s, self.label = int(total), enabled, interval_s, label
         self.done = 0
         self.t0 = time.perf_counter()
+        self.t_first: float | None = None  # when the first window finished (startup excluded from steady_rate)
         self._lock = threading.Lock()
         self._last_line = self.t0
         self._bar = self._task = None
@@ -34,6 +35,13 @@ class WindowProgress:
         dt = time.perf_counter() - self.t0
         return self.done / dt if dt > 0 else 0.0
 
+    def steady_rate(self) -> float:
+        """Windows per second after the first result (excludes model loading / actor start-up)."""
+        if self.t_first is None or self.done < 2:
+            return 0.0
+        dt = time.perf_counter() - self.t_first
+        return (self.done - 1) / dt if dt > 0 else 0.0
+
     def line(self) -> str:
         r = self.rate()
         eta = _eta((self.total - self.done) / r) if r > 0 else "?"
@@ -41,6 +49,8 @@ class WindowProgress:
 
     def advance(self, n: int = 1) -> None:
         with self._lock:
+            if self.t_first is None:
+                self.t_first = time.perf_counter()
             self.done += n
             if self._bar is not None:
                 self._bar.update(self._task, completed=self.done)

@@ -79,6 +79,8 @@ class ScoreSummary:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (input_id, reason) over all current inputs
     windows_scored: int = 0
     scoring_s: float = 0.0
+    first_result_s: float = 0.0  # from the start of scoring to the first window's result (start-up)
+    steady_windows_per_s: float = 0.0  # after the first result
     total_s: float = 0.0
     window_rows: int = 0
     out: Path | None = None
@@ -101,6 +103,9 @@ class ScoreSummary:
         if self.windows_scored:
             s += (f"\nscored {self.windows_scored} windows in {self.scoring_s:.1f} s = {self.windows_per_s:.2f} "
                   f"windows/s ({self.backend}); total {self.total_s:.1f} s")
+            if self.steady_windows_per_s:
+                s += (f"; {self.steady_windows_per_s:.2f} windows/s after the first result "
+                      f"({self.first_result_s:.1f} s of start-up)")
             if self.batches:
                 s += f"; {self.batches} batches, largest {self.largest_batch}"
 
@@ -236,7 +241,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                     with WindowProgress(total, cfg.show_progress) as prog:
                         stats = score_local(plans, scorer, on_done, workers=cfg.workers,
                                             max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, progress=prog)
-                    summary.scoring_s = time.perf_counter() - prog.t0
+                    _timing(summary, prog)
                     summary.batches, summary.largest_batch = stats.batches, stats.max_batch_seen
                 finally:
                     scorer.close()
@@ -249,7 +254,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                                      address=cfg.ray or None, actors=cfg.actors, cpus_per_actor=cfg.cpus_per_actor,
                                      max_batch=cfg.max_batch, engine_options=opts,
                                      preprocessing=cfg.preprocessing, progress=prog)
-                summary.scoring_s = time.perf_counter() - prog.t0
+                _timing(summary, prog)
                 summary.backend = used or summary.backend
 
         # 5. the tables
@@ -259,6 +264,13 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
             metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})
     summary.total_s = time.perf_counter() - t_start
     return summary
+
+
+def _timing(summary: ScoreSummary, prog: WindowProgress) -> None:
+    end = time.perf_counter()
+    summary.scoring_s = end - prog.t0
+    summary.first_result_s = (prog.t_first - prog.t0) if prog.t_first is not None else 0.0
+    summary.steady_windows_per_s = prog.steady_rate()
 
 
 def _make_scorer(cfg: ScoreConfig, opts: dict | None):
