@@ -113,6 +113,10 @@ class CameraFleet:
         time.sleep(0.3)  # PUB connects are asynchronous: let the handshakes finish
         return self
 
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs if p.pid is not None]
+
     def go(self) -> None:
         self._go.set()
 
