@@ -31,12 +31,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import common
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _time(fn: Callable[[], object], repeats: int) -> tuple[list[float], object]:
@@ -65,6 +67,9 @@ def _bundle(path: str | None, ckpt: Path | None) -> object:
 
 
 def run(bundle, repeats: int = 3, quick: bool = False) -> dict:
+    import torch
+    import torch.nn.functional as F
+
     from semiostream.dali_pipes.reference import preprocess
     from semiostream.engines.backend_onnxruntime import OrtEngine
     from semiostream.engines.backend_torch import TorchEngine, fold_batchnorm
@@ -202,6 +207,7 @@ def conv_flops(i3d: torch.nn.Module, frames: int, size: int = 224, in_channels: 
     (input channels / groups) x kernel volume, FLOPs = 2 x MACs (bias, BN, ReLU and pooling, well under 1%,
     are left out). One eager fp32 forward pass.
     """
+    import torch
     macs: list[int] = []
 
     def hook(mod: torch.nn.Conv3d, _inp, out: torch.Tensor) -> None:
@@ -220,6 +226,8 @@ def conv_flops(i3d: torch.nn.Module, frames: int, size: int = 224, in_channels: 
 
 def matmul_peak(device: str = "cpu", n: int | None = None, repeats: int = 3) -> dict[str, float]:
     """Measured ``torch.mm`` throughput on ``n x n`` matrices (GFLOP/s = 2 n^3 / s), per dtype."""
+    import torch
+
     from semiostream.engines.registry import get_backend
 
     dev = torch.device(device)
@@ -254,6 +262,8 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
 
     Returns ``{"flops": ..., "peak_gflops": {device: {dtype: GFLOP/s}}, "rows": [...], "skipped": {...}}``.
     """
+    import torch
+
     from semiostream.engines.registry import BACKENDS, available_backends, create_engine, get_backend
     from semiostream.engines.scorer import Scorer
     from semiostream.engines.select import verified_backends

@@ -33,10 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from semiostream.dali_pipes.geometry import fit_size, pad_offsets
-from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.roi import as_roi
 
 from . import common
@@ -53,6 +51,8 @@ def naive_preprocess(frames: np.ndarray, roi: Sequence[int] | None, spec) -> np.
     Returns:
         ``[1, T, size, size]`` float32 in [-1, 1].
     """
+    from semiostream.dali_pipes.intensity import intensity_window
+
     n, h, w = frames.shape
     r = as_roi(roi, w, h)
     lo, hi = intensity_window(frames, r, spec)
@@ -117,6 +117,8 @@ def source_windows(path: str | Path, n: int, spec, roi: Sequence[int] | None = N
 def run(windows: list[np.ndarray], rois: list, repeat: int = 3, threads: int | None = None,
         batch: int = 8, in_graph: bool = True) -> dict:
     """Time every variant on the same windows (interleaved rounds); returns the JSON-able results."""
+    import torch
+
     from semiostream.dali_pipes.pipeline import DaliPreprocessor, preprocess_windows, sample_params
     from semiostream.dali_pipes.reference import preprocess
     from semiostream.models.bundle import PreprocessSpec
@@ -205,6 +207,7 @@ def run(windows: list[np.ndarray], rois: list, repeat: int = 3, threads: int | N
 def _components(windows: list, rois: list, spec, repeat: int) -> dict:
     """Host-side pieces timed alone (ms per window): the intensity-window percentiles (shared by every CPU
     variant) and the DALI CPU path's vectorised crop+clamp pass (part of ``dali_cpu``'s time)."""
+    from semiostream.dali_pipes.intensity import intensity_window
     from semiostream.dali_pipes.pipeline import prepare_window, sample_params
 
     pairs = [(w, as_roi(r, w.shape[2], w.shape[1])) for w, r in zip(windows, rois, strict=True)]

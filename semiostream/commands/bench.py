@@ -1,0 +1,42 @@
+"""``semiostream bench preprocess|engines|latency|bus|archive``: benchmarks that print a table, write JSON
+(with the machine's facts) and draw PNG plots. The code lives in :mod:`semiostream.bench`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+ORDER = 90
+
+BENCHES = {
+    "preprocess": ("preprocess", "DALI CPU (and GPU) vs the torch reference vs a naive numpy loop: windows/s"),
+    "engines": ("engines", "every backend and precision, batch 1..N: windows/s, ms/window, GFLOP/s vs matmul peak"),
+    "latency": ("latency", "real publishers + a real scorer on loopback: latency p50/p95/p99, drops, CPU, RSS "
+                           "over N beds"),
+    "bus": ("bus", "transport alone (no scoring): beds x 30 fps of 512x424 uint16; largest N with < 1%% loss"),
+    "archive": ("archive", "windows/s of `semiostream score` on a synthetic archive, next to the engines alone"),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="latency / throughput benchmarks (tables, JSON, PNG plots)",
+        description=(
+            "Benchmarks for this machine. Each prints a table, writes <out>/<name>_<machine>.json with the machine's "
+            "facts (CPU, cores, GPU, library versions, load average) and, where meaningful, PNG plots. Machines are "
+            "often shared: compare numbers taken side by side in one run (each benchmark does), as ratios."),
+    )
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    for name, (module, help_text) in BENCHES.items():
+        mod = importlib.import_module(f"semiostream.bench.{module}")
+        b = bsub.add_parser(name, help=help_text, description=mod.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(b)
+        b.set_defaults(handler=_run, bench_module=module)
+
+
+def _run(args: argparse.Namespace) -> int:
+    mod = importlib.import_module(f"semiostream.bench.{args.bench_module}")
+    mod.run_from_args(args, "semiostream " + " ".join(sys.argv[1:]))
+    return 0
