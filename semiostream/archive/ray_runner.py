@@ -98,6 +98,26 @@ def _items(plans: Sequence[JobPlan]) -> tuple[list[dict[str, Any]], list[tuple[i
     return items, where
 
 
+def _ray_failure(e: BaseException) -> str:
+    return (f"the Ray job failed ({type(e).__name__}: {str(e)[:2000]}); inputs finished so far are kept: run the "
+            "same command again to resume. Check that every node sees the bundle and the videos at the same paths")
+
+
+def _guarded(results):
+    """Iterate ``results``, re-raising Ray's errors with a message saying how to resume."""
+    import ray
+
+    batches = iter(results)
+    while True:
+        try:
+            out = next(batches)
+        except StopIteration:
+            return
+        except ray.exceptions.RayError as e:
+            raise RuntimeError(_ray_failure(e)) from e
+        yield out
+
+
 def init_ray(address: str | None, object_store_mb: int = OBJECT_STORE_MB) -> bool:
     """Connect to the cluster at ``address``, or start a local instance (None / ""). True if this call started it."""
     try:
@@ -137,10 +157,10 @@ def score_ray(plans: Sequence[JobPlan], bundle: str, backend: str | None, on_don
     Returns:
         The backend the actors used (None if nothing was scored).
     """
+    started = init_ray(address)  # UserError when Ray is not installed
     import ray
     import ray.data
 
-    started = init_ray(address)
     try:
         res = ray.cluster_resources()
         gpus, cpus = int(res.get("GPU", 0)), max(1, int(res.get("CPU", 1)))
@@ -168,7 +188,7 @@ def score_ray(plans: Sequence[JobPlan], bundle: str, backend: str | None, on_don
         errors: list[str | None] = [None] * len(plans)
         left = [pl.num_windows for pl in plans]
         used = None
-        for out in scored.iter_batches(batch_size=None, batch_format="numpy"):
+        for out in _guarded(scored.iter_batches(batch_size=None, batch_format="numpy")):
             for seq, p, err, be in zip(out["seq"], out["p"], out["error"], out["backend"], strict=True):
                 j, w = where[int(seq)]
                 used = str(be)
