@@ -30,14 +30,28 @@ class _Cancelled(Exception):
     pass
 
 
+class WindowFailed(Exception):
+    """Window ``index`` of a job could not be read or scored (the message is ``window <index>: <reason>``)."""
+
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(f"window {index}: {error_text(cause)}")
+
+
 def error_text(e: BaseException) -> str:
     """A one-line reason for an error row (SourceError / PlanError / ValueError messages as they are)."""
-    plain = type(e).__name__ in ("SourceError", "PlanError", "ValueError", "ExtractError")
+    plain = type(e).__name__ in ("SourceError", "PlanError", "ValueError", "ExtractError", "WindowFailed")
     text = str(e) if plain else f"{type(e).__name__}: {e}"
     path = getattr(e, "path", None)  # SourceError messages start with the path, which the row already has
     if isinstance(path, str) and text.startswith(path + ": "):
         text = text[len(path) + 2:]
     return text.replace("\n", " ")
+
+
+def _result(index: int, fut: Future) -> float:
+    try:
+        return fut.result()
+    except Exception as e:
+        raise WindowFailed(index, e) from e
 
 
 def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, workers: int = 2,
@@ -70,8 +84,11 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
     def decode(plan: JobPlan) -> list[Future]:
         futures: list[Future] = []
         with open_job(plan.job) as src:
-            for a, b in plan.ranges():
-                frames = src.read(a, b)  # [T, H, W] uint16
+            for w, (a, b) in enumerate(plan.ranges()):
+                try:
+                    frames = src.read(a, b)  # [T, H, W] uint16
+                except Exception as e:
+                    raise WindowFailed(w, e) from e
                 while not slots.acquire(timeout=0.2):
                     if stop.is_set():
                         raise _Cancelled
@@ -85,7 +102,7 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         pending = [(plan, pool.submit(decode, plan)) for plan in plans]
         for plan, dfut in pending:
             try:
-                probs = np.array([f.result() for f in dfut.result()], np.float32)
+                probs = np.array([_result(w, f) for w, f in enumerate(dfut.result())], np.float32)
             except Exception as e:
                 log.warning("%s: %s", plan.job.input_id, error_text(e))
                 on_done(plan, None, error_text(e))

@@ -25,13 +25,17 @@ def make_bundle(path, ckpt, seed: int):
 
 
 def add_bad_inputs(folder):
-    """Add bad/truncated.mkv, bad/garbage.mkv (not a video) and bad/short.npy (5 frames < min_frames)."""
+    """Add bad/truncated.mkv, bad/garbage.mkv (not a video), bad/short.npy (5 frames < min_frames) and
+    bad/corrupt_middle.mkv (opens, its first window decodes, its second does not)."""
     good = sorted(folder.glob("*.mkv"))[0]
     (folder / "bad").mkdir()
-    (folder / "bad" / "truncated.mkv").write_bytes(good.read_bytes()[:60_000])
+    data = bytearray(good.read_bytes())
+    (folder / "bad" / "truncated.mkv").write_bytes(data[:60_000])
+    data[len(data) // 2:len(data) // 2 + 4000] = bytes(4000)
+    (folder / "bad" / "corrupt_middle.mkv").write_bytes(data)
     (folder / "bad" / "garbage.mkv").write_bytes(b"this is not a video\n" * 10)
     np.save(folder / "bad" / "short.npy", np.full((5, 72, 96), 3000, np.uint16))
-    return {"truncated.mkv", "garbage.mkv", "short.npy"}
+    return {"truncated.mkv", "garbage.mkv", "short.npy", "corrupt_middle.mkv"}
 
 
 def rows_by_key(rows, key=("input_id", "window")):

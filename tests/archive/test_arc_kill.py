@@ -31,7 +31,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_clean_rows_once(arc_clips, arc_bun
 
     clean = tmp_path / "clean" / "res.parquet"
     rc_clean = main([*args, "--out", str(clean)])
-    assert rc_clean == 5
+    assert rc_clean == 2 + 4
 
     out = tmp_path / "killed" / "res.parquet"
     parts = out.with_name("res.parquet.parts")
@@ -58,7 +58,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_clean_rows_once(arc_clips, arc_bun
     assert main([*args, "--out", str(out)]) == rc_clean
     # the resumed run reused exactly what the killed one had finished, and scored the rest
     n_ok = sum(d["status"] == "ok" for d in done_at_kill)
-    assert f"{6 - n_ok} scored now, {len(done_at_kill)} from earlier runs, 3 failed" in capsys.readouterr().out
+    assert f"{6 - n_ok} scored now, {len(done_at_kill)} from earlier runs, 4 failed" in capsys.readouterr().out
     for table in (out, inputs_path(out)):
         key = ("input_id", "window") if table == out else ("input_id",)
         got, want = rows_by_key(read_table(table), key), rows_by_key(read_table(clean if table == out else

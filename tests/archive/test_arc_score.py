@@ -24,17 +24,18 @@ def test_folder_with_bad_inputs_then_resume_then_changed_file(arc_clips, arc_bun
     out = tmp_path / "res.parquet"
     rc = _score([arc_clips], arc_bundle, out)
     text = capsys.readouterr().out
-    assert rc == 2 + 3, text  # three failed inputs
-    assert "6 scored now, 0 from earlier runs, 3 failed" in text and "windows/s" in text
+    assert rc == 2 + 4, text  # four failed inputs
+    assert "6 scored now, 0 from earlier runs, 4 failed" in text and "windows/s" in text
     windows, videos = read_table(out), read_table(inputs_path(out))
     bundle_id = json.loads((arc_bundle / "bundle.json").read_text())["bundle_id"]
-    assert len(videos) == 9 and len(windows) == 12
+    assert len(videos) == 10 and len(windows) == 12
     by_name = {v["path"].rsplit("/", 1)[1]: v for v in videos}
     errors = {n: v["error"] for n, v in by_name.items() if v["error"]}
     assert set(errors) == bad
     assert "truncated" in errors["truncated.mkv"]
     assert "not a readable video" in errors["garbage.mkv"]
     assert "too short: the segment has 5 frames" in errors["short.npy"]
+    assert errors["corrupt_middle.mkv"].startswith("window 1: cannot decode frames [16, 32)")  # no partial rows
     for v in videos:
         mine = [w["p_tle"] for w in windows if w["input_id"] == v["input_id"]]
         if v["error"]:
@@ -50,24 +51,24 @@ def test_folder_with_bad_inputs_then_resume_then_changed_file(arc_clips, arc_bun
     assert (w0["t_first"], w0["t_last"]) == pytest.approx((16 / 15, 31 / 15), abs=1e-3)  # FFV1 pts in ms
 
     # run again: everything is reused, the tables are the same, the failures still counted
-    assert _score([arc_clips], arc_bundle, out) == 5
-    assert "0 scored now, 9 from earlier runs, 3 failed" in capsys.readouterr().out
+    assert _score([arc_clips], arc_bundle, out) == 6
+    assert "0 scored now, 10 from earlier runs, 4 failed" in capsys.readouterr().out
     assert read_table(out) == windows and read_table(inputs_path(out)) == videos
 
     # one video changes: only it is scored again
     clips = sorted(arc_clips.glob("*.mkv"))
     shutil.copyfile(clips[1], clips[0])
-    assert _score([arc_clips], arc_bundle, out) == 5
-    assert "1 scored now, 8 from earlier runs, 3 failed" in capsys.readouterr().out
+    assert _score([arc_clips], arc_bundle, out) == 6
+    assert "1 scored now, 9 from earlier runs, 4 failed" in capsys.readouterr().out
     windows2 = rows_by_key(read_table(out))
     assert len(windows2) == 12
     for w in (0, 1):
         assert windows2[(str(clips[0]), w)]["p_tle"] == pytest.approx(windows2[(str(clips[1]), w)]["p_tle"], abs=1e-6)
 
     # --retry-errors scores the failed ones again (they fail again); a subset of inputs gives a subset table
-    assert _score([arc_clips / "bad"], arc_bundle, out, "--retry-errors") == 5
-    assert "0 scored now, 0 from earlier runs, 3 failed" in capsys.readouterr().out
-    assert read_table(out) == [] and len(read_table(inputs_path(out))) == 3
+    assert _score([arc_clips / "bad"], arc_bundle, out, "--retry-errors") == 6
+    assert "0 scored now, 0 from earlier runs, 4 failed" in capsys.readouterr().out
+    assert read_table(out) == [] and len(read_table(inputs_path(out))) == 4
 
 
 def test_manifest_segments_csv_shared_batches_and_new_bundle(arc_clips, arc_bundle, kinetics_ckpt, tmp_path):
