@@ -34,7 +34,7 @@ def make_archive(folder: Path, clips: int, seconds: float, width: int, height: i
 
 
 def run(bundle_dir: Path, manifest: Path, work: Path, backend: str, repeats: int = 1, workers: int = 2,
-        max_batch: int = 4) -> dict:
+        max_batch: int = 4, compile: bool | None = None) -> dict:
     import numpy as np
 
     from semiostream.archive.output import read_table
@@ -48,7 +48,8 @@ def run(bundle_dir: Path, manifest: Path, work: Path, backend: str, repeats: int
         if out.parent.exists():
             shutil.rmtree(out.parent)
         summary = score_archive(ScoreConfig(inputs=[manifest], bundle=bundle_dir, out=out, backend=backend,
-                                            workers=workers, max_batch=max_batch, show_progress=False))
+                                            workers=workers, max_batch=max_batch, show_progress=False,
+                                            compile=compile if backend.startswith("torch-") else None))
         rows = read_table(summary.out)
         runs.append({"windows_scored": summary.windows_scored, "scoring_s": summary.scoring_s,
                      "windows_per_s": summary.windows_per_s, "steady_windows_per_s": summary.steady_windows_per_s,
@@ -60,7 +61,8 @@ def run(bundle_dir: Path, manifest: Path, work: Path, backend: str, repeats: int
     with open_source(first) as src:
         window = np.asarray(src.read(0, 60), dtype=np.uint16)
     n = max(r["windows_scored"] for r in runs) or 1
-    with Scorer(bundle_dir, backend, max_batch=max_batch) as s:
+    opts = {"compile": compile} if compile is not None and backend.startswith("torch-") else None
+    with Scorer(bundle_dir, backend, max_batch=max_batch, engine_options=opts) as s:
         s.warmup()
         s.score_windows([window] * min(n, max_batch))
         times = []
@@ -87,6 +89,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", help="engine backend (default: fastest verified; verified first if none is)")
     ap.add_argument("--workers", type=int, default=2, help="decode threads of `semiostream score` (default 2)")
     ap.add_argument("--max-batch", type=int, default=4, help="windows per engine batch (default 4)")
+    ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--repeats", type=int, default=1, help="scoring runs (default 1; the best is reported)")
     ap.add_argument("--workdir", type=Path, help="where the archive and outputs go (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT, help="folder for JSON")
@@ -108,7 +111,8 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         bundle = cached_bundle(args.bundle, args.ckpt)
         backend = fast_backend(bundle, args.backend)
         bdir = bundle_dir(bundle)
-        res = run(bdir, manifest, work, backend, args.repeats, args.workers, args.max_batch)
+        res = run(bdir, manifest, work, backend, args.repeats, args.workers, args.max_batch,
+                  compile=False if args.no_compile else None)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)

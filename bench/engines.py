@@ -5,7 +5,9 @@
 ones), batch 1..N of 60-frame windows through the I3D feature engine + classifier: windows/s, ms/window,
 the I3D's FLOP count (Conv3d multiply-accumulates counted from the real layer shapes for the given T,
 2 FLOPs per MAC) and the achieved GFLOP/s next to this machine's measured matmul peak (``torch.mm`` on
-large square matrices, fp32 and bf16, fp16 on a GPU). End-to-end (preprocessing + engines) rows use the
+large square matrices, fp32 and bf16, fp16 on a GPU; measured again right after each row, which uses the
+larger of the two, so that a neighbour's load during the first measurement cannot make a backend look
+faster than the peak). End-to-end rows (preprocessing + engines) use the
 :class:`~semiostream.engines.scorer.Scorer` as the service runs it.
 
 ``semiostream bench engines --steps``: preprocessing + I3D + classifier per 60-frame window, one
@@ -224,21 +226,25 @@ def conv_flops(i3d: torch.nn.Module, frames: int, size: int = 224, in_channels: 
     return {"frames": frames, "conv3d_layers": len(macs), "macs": int(sum(macs)), "flops": 2 * int(sum(macs))}
 
 
-def matmul_peak(device: str = "cpu", n: int | None = None, repeats: int = 3) -> dict[str, float]:
-    """Measured ``torch.mm`` throughput on ``n x n`` matrices (GFLOP/s = 2 n^3 / s), per dtype."""
+def matmul_peak(device: str = "cpu", n: int | None = None, repeats: int = 3,
+                dtypes: tuple[str, ...] | None = None) -> dict[str, float]:
+    """Measured ``torch.mm`` throughput on ``n x n`` matrices (GFLOP/s = 2 n^3 / s, best of ``repeats``), per
+    dtype (fp32, bf16 where the CPU has native bf16, fp16 on a GPU; or ``dtypes``)."""
     import torch
 
     from semiostream.engines.registry import get_backend
 
     dev = torch.device(device)
     n = n or (8192 if dev.type == "cuda" else 2048)
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
+    all_dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     if dev.type == "cuda":
-        dtypes["fp16"] = torch.float16
+        all_dtypes["fp16"] = torch.float16
     elif not get_backend("torch-cpu-bf16").available()[0]:
-        dtypes.pop("bf16")  # emulated bf16 matmuls say nothing about a peak
+        all_dtypes.pop("bf16")  # emulated bf16 matmuls say nothing about a peak
     out = {}
-    for name, dt in dtypes.items():
+    for name, dt in all_dtypes.items():
+        if dtypes is not None and name not in dtypes:
+            continue
         a = torch.randn(n, n, device=dev).to(dt)
         b = torch.randn(n, n, device=dev).to(dt)
         torch.mm(a, b)
@@ -256,9 +262,10 @@ def matmul_peak(device: str = "cpu", n: int | None = None, repeats: int = 3) -> 
 
 
 def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = (1, 2, 4), repeats: int = 3,
-          end_to_end: bool = True, progress=None) -> dict:
+          end_to_end: bool = True, progress=None, compile: bool | None = None) -> dict:
     """Every (requested) usable backend x batch size: I3D features + classifier on ``[B, 1, T, S, S]``;
     then (``end_to_end``) the Scorer with preprocessing on real-size uint16 windows at batch 1.
+    ``compile``: torch backends with/without ``torch.compile`` (None = the backend's default).
 
     Returns ``{"flops": ..., "peak_gflops": {device: {dtype: GFLOP/s}}, "rows": [...], "skipped": {...}}``.
     """
@@ -294,13 +301,15 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
 
                 build_bundle_engines(bundle, info.precision, max_batch=max(batches),
                                      frames=(bundle.spec.min_frames, spec.window, spec.window))
-            feat = create_engine(name, bundle, "features")
+            opts = {"compile": compile} if compile is not None and name.startswith("torch-") else {}
+            feat = create_engine(name, bundle, "features", **opts)
             cls = create_engine(name, bundle, "classifier")
         except Exception as e:  # a backend that cannot build here is reported, not fatal
             skipped[name] = f"{type(e).__name__}: {e}"
             continue
         build_s = time.perf_counter() - t0
-        peak = peaks[info.device].get(info.precision if info.precision != "fp16" or info.device == "cuda" else "fp32")
+        peak_key = info.precision if info.precision in peaks[info.device] else "fp32"
+        peak = peaks[info.device].get(peak_key)
         try:
             for b in batches:
                 b = min(b, feat.io.dims["batch"][1])
@@ -318,6 +327,8 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
                 times, _ = _time(step, repeats)
                 med = statistics.median(times) / b
                 gflops = flops["flops"] / med / 1e9
+                # the peak again, right after (a neighbour's load hits both alike); the row uses the larger
+                peak = max(peak or 0.0, matmul_peak(info.device, dtypes=(peak_key,)).get(peak_key, 0.0)) or None
                 rows.append({"backend": name, "device": info.device, "precision": info.precision, "batch": b,
                              "what": "i3d+classifier", "ms_per_window": 1e3 * med,
                              "min_ms_per_window": 1e3 * min(times) / b, "windows_per_s": 1 / med,
@@ -330,10 +341,11 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
             feat.close()
             cls.close()
         if end_to_end:
-            with Scorer(bundle, name, max_batch=1) as s:
+            with Scorer(bundle, name, max_batch=1, engine_options=opts) as s:
                 s.warmup()
                 times, _ = _time(lambda s=s: s.score_windows([window], [roi]), repeats)
                 med = statistics.median(times)
+                peak = max(peak or 0.0, matmul_peak(info.device, dtypes=(peak_key,)).get(peak_key, 0.0)) or None
                 rows.append({"backend": name, "device": info.device, "precision": info.precision, "batch": 1,
                              "what": f"end to end (Scorer, {s.preprocessing} preprocessing)",
                              "ms_per_window": 1e3 * med, "min_ms_per_window": 1e3 * min(times),
@@ -374,6 +386,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[1, 2, 4], help="batch sizes (default 1 2 4)")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per point (default 3; median)")
     ap.add_argument("--no-end-to-end", action="store_true", help="skip the Scorer rows with preprocessing")
+    ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--steps", action="store_true",
                     help="instead: the step-by-step CPU table (one optimisation at a time; about 3 minutes)")
     ap.add_argument("--quick", action="store_true", help="--steps: skip the slow fp32 torch.compile variant")
@@ -398,7 +411,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         print(md)
         return result
     result = sweep(bundle, args.backends, tuple(args.batches), args.repeats, not args.no_end_to_end,
-                   progress=lambda m: print(m, flush=True))
+                   progress=lambda m: print(m, flush=True), compile=False if args.no_compile else None)
     result.update(benchmark=NAME, command=command, machine=facts, loadavg_after=list(os.getloadavg()),
                   bundle_id=bundle.bundle_id)
     f = result["flops"]

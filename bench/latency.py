@@ -3,10 +3,12 @@
 For each N in ``--beds`` (e.g. ``1 2 4 6``): a :class:`~semiostream.bus.runtime.ScorerRuntime` (the
 service as ``semiostream serve`` runs it: Scorer + dynamic batcher + Service) binds loopback endpoints,
 N synthetic cameras (separate processes, :mod:`.loadgen`) publish ``--width`` x ``--height`` uint16 at
-``--fps`` for ``--seconds``, and a results subscriber collects every ``score/<bed>`` message. Reported per
-N: latency p50/p95/p99/max from the results' ``latency_ms`` (capture of the window's last frame -> result
-sent, i.e. latency beyond window fill), windows scored vs expected, drops (windows dropped for backlog,
-frames missing from sequences, frames dropped at publishers), the scorer process's CPU% (100 = one core)
+``--fps`` for ``--seconds`` (evenly out of phase over one hop, as independent cameras are;
+``--synchronized`` for the worst case where every bed's window completes at the same moment), and a
+results subscriber collects every ``score/<bed>`` message. Reported per N: latency p50/p95/p99/max from
+the results' ``latency_ms`` (capture of the window's last frame -> result sent, i.e. latency beyond
+window fill), windows scored vs expected, drops (windows dropped for backlog, frames missing from
+sequences, frames dropped at publishers), the scorer process's CPU% (100 = one core)
 and RSS. "Real-time" = no backlog drops, no sequence gaps, and p99 <= ``--p99-limit`` (1.5 s). With
 ``--frames-endpoint``/``--results-endpoint`` it measures an external scorer instead (``--scorer-pid`` for
 its CPU and RSS).
@@ -67,7 +69,8 @@ def fast_backend(bundle, requested: str | None = None, progress=print) -> str:
 def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds: float = 20.0, hop: int = 60,
               width: int = 512, height: int = 424, max_batch: int = 4, max_wait_ms: float = 50.0,
               endpoints: dict[str, str] | None = None, scorer_pid: int | None = None,
-              processes: int | None = None, drain_s: float = 10.0, p99_limit_ms: float = 1500.0) -> dict:
+              processes: int | None = None, drain_s: float = 10.0, p99_limit_ms: float = 1500.0,
+              synchronized: bool = False) -> dict:
     """One point of the sweep: ``beds`` cameras for ``seconds``; returns its measurements.
 
     With ``scorer`` (a :class:`~semiostream.engines.scorer.Scorer`, shared across points so it compiles
@@ -94,7 +97,9 @@ def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds
     bed_ids = [f"bench-{i:03d}" for i in range(beds)]
     sub = ResultsSubscriber(endpoints["results"])
     ctl = ControlClient(endpoints["control"], timeout_s=5) if endpoints.get("control") else None
-    fleet = CameraFleet(endpoints["frames"], bed_ids, fps, seconds, width, height, processes=processes)
+    stagger = 0.0 if synchronized else hop / fps
+    fleet = CameraFleet(endpoints["frames"], bed_ids, fps, seconds, width, height, processes=processes,
+                        stagger_s=stagger)
     results: list[ScoreResult] = []
     samples: list[dict] = []
     try:
@@ -113,7 +118,8 @@ def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds
             if sampler and now >= next_sample:
                 samples.append({"t": now - t_go, **sampler.sample()})
                 next_sample = now + 1.0
-            if now - t_go > seconds + 1 and (len(results) >= expected_per_bed * beds or now - t_go > seconds + drain_s):
+            end = seconds + stagger
+            if now - t_go > end + 1 and (len(results) >= expected_per_bed * beds or now - t_go > end + drain_s):
                 break
         load = fleet.join()
         status = ctl.status().get("status", {}) if ctl else {}
@@ -147,7 +153,7 @@ def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds
         "scorer_cpu_percent": {"mean": float(np.mean(cpu)) if cpu else None, "max": max(cpu) if cpu else None},
         "scorer_rss_mib": {"start": rss[0] if rss else None, "max": max(rss) if rss else None,
                            "end": rss[-1] if rss else None},
-        "samples": samples, "realtime": realtime,
+        "samples": samples, "realtime": realtime, "bed_phase_stagger_s": stagger,
     }
 
 
@@ -221,8 +227,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--bundle", help="model bundle (default: Kinetics-400 I3D + random classifier, cached)")
     ap.add_argument("--ckpt", type=Path, help="I3D weights for the default bundle")
     ap.add_argument("--backend", help="engine backend (default: fastest verified; verified first if none is)")
+    ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--max-batch", type=int, default=4, help="scorer batch size (default 4)")
     ap.add_argument("--max-wait-ms", type=float, default=50.0, help="batcher wait (default 50 ms)")
+    ap.add_argument("--synchronized", action="store_true",
+                    help="start every camera at the same instant (worst case: all windows complete together); "
+                         "default: cameras evenly out of phase over one hop, as independent cameras are")
     ap.add_argument("--p99-limit", type=float, default=1.5, help="real-time p99 limit in seconds (default 1.5)")
     ap.add_argument("--frames-endpoint", help="measure an external scorer: its frame endpoint")
     ap.add_argument("--results-endpoint", help="... its results endpoint")
@@ -252,7 +262,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
 
     facts = common.machine_facts()
     kw = dict(fps=args.fps, seconds=args.seconds, hop=args.hop, width=args.width, height=args.height,
-              p99_limit_ms=args.p99_limit * 1e3)
+              p99_limit_ms=args.p99_limit * 1e3, synchronized=args.synchronized)
     scorer = None
     if args.frames_endpoint or args.results_endpoint:
         if not (args.frames_endpoint and args.results_endpoint):
@@ -266,7 +276,8 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         bundle = cached_bundle(args.bundle, args.ckpt)
         backend = fast_backend(bundle, args.backend)
         print(f"scorer backend: {backend}")
-        scorer = Scorer(bundle, backend, max_batch=args.max_batch)
+        opts = {"compile": False} if args.no_compile and backend.startswith("torch-") else None
+        scorer = Scorer(bundle, backend, max_batch=args.max_batch, engine_options=opts)
         t0 = time.perf_counter()
         scorer.warmup()
         print(f"warm-up {time.perf_counter() - t0:.1f} s")

@@ -43,7 +43,7 @@ class LoadReport:
 
 
 def publisher_process(endpoint: str, beds: list[str], fps: float, seconds: float, width: int, height: int,
-                      queue_seconds: float, ready, go, out) -> None:
+                      queue_seconds: float, ready, go, out, start_delay_s: float = 0.0) -> None:
     """Body of one publisher process (module level so that ``spawn`` can import it)."""
     try:
         import zmq
@@ -56,6 +56,7 @@ def publisher_process(endpoint: str, beds: list[str], fps: float, seconds: float
         pubs = [Publisher(endpoint, bed, fps=fps, queue_seconds=queue_seconds, context=ctx) for bed in beds]
         ready.put(("ready", None))
         go.wait(120)
+        time.sleep(start_delay_s)
         period = 1.0 / fps
         n = max(1, round(seconds * fps))
         t0 = time.monotonic()
@@ -83,13 +84,15 @@ def publisher_process(endpoint: str, beds: list[str], fps: float, seconds: float
 class CameraFleet:
     """``beds`` synthetic cameras spread over ``processes`` publisher processes.
 
-    ``start()`` spawns them and waits until every socket is connected; ``go()`` starts sending (all at
-    once); ``join()`` waits for the end and returns a :class:`LoadReport`.
+    ``start()`` spawns them and waits until every socket is connected; ``go()`` starts sending;
+    ``join()`` waits for the end and returns a :class:`LoadReport`. With ``stagger_s``, process ``i`` of
+    ``n`` starts ``i * stagger_s / n`` seconds after ``go()`` (independent cameras are not in phase; 0 = all
+    at once, the worst case for a scorer since every bed's window then completes at the same moment).
     """
 
     def __init__(self, endpoint: str, beds: list[str], fps: float = 30.0, seconds: float = 10.0,
                  width: int = 512, height: int = 424, processes: int | None = None,
-                 queue_seconds: float = 2.0) -> None:
+                 queue_seconds: float = 2.0, stagger_s: float = 0.0) -> None:
         self.beds = list(beds)
         nproc = max(1, min(processes or len(self.beds), len(self.beds)))
         self.groups = [self.beds[i::nproc] for i in range(nproc)]
@@ -97,9 +100,9 @@ class CameraFleet:
         self._ready, self._out, self._go = ctx.Queue(), ctx.Queue(), ctx.Event()
         self._procs = [ctx.Process(target=publisher_process, daemon=True, name=f"bench-cameras-{i}",
                                    args=(endpoint, g, fps, seconds, width, height, queue_seconds,
-                                         self._ready, self._go, self._out))
+                                         self._ready, self._go, self._out, i * stagger_s / nproc))
                        for i, g in enumerate(self.groups)]
-        self.seconds = seconds
+        self.seconds = seconds + stagger_s
 
     def start(self, timeout: float = 120.0) -> CameraFleet:
         for p in self._procs:
