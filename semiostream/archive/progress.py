@@ -89,3 +89,6 @@ class WindowProgress:
         if self._bar is not None:
             self._bar.__exit__(*exc)
             self._bar = None
+        elif self.enabled:
+            print(f"{self.label}: {self.done}/{self.total} windows in {_eta(time.perf_counter() - self.t0)}, "
+                  f"{self.rate():.2f} windows/s", file=sys.stderr, flush=True)

@@ -16,11 +16,12 @@ never remembered, so they are tried again next time.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,9 +187,11 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                              threshold=cfg.threshold, **kw)
 
         # 2. keys and what is done already
-        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-hash") as pool:
+        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-hash") as pool, \
+                _phase(f"checking {len(jobs)} inputs", len(jobs), cfg.show_progress) as advance:
             futs = [(j, pool.submit(hashes.sha256, j.path)) for j in jobs]
-            for job, fut in futs:
+            for n, (job, fut) in enumerate(futs, 1):
+                advance(n)
                 try:
                     sha = fut.result()
                 except Exception as e:  # missing / unreadable: an error row in every run, never remembered
@@ -206,9 +209,11 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         # 3. plan (errors become chunks at once)
         plans: list[JobPlan] = []
         lock = threading.Lock()
-        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-plan") as pool:
+        with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-plan") as pool, \
+                _phase(f"planning {len(todo)} inputs", len(todo), cfg.show_progress and bool(todo)) as advance:
             futs2 = [(j, k, s, pool.submit(plan_job, j, k, s, spec, cfg.hop, detector, lock)) for j, k, s in todo]
-            for job, key, sha, fut in futs2:
+            for n, (job, key, sha, fut) in enumerate(futs2, 1):
+                advance(n)
                 try:
                     plans.append(fut.result())
                 except Exception as e:
@@ -264,6 +269,18 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
             metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})
     summary.total_s = time.perf_counter() - t_start
     return summary
+
+
+@contextlib.contextmanager
+def _phase(message: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    """``advance(done)`` of a progress bar (:func:`semiostream.progress.task_progress`), or a no-op."""
+    if not enabled:
+        yield lambda done: None
+        return
+    from semiostream.progress import task_progress
+
+    with task_progress(message, total) as advance:
+        yield advance
 
 
 def _timing(summary: ScoreSummary, prog: WindowProgress) -> None:

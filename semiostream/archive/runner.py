@@ -3,14 +3,16 @@
 ``workers`` threads each take one job at a time, read its windows in order (sequential decoding) and submit
 each ``(frames, roi)`` to the Scorer's :class:`~semiostream.engines.batcher.DynamicBatcher`, whose single
 worker runs preprocessing and inference on batches of up to ``max_batch`` windows from whichever jobs
-have windows waiting. A semaphore bounds the decoded windows in memory (``prefetch``). The caller's thread
-collects each job's probabilities in job order and hands them to ``on_done``, which writes the chunk.
+have windows waiting. A semaphore bounds the decoded windows in memory (``prefetch``). When the last window
+of a job is back, the job joins a queue; the caller's thread hands each one to ``on_done`` (which writes its
+chunk) in completion order, so a long video never holds back the finished short ones.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
+import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -57,12 +59,13 @@ def _result(index: int, fut: Future) -> float:
 def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, workers: int = 2,
                 max_batch: int | None = None, max_wait_ms: float = 20.0, prefetch: int | None = None,
                 progress: Any = None) -> Any:
-    """Score every plan's windows with ``scorer`` and call ``on_done`` once per plan, in order.
+    """Score every plan's windows with ``scorer`` and call ``on_done`` once per plan, as each one completes.
 
     Args:
         plans: jobs with their windows (:func:`~.plan.plan_job`).
         scorer: an :class:`~semiostream.engines.scorer.Scorer`.
-        on_done: called in this thread with ``(plan, probs [N] float32, None)`` or ``(plan, None, reason)``.
+        on_done: called in this thread with ``(plan, probs [N] float32, None)`` or ``(plan, None, reason)``,
+            as soon as all of a plan's windows are back (a long video does not hold back the short ones).
         workers: decoding threads.
         max_batch, max_wait_ms: dynamic batching (default: the scorer's ``max_batch``).
         prefetch: most decoded windows held at once (default ``2 * max_batch + workers``).
@@ -74,6 +77,7 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
     batch = int(max_batch or scorer.max_batch)
     slots = threading.Semaphore(prefetch or 2 * batch + workers)
     stop = threading.Event()
+    finished: queue.Queue = queue.Queue()  # (plan index, window futures or None, error or None)
     batcher = scorer.batcher(batch, max_wait_ms)
 
     def release(_: Future) -> None:
@@ -81,28 +85,48 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         if progress is not None:
             progress.advance(1)
 
-    def decode(plan: JobPlan) -> list[Future]:
+    def decode(index: int, plan: JobPlan) -> None:
         futures: list[Future] = []
-        with open_job(plan.job) as src:
-            for w, (a, b) in enumerate(plan.ranges()):
-                try:
-                    frames = src.read(a, b)  # [T, H, W] uint16
-                except Exception as e:
-                    raise WindowFailed(w, e) from e
-                while not slots.acquire(timeout=0.2):
-                    if stop.is_set():
-                        raise _Cancelled
-                fut = batcher.submit((frames, plan.roi))
-                fut.add_done_callback(release)
-                futures.append(fut)
-        return futures
+        try:
+            with open_job(plan.job) as src:
+                for w, (a, b) in enumerate(plan.ranges()):
+                    try:
+                        frames = src.read(a, b)  # [T, H, W] uint16
+                    except Exception as e:
+                        raise WindowFailed(w, e) from e
+                    while not slots.acquire(timeout=0.2):
+                        if stop.is_set():
+                            raise _Cancelled
+                    fut = batcher.submit((frames, plan.roi))
+                    fut.add_done_callback(release)
+                    futures.append(fut)
+        except BaseException as e:  # every plan reports exactly once
+            finished.put((index, None, e))
+            return
+        left = [len(futures)]
+        lock = threading.Lock()
+
+        def one_done(_: Future) -> None:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                finished.put((index, futures, None))
+
+        for fut in futures:
+            fut.add_done_callback(one_done)
 
     pool = cf.ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="archive-decode")
     try:
-        pending = [(plan, pool.submit(decode, plan)) for plan in plans]
-        for plan, dfut in pending:
+        for i, plan in enumerate(plans):
+            pool.submit(decode, i, plan)
+        for _ in range(len(plans)):
+            index, futures, err = finished.get()
+            plan = plans[index]
             try:
-                probs = np.array([_result(w, f) for w, f in enumerate(dfut.result())], np.float32)
+                if err is not None:
+                    raise err
+                probs = np.array([_result(w, f) for w, f in enumerate(futures)], np.float32)
             except Exception as e:
                 log.warning("%s: %s", plan.job.input_id, error_text(e))
                 on_done(plan, None, error_text(e))

@@ -115,3 +115,29 @@ def test_default_dali_preprocessing_scores_every_window(arc_clips, arc_bundle, t
                "torch-cpu-fp32", "--no-compile", "--quiet", "--max-batch", "1"])
     videos = read_table(inputs_path(out))
     assert [v["error"] for v in videos] == [None] * 6 and rc == 0
+
+
+def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tmp_path):
+    """A long video first in line must not hold back the short ones finished meanwhile (their chunks are
+    written at once, so a kill loses little work); every window is counted once."""
+    from semiostream.archive.inputs import Job
+    from semiostream.archive.plan import plan_job
+    from semiostream.archive.progress import WindowProgress
+    from semiostream.archive.runner import score_local
+    from semiostream.engines.scorer import Scorer
+    from semiostream.models.bundle import PreprocessSpec
+
+    long_clip = tmp_path / "long.npy"
+    np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 8, 48, 64), dtype=np.uint16))
+    spec = PreprocessSpec(window=16, min_frames=9)
+    plans = [plan_job(Job(long_clip), "long", "sha", spec)]
+    plans += [plan_job(Job(p, offset=1.0), p.name, "sha", spec) for p in sorted(arc_clips.glob("*.mkv"))[:3]]
+    assert [p.num_windows for p in plans] == [8, 1, 1, 1]
+    order = []
+    with Scorer(arc_bundle, "torch-cpu-fp32", preprocessing="reference", engine_options={"compile": False}) as sc, \
+            WindowProgress(11, enabled=False) as prog:
+        stats = score_local(plans, sc, lambda pl, probs, err: order.append((pl.key, err, len(probs))), workers=2,
+                            max_batch=1, prefetch=2, progress=prog)
+    assert sorted(order) == sorted((p.key, None, p.num_windows) for p in plans)
+    assert order[-1][0] == "long", order
+    assert prog.done == stats.requests == 11
