@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import sys
+import shlex
 
 ORDER = 90
 
@@ -33,10 +33,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         b = bsub.add_parser(name, help=help_text, description=mod.__doc__,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         mod.add_arguments(b)
-        b.set_defaults(handler=_run, bench_module=module)
+        b.set_defaults(handler=_run, bench_module=module, bench_parser=b)
+
+
+def command_of(args: argparse.Namespace) -> str:
+    """The command line that reproduces ``args`` (options that differ from their defaults), for the JSON."""
+    words = ["semiostream", "bench", args.bench]
+    for action in args.bench_parser._actions:
+        if not action.option_strings or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if value == action.default:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(action.option_strings[0])
+        else:
+            values = value if isinstance(value, list | tuple) else [value]
+            words += [action.option_strings[0], *(shlex.quote(str(v)) for v in values)]
+    return " ".join(words)
 
 
 def _run(args: argparse.Namespace) -> int:
     mod = importlib.import_module(f"semiostream.bench.{args.bench_module}")
-    mod.run_from_args(args, "semiostream " + " ".join(sys.argv[1:]))
+    mod.run_from_args(args, command_of(args))
     return 0
