@@ -178,7 +178,7 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
-def plot(points: list[dict], out_dir: Path, p99_limit_ms: float, title: str) -> list[str]:
+def plot(points: list[dict], out_dir: Path, p99_limit_ms: float, title: str, name: str = NAME) -> list[str]:
     plt = common.pyplot()
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -193,7 +193,7 @@ def plot(points: list[dict], out_dir: Path, p99_limit_ms: float, title: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(common.plot_path(out_dir, NAME, "cdf"))
+    paths.append(common.plot_path(out_dir, name, "cdf"))
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
 
@@ -211,7 +211,7 @@ def plot(points: list[dict], out_dir: Path, p99_limit_ms: float, title: str) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    paths.append(common.plot_path(out_dir, NAME, "vs_beds"))
+    paths.append(common.plot_path(out_dir, name, "vs_beds"))
     fig.savefig(paths[-1], dpi=110)
     plt.close(fig)
     return [str(p) for p in paths]
@@ -260,6 +260,7 @@ def cached_bundle(bundle: str | None, ckpt: Path | None):
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
     from semiostream.errors import UserError
 
+    name = NAME + ("_synchronized" if args.synchronized else "")
     facts = common.machine_facts()
     kw = dict(fps=args.fps, seconds=args.seconds, hop=args.hop, width=args.width, height=args.height,
               p99_limit_ms=args.p99_limit * 1e3, synchronized=args.synchronized)
@@ -293,7 +294,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         if not p["realtime"]:
             break
         largest = p["beds"]
-    result = {"benchmark": NAME, "command": command or common.command_line(), "machine": facts,
+    result = {"benchmark": name, "command": command or common.command_line(), "machine": facts,
               "loadavg_after": list(os.getloadavg()), "backend": backend, "p99_limit_s": args.p99_limit,
               "points": points, "realtime_beds": ok, "largest_realtime_beds": largest,
               "preprocessing": getattr(scorer, "preprocessing", None)}
@@ -307,8 +308,9 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
     print(f"largest real-time bed count: {largest}")
     if not args.no_plot and points:
         result["plots"] = plot(points, args.out, args.p99_limit * 1e3,
-                               f"{backend}, hop {args.hop}, {facts['cpu']} ({facts['cpu_count']} cores)")
-    result["json"] = str(common.write_result(NAME, result, args.out))
+                               f"{backend}, hop {args.hop}, {'synchronized' if args.synchronized else 'staggered'} "
+                               f"cameras, {facts['cpu']} ({facts['cpu_count']} cores)", name)
+    result["json"] = str(common.write_result(name, result, args.out))
     print(f"wrote {result['json']}")
     return result
 

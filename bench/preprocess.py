@@ -279,7 +279,7 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
              r["max_abs_diff_vs_reference"]) for k, r in res["results"].items()]
     res["markdown"] = common.print_table(
         f"preprocessing: {len(windows)} windows of {res['frames_per_window']}x{res['height']}x{res['width']}",
-        ["variant", "threads", "windows/s", "frames/s", "x naive", "max |diff| vs ref"], rows)
+        ["variant", "threads", "windows/s", "frames/s", "x naive", "max abs diff vs ref"], rows)
     for k, v in res["components"].items():
         print(f"  host component {k}: {v:.2f} ms/window")
     if not args.no_plot:

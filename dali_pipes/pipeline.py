@@ -1,6 +1,6 @@
 """DALI preprocessing on the CPU or the GPU: the same function as :func:`.reference.preprocess`.
 
-Two ``@pipeline_def`` graphs, each with ``device`` in ``{"cpu", "gpu"}``:
+Three ``@pipeline_def`` graphs (the first two with ``device`` in ``{"cpu", "gpu"}``):
 
 * :func:`preprocess_windows`: one sample = one window ``[T, H, W, 1]`` uint16 (any T, H, W per sample, so
   a batch may mix sources and frame sizes) plus its per-sample crop, intensity window and output geometry
@@ -8,7 +8,7 @@ Two ``@pipeline_def`` graphs, each with ``device`` in ``{"cpu", "gpu"}``:
 * :func:`preprocess_encoded_frames`: one sample = one encoded 16-bit PNG/TIFF frame, decoded inside the
   graph (``fn.decoders.image``, ``"cpu"`` or ``"mixed"``), then the same steps -> ``[size, size, 1]``.
 * :func:`resize_prepared_windows` (the CPU path of :class:`DaliPreprocessor`): the crop and the
-  intensity clamp are done on the host in one vectorised numpy pass, ``clip(crop, lo, hi) - lo`` (exact in
+  intensity clamp are done on the host in one vectorised numpy pass, ``clip(crop, lo, hi)`` (exact in
   uint16 when ``lo``/``hi`` are integers, as percentiles of 16-bit data nearly always are; float32
   otherwise); the graph resizes that, then one ``crop_mirror_normalize`` applies the affine map to [-1, 1]
   and the centre padding on the small output.
