@@ -318,9 +318,9 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
 
                 onnx_from_bundle(bundle)  # reused when up to date
             if name.startswith("tensorrt"):
-                from semiostream.trt_build.build import build_bundle_engines
+                from semiostream.trt_build.build import DEFAULT_MAX_BATCH, build_bundle_engines
 
-                build_bundle_engines(bundle, info.precision, max_batch=max(batches),
+                build_bundle_engines(bundle, info.precision, max_batch=max(DEFAULT_MAX_BATCH, *batches),
                                      frames=(bundle.spec.min_frames, spec.window, spec.window))
             opts = {"compile": compile} if compile is not None and name.startswith("torch-") else {}
             feat = create_engine(name, bundle, "features", **opts)

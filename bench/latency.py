@@ -58,6 +58,15 @@ def fast_backend(bundle, requested: str | None = None, progress=print) -> str:
     usable = usable_backends()
     gpu = [n for n in ("tensorrt-fp16", "torch-cuda-fp16") if n in usable]
     candidates = gpu or [n for n in ("torch-cpu-bf16",) if n in usable]
+    if "tensorrt-fp16" in candidates:
+        from semiostream.trt_build.build import build_bundle_engines
+
+        progress("building the TensorRT fp16 engines for this GPU (once per bundle) ...")
+        try:
+            build_bundle_engines(bundle, "fp16")
+        except Exception as e:  # verification then covers the torch CUDA backend only
+            progress(f"TensorRT build failed ({e}); verifying the torch CUDA backend only")
+            candidates.remove("tensorrt-fp16")
     if candidates:
         progress(f"no verified backend for this bundle here; verifying {', '.join(candidates)} once ...")
         report = verify_bundle(bundle, candidates, batch=1, n_random_features=16)
