@@ -104,11 +104,6 @@ def test_user_errors_exit_2(arc_bundle, tmp_path, capsys):
     assert "not a model bundle" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "dali_pipes.pipeline.DaliPreprocessor (CPU path, commit dffb833) feeds uint16 windows in one batch and float32 "
-    "in the next to the same DALI external_source, which DALI rejects ('Type of the data fed to the external source "
-    "has changed') and the pipeline stays broken; fix belongs in dali_pipes (one pipeline per dtype, or always "
-    "float32). Remove this marker when it is fixed."))
 def test_default_dali_preprocessing_scores_every_window(arc_clips, arc_bundle, tmp_path):
     out = tmp_path / "res.parquet"
     rc = main(["score", str(arc_clips), "--bundle", str(arc_bundle), "--out", str(out), "--backend",

@@ -127,6 +127,17 @@ def test_dali_cpu_equals_reference_mixed_batch(dali_cpu):
     assert worst < 1e-3 < TOL, worst  # reached: ~3e-4 on full-range noise
 
 
+def test_dali_cpu_batches_of_different_prepared_dtypes(dali_cpu):
+    # integer intensity limits keep the host-prepared crop in uint16, fractional ones make it float32;
+    # consecutive calls alternate and every one must still equal the reference
+    two_level = np.full((9, 32, 40), 1000, np.uint16)
+    two_level[:, :, 20:] = 3000  # percentiles 1 and 99 are exactly 1000 and 3000
+    noisy = _rand(9, 32, 40, seed=5)
+    for frames in (two_level, noisy, two_level, noisy):
+        out = dali_cpu([frames], [None])[0]
+        assert float((out - preprocess(frames, None, SPEC)).abs().max()) < 1e-3
+
+
 def test_dali_outputs_survive_the_next_run(dali_cpu):
     a, b = _rand(9, 64, 80, seed=1), _rand(9, 64, 80, seed=2)
     out_a = dali_cpu([a], [None])[0]
