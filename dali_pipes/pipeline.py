@@ -117,15 +117,16 @@ def preprocess_encoded_frames(device: str = "cpu", size: int = 224, pad_value: f
 
 
 @pipeline_def
-def resize_prepared_windows(size: int = 224, pad_value: float = -1.0, half: bool = False):
+def resize_prepared_windows(size: int = 224, pad_value: float = -1.0, half: bool = False, float_input: bool = False):
     """CPU graph for windows cropped and clamped on the host (see :func:`prepare_window`).
 
-    Inputs: ``frames`` ``[T, h, w, 1]`` uint16 or float32 holding ``clip(crop, lo, hi) - base`` (one dtype per
-    batch), ``out_size`` ``[h_out, w_out]``, ``mean`` = ``lo - base + (hi - lo) / 2``, ``half_range`` =
-    ``(hi - lo) / 2`` and ``crop_pos`` (relative position of the resized image in the padded square, as
-    ``crop_mirror_normalize`` takes it). Output ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
+    Inputs: ``frames`` ``[T, h, w, 1]`` uint16 (float32 with ``float_input``: one graph per input dtype,
+    as DALI fixes an external source's dtype) holding ``clip(crop, lo, hi) - base``, ``out_size``
+    ``[h_out, w_out]``, ``mean`` = ``lo - base + (hi - lo) / 2``, ``half_range`` = ``(hi - lo) / 2`` and
+    ``crop_pos`` (relative position of the resized image in the padded square, as ``crop_mirror_normalize``
+    takes it). Output ``[T, size, size, 1]`` float32 (or float16) in [-1, 1].
     """
-    frames = fn.external_source(name="frames", layout="FHWC")
+    frames = fn.external_source(name="frames", layout="FHWC", dtype=types.FLOAT if float_input else types.UINT16)
     out_size = fn.external_source(name="out_size", dtype=types.FLOAT)
     mean = fn.external_source(name="mean", dtype=types.FLOAT)
     half_range = fn.external_source(name="half_range", dtype=types.FLOAT)
@@ -240,11 +241,12 @@ class DaliPreprocessor:
 
     def _pipe(self, input_device: str) -> Any:
         pipe = self._pipes.get(input_device)
-        if pipe is None and input_device == "prepared":
+        if pipe is None and input_device.startswith("prepared"):
             pipe = resize_prepared_windows(
                 size=self.spec.size,
                 pad_value=float(self.spec.pad_value),
                 half=self.half,
+                float_input=input_device == "prepared-float32",
                 batch_size=self.max_batch,
                 num_threads=self._num_threads,
                 device_id=None,
@@ -332,9 +334,9 @@ class DaliPreprocessor:
             # crop_mirror_normalize anchors the crop at crop_pos * (input - crop) = -(top, left)
             feeds["crop_pos"].append(np.array([top / (size - oh) if oh < size else 0.5,
                                                left / (size - ow) if ow < size else 0.5], np.float32))
-        if len({f.dtype for f in frames}) > 1:  # one dtype per DALI batch
+        if any(f.dtype != np.uint16 for f in frames):  # one dtype per DALI batch
             frames = [f.astype(np.float32, copy=False) for f in frames]
-        pipe = self._pipe("prepared")
+        pipe = self._pipe(f"prepared-{frames[0].dtype}")
         pipe.feed_input("frames", [f[..., None] for f in frames], layout="FHWC")
         for k, v in feeds.items():
             pipe.feed_input(k, v)

@@ -77,3 +77,21 @@ def test_dali_cpu_padding_offsets_for_every_output_size():
     pre = DaliPreprocessor(spec, device="cpu", max_batch=32, num_threads=1)
     worst = max(float((o - preprocess(w, None, spec)).abs().max()) for o, w in zip(pre(windows), windows, strict=True))
     assert worst < 1e-3
+
+
+def test_dali_cpu_path_switches_between_uint16_and_float32_batches():
+    """Integer intensity bounds take the uint16 graph, fractional ones the float32 graph; one preprocessor
+    must serve both in any order and in one mixed batch (DALI fixes an external source's dtype)."""
+    from semiostream.dali_pipes.intensity import intensity_window
+    from semiostream.dali_pipes.pipeline import DaliPreprocessor
+
+    spec = PreprocessSpec()
+    a = np.random.default_rng(1).integers(1000, 1100, (9, 40, 50), dtype=np.uint16)  # many repeats: integer bounds
+    b = np.full((9, 40, 50), 7, np.uint16)
+    b[0].flat[:160] = 0  # 160 of the 16000 percentile pixels: the 1st percentile interpolates 0..7 -> 6.93
+    assert all(float(v).is_integer() for v in intensity_window(a, None, spec))
+    assert not all(float(v).is_integer() for v in intensity_window(b, None, spec))
+    pre = DaliPreprocessor(spec, device="cpu", max_batch=2, num_threads=1)
+    for batch in ([a], [b], [a], [a, b], [b, a]):
+        for out, fr in zip(pre(batch), batch, strict=True):
+            assert float((out - preprocess(fr, None, spec)).abs().max()) < 1e-3
