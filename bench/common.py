@@ -7,7 +7,6 @@ numbers taken side by side in one run, as ratios), the exact command, and its re
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import platform
@@ -20,26 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.engines.select import cpu_model, package_version
+
 DEFAULT_OUT = Path("bench/results")
 _LIBS = ("torch", "numpy", "nvidia-dali-cuda130", "pyzmq", "onnxruntime", "onnxruntime-gpu", "tensorrt",
          "tensorrt-cu13", "matplotlib")
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def gpus() -> list[str]:
@@ -61,7 +45,7 @@ def machine_facts() -> dict[str, Any]:
                 mem_gib = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
-    libs = {d: v for d in _LIBS if (v := _version(d)) is not None}
+    libs = {d: v for d in _LIBS if (v := package_version(d)) is not None}
     return {
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),

@@ -39,7 +39,8 @@ VERDICT_VERSION = 1
 _lock = threading.Lock()
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else the platform's processor string)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -49,7 +50,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _version(dist: str) -> str | None:
+def package_version(dist: str) -> str | None:
+    """Installed version of a distribution, or None."""
     try:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
@@ -63,12 +65,12 @@ def machine_info() -> dict[str, Any]:
     gpus = []
     if torch.cuda.is_available():
         gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    ort = _version("onnxruntime") or _version("onnxruntime-gpu")
+    ort = package_version("onnxruntime") or package_version("onnxruntime-gpu")
     trt = None
     for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12"):
-        trt = trt or _version(dist)
+        trt = trt or package_version(dist)
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "gpus": gpus,
