@@ -27,12 +27,13 @@ class ScorerRuntime:
         from semiostream.engines.scorer import Scorer
 
         self.cfg = cfg
-        self.scorer = scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch)
+        self.scorer = scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch or 8)
         self.metrics = BusMetrics()
         if warmup:  # compile / pick kernels now rather than on the first live window
             log.info("warming up %r ...", self.scorer)
             log.info("warm-up took %.1f s", self.scorer.warmup())
-        self.batcher = self.scorer.batcher(cfg.batching.max_batch, cfg.batching.max_wait_ms,
+        max_batch = cfg.batching.max_batch or (8 if self.scorer.device.type == "cuda" else 1)
+        self.batcher = self.scorer.batcher(max_batch, cfg.batching.max_wait_ms,
                                            on_batch=self.metrics.batch_size.observe)
         detector_factory = None
         if cfg.detector.kind != "full":

@@ -15,7 +15,7 @@ Example::
       - id: bed-02
     detector: {kind: full}                 # yolox | maskrcnn | static | full, weights: path
     windows: {hop: 30}                     # frames between scores (30 = every 1 s at 30 fps)
-    batching: {max_batch: 8, max_wait_ms: 50}
+    batching: {max_batch: null, max_wait_ms: 50}  # null: 8 windows per batch on a GPU, 1 on a CPU
     security:
       secret_key: keys/scorer.key_secret   # CURVE on; required off-loopback
       allowed_clients: keys/publishers/    # publisher NAME.key files
@@ -86,7 +86,10 @@ class WindowConfig(_Strict):
 
 
 class BatchingConfig(_Strict):
-    max_batch: int = Field(8, ge=1, le=256)
+    """``max_batch`` None (the default) picks by device: 8 on a GPU, where batching raises throughput,
+    1 on a CPU, where it does not and would only hold finished windows back for their batch-mates."""
+
+    max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(50.0, ge=0, le=10_000)
 
 

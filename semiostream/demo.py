@@ -151,7 +151,7 @@ def run_live(settings: DemoSettings, bundle: Path) -> dict:
     endpoints = {k: f"tcp://127.0.0.1:{_free_port()}" for k in ("frames", "results", "control")}
     cfg = ServiceConfig.model_validate({
         "bundle": bundle, "backend": settings.backend, "endpoints": endpoints,
-        "windows": {"hop": settings.hop, "max_inflight": 1}, "batching": {"max_batch": 4, "max_wait_ms": 100},
+        "windows": {"hop": settings.hop, "max_inflight": 1}, "batching": {"max_wait_ms": 50},
         "fps": settings.fps,
     })
     _say(f"starting the scorer on {endpoints['frames']} and {len(DEMO_BEDS)} SYNTHETIC bed cameras ...")
