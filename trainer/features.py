@@ -139,29 +139,22 @@ def _atomic_savez(path: Path, **arrays: Any) -> None:
         raise
 
 
-class FeatureCache:
-    """Directory of per-seizure feature files (see the module docstring for the key)."""
+class ContentHashMemo:
+    """sha256 of video contents (files or frame folders), remembered in a JSON file by (absolute path,
+    size, mtime): an unchanged file is hashed once, a touched or rewritten one again. Thread-safe; call
+    :meth:`save` to persist (atomically) what was learned. Used by the feature cache and archive scoring.
+    """
 
-    def __init__(self, root: str | os.PathLike) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._hash_file = self.root / "hashes.json"
+    def __init__(self, json_path: str | os.PathLike) -> None:
+        self.path = Path(json_path)
         self._lock = threading.Lock()
         try:
-            self._hashes: dict[str, dict[str, str]] = json.loads(self._hash_file.read_text())
+            self._hashes: dict[str, dict[str, str]] = json.loads(self.path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             self._hashes = {}
-        self._clean_stale_temp()
 
-    def _clean_stale_temp(self, older_than_s: float = 3600) -> None:
-        now = time.time()
-        for tmp in self.root.glob("*/.*.tmp"):
-            with contextlib.suppress(OSError):
-                if now - tmp.stat().st_mtime > older_than_s:
-                    tmp.unlink()
-
-    def content_hash(self, path: str | os.PathLike) -> str:
-        """sha256 of a video's content, remembered by (absolute path, size, mtime)."""
+    def sha256(self, path: str | os.PathLike) -> str:
+        """Content sha256 of ``path``. Raises OSError if it is unreadable."""
         p = Path(path).resolve()
         sk = _stat_key(p)
         with self._lock:
@@ -173,13 +166,38 @@ class FeatureCache:
             self._hashes[str(p)] = {"stat": sk, "sha256": digest}
         return digest
 
-    def save_hashes(self) -> None:
+    def save(self) -> None:
         with self._lock:
             data = json.dumps(self._hashes, indent=0, sort_keys=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".hashes.", suffix=".tmp")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(data)
-        os.replace(tmp, self._hash_file)
+        os.replace(tmp, self.path)
+
+
+class FeatureCache:
+    """Directory of per-seizure feature files (see the module docstring for the key)."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hashes = ContentHashMemo(self.root / "hashes.json")
+        self._clean_stale_temp()
+
+    def _clean_stale_temp(self, older_than_s: float = 3600) -> None:
+        now = time.time()
+        for tmp in self.root.glob("*/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+
+    def content_hash(self, path: str | os.PathLike) -> str:
+        """sha256 of a video's content, remembered by (absolute path, size, mtime)."""
+        return self.hashes.sha256(path)
+
+    def save_hashes(self) -> None:
+        self.hashes.save()
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npz"

@@ -9,7 +9,7 @@ An input's key is the sha256 of
   preprocessing).
 
 Content hashes are remembered by (absolute path, size, mtime) in ``hashes.json`` of the work folder (the
-trainer's :meth:`~semiostream.trainer.features.FeatureCache.content_hash` memo), so an unchanged file is hashed
+trainer's :class:`~semiostream.trainer.features.ContentHashMemo`), so an unchanged file is hashed
 once, ever, and a touched or rewritten one is hashed again: a changed file gets a new key and is re-scored;
 a different bundle or backend changes every key and everything is re-scored.
 """
@@ -21,6 +21,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from semiostream.trainer.features import ContentHashMemo
 
 from .inputs import Job
 
@@ -48,21 +50,8 @@ def input_key(job: Job, content_sha256: str, settings: RunSettings) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:40]
 
 
-class ContentHashes:
-    """sha256 of video contents, remembered in ``<folder>/hashes.json`` by (path, size, mtime).
-
-    Thread-safe; call :meth:`save` to persist (atomically) what was learned.
-    """
+class ContentHashes(ContentHashMemo):
+    """The content-hash memo of a work folder: ``<folder>/hashes.json`` (the trainer's mechanism)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
-        from semiostream.trainer.features import FeatureCache
-
-        # The feature cache's content-hash memo is exactly the mechanism needed; only that part is used.
-        self._memo = FeatureCache(Path(folder))
-
-    def sha256(self, path: str | os.PathLike) -> str:
-        """Content sha256 (hashing the file only when its size or mtime changed). Raises OSError if unreadable."""
-        return self._memo.content_hash(path)
-
-    def save(self) -> None:
-        self._memo.save_hashes()
+        super().__init__(Path(folder) / "hashes.json")
