@@ -35,6 +35,24 @@ def _open_container(path: Path) -> Any:
         ) from e
 
 
+def index_packets(container: Any, stream: Any, path: Path, what: str) -> np.ndarray:
+    """Sorted presentation timestamps ``[N]`` int64 of ``stream``'s non-empty packets (one per frame).
+
+    Closes ``container`` and raises :class:`SourceError` when the packets are corrupt or there are none.
+    """
+    import av
+
+    try:
+        pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+    except av.error.FFmpegError as e:
+        container.close()
+        raise SourceError(path, f"packet stream is corrupt ({e})") from e
+    if not pts:
+        container.close()
+        raise SourceError(path, f"{what} holds no frames", "the recording is empty")
+    return np.array(sorted(pts), dtype=np.int64)
+
+
 class AvSource(Source):
     """A video stream decoded by PyAV.
 
@@ -45,7 +63,6 @@ class AvSource(Source):
     """
 
     def __init__(self, path: str | os.PathLike, stream_index: int | None = None, stream_name: str = "ir"):
-        import av
 
         self.path = Path(path)
         check_file(self.path)
@@ -68,15 +85,7 @@ class AvSource(Source):
         self.bit_depth = 16 if bits > 8 else 8
         self._to_format = "gray16le" if self.bit_depth == 16 else "gray"
         self._tb = s.time_base
-        try:
-            pts = [p.pts for p in c.demux(s) if p.size and p.pts is not None]
-        except av.error.FFmpegError as e:
-            c.close()
-            raise SourceError(self.path, f"packet stream is corrupt ({e})") from e
-        if not pts:
-            c.close()
-            raise SourceError(self.path, "video stream holds no frames", "the recording is empty")
-        self._pts = np.array(sorted(pts), dtype=np.int64)
+        self._pts = index_packets(c, s, self.path, "video stream")
         self._index = {int(p): i for i, p in enumerate(self._pts)}
         self.num_frames = len(self._pts)
         expected = c.metadata.get(FRAMES_TAG)

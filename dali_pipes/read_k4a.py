@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .read_av import index_packets
 from .source import Source, SourceError, check_file
 
 #: ``--stream`` name -> Matroska track title in k4a recordings.
@@ -77,15 +78,7 @@ class K4aSource(Source):
         self.bit_depth = 16
         self._frame_bytes = self.width * self.height * 2
         self._tb = float(s.time_base)
-        try:
-            pts = [p.pts for p in c.demux(s) if p.size and p.pts is not None]
-        except av.error.FFmpegError as e:
-            c.close()
-            raise SourceError(self.path, f"packet stream is corrupt ({e})") from e
-        if not pts:
-            c.close()
-            raise SourceError(self.path, f"{title} track holds no frames", "the recording is empty")
-        self._pts = np.array(sorted(pts), dtype=np.int64)
+        self._pts = index_packets(c, s, self.path, f"{title} track")
         self._index = {int(p): i for i, p in enumerate(self._pts)}
         self.num_frames = len(self._pts)
         rate = s.average_rate or s.guessed_rate
