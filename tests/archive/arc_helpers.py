@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
+from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import PreprocessSpec, save_bundle
-from semiostream.models.classifier import SeizureClassifier
-from semiostream.models.weights import load_i3d_checkpoint
+from semiostream.models.bundle import PreprocessSpec
 
 #: options every scoring test passes: the fp32 reference backend, no torch.compile (fast start) and the
 #: plain-torch preprocessing (test_arc_score.py also runs the default DALI path)
@@ -16,12 +14,7 @@ FAST = ["--backend", "torch-cpu-fp32", "--no-compile", "--preprocessing", "refer
 
 def make_bundle(path, ckpt, seed: int):
     """A bundle of the real I3D and an untrained, seeded random classifier (16-frame windows)."""
-    torch.manual_seed(seed)
-    clf = SeizureClassifier().eval()
-    with torch.no_grad():
-        clf.fc3.weight.mul_(300.0)  # spread p(TLE) over (0, 1) instead of ~0.5
-    return save_bundle(path, load_i3d_checkpoint(ckpt, in_channels=1), clf, PreprocessSpec(window=16, min_frames=9),
-                       provenance={"test": "seeded random classifier"})
+    return make_random_bundle(path, ckpt, seed, PreprocessSpec(window=16, min_frames=9), reuse=False)
 
 
 def add_bad_inputs(folder):

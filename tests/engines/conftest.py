@@ -9,28 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import load_bundle, save_bundle
-from semiostream.models.classifier import SeizureClassifier
-from semiostream.models.weights import load_i3d_checkpoint
-
-
-def make_test_bundle(root, ckpt):
-    """Create (once per session directory) the shared test bundle and return its path."""
-    path = root / "engines_test_bundle"
-    if not (path / "bundle.json").is_file():
-        torch.manual_seed(1234)
-        clf = SeizureClassifier().eval()
-        with torch.no_grad():
-            clf.fc3.weight.mul_(300.0)
-        save_bundle(path, load_i3d_checkpoint(ckpt, in_channels=1), clf, provenance={"test": "random classifier"})
-    return path
+from semiostream.models.bundle import load_bundle
 
 
 @pytest.fixture(scope="session")
 def eng_bundle_dir(tmp_path_factory, kinetics_ckpt):
-    return make_test_bundle(tmp_path_factory.getbasetemp(), kinetics_ckpt)
+    return make_random_bundle(tmp_path_factory.getbasetemp() / "engines_test_bundle", kinetics_ckpt, 1234)
 
 
 @pytest.fixture(scope="session")

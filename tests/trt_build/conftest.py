@@ -6,27 +6,15 @@ The classifier is untrained (random, seeded, last layer scaled so p(TLE) spreads
 from __future__ import annotations
 
 import pytest
-import torch
+from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import load_bundle, save_bundle
-from semiostream.models.classifier import SeizureClassifier
-from semiostream.models.weights import load_i3d_checkpoint
-
-
-def _make(path, ckpt, seed: int):
-    if not (path / "bundle.json").is_file():
-        torch.manual_seed(seed)
-        clf = SeizureClassifier().eval()
-        with torch.no_grad():
-            clf.fc3.weight.mul_(300.0)
-        save_bundle(path, load_i3d_checkpoint(ckpt, in_channels=1), clf, provenance={"test": "random classifier"})
-    return path
+from semiostream.models.bundle import load_bundle
 
 
 @pytest.fixture(scope="session")
 def trtb_bundle_dir(tmp_path_factory, kinetics_ckpt):
     # same directory and seed as tests/engines/conftest.py: the export is shared when both folders run
-    return _make(tmp_path_factory.getbasetemp() / "engines_test_bundle", kinetics_ckpt, 1234)
+    return make_random_bundle(tmp_path_factory.getbasetemp() / "engines_test_bundle", kinetics_ckpt, 1234)
 
 
 @pytest.fixture(scope="session")
@@ -44,4 +32,4 @@ def trtb_onnx(trtb_bundle):
 @pytest.fixture(scope="session")
 def other_bundle_dir(tmp_path_factory, kinetics_ckpt):
     """A second bundle: same I3D, another random classifier (so another bundle id)."""
-    return _make(tmp_path_factory.getbasetemp() / "engines_other_bundle", kinetics_ckpt, 99)
+    return make_random_bundle(tmp_path_factory.getbasetemp() / "engines_other_bundle", kinetics_ckpt, 99)
