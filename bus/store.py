@@ -159,7 +159,11 @@ class ResultStore:
         self.path = Path(path)
         self.retention_days = retention_days
         self.readonly = readonly
-        self._check_path()
+        try:
+            self._check_path()
+        except OSError as e:
+            raise StoreError(f"cannot use results database path {self.path}: {e.strerror or e}; check the "
+                             "path and its permissions") from None
         try:
             if readonly:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
@@ -223,6 +227,8 @@ class ResultStore:
             c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             if version == 0:
                 with self._transaction():  # executescript would commit early: one statement at a time
+                    if c.execute("PRAGMA user_version").fetchone()[0] != 0:
+                        return  # another process created the schema while we waited for the write lock
                     for stmt in _SCHEMA_V1.split(";"):
                         if stmt.strip():
                             c.execute(stmt)

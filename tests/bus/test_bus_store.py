@@ -361,3 +361,21 @@ def test_readonly_never_creates_and_never_writes(tmp_path, db):
             with pytest.raises(StoreError, match="read-only"):
                 reader.prune()
         assert writer.counts()["windows"] == 1
+
+
+def test_processes_opening_a_new_file_at_once_share_one_schema(db):
+    """Scorer restarts racing each other (or a reader and the scorer) must not fail creating the schema."""
+    code = textwrap.dedent("""
+        import sys, time
+        from semiostream.bus.store import ResultStore
+        time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+        with ResultStore(sys.argv[1]) as store:
+            store.open_event("bed-01", sys.argv[3], 1)
+    """)
+    start = time.time() + 3.0  # after the interpreters have started
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(start), f"e{i}"], stderr=subprocess.PIPE,
+                              text=True) for i in range(4)]
+    errors = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    with ResultStore(db) as store:
+        assert sorted(e["event_id"] for e in store.events()) == ["e0", "e1", "e2", "e3"]
