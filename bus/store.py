@@ -24,7 +24,8 @@ Durability contract
   windows/s, so one commit per row is affordable and there is no batching to get wrong.
 
 Threading: a :class:`ResultStore` owns one SQLite connection and must be used from the thread that
-created it (the scorer's socket thread). Other processes may read the same file at the same time
+created it (the scorer's socket thread), or, opened with ``check_same_thread=False``, by one thread at a
+time. Other processes may read the same file at the same time
 (open them with ``readonly=True``).
 
 Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
@@ -142,6 +143,9 @@ class ResultStore:
             refuses every write.
         synchronous: ``"NORMAL"`` (survives a process crash) or ``"FULL"`` (also survives a power loss,
             slower); see the module's durability contract.
+        check_same_thread: False lets a store opened in one thread (e.g. at start-up, to report a bad path
+            before the model loads) be handed to another (the socket thread). It must still be used by one
+            thread at a time.
 
     Raises:
         StoreError: the path is a folder, its folder is missing, the file is not a (semiostream) SQLite
@@ -151,7 +155,7 @@ class ResultStore:
     """
 
     def __init__(self, path: str | Path, retention_days: float | None = 30.0, *, readonly: bool = False,
-                 synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+                 synchronous: Literal["NORMAL", "FULL"] = "NORMAL", check_same_thread: bool = True) -> None:
         if retention_days is not None and not (retention_days > 0 and math.isfinite(retention_days)):
             raise ValueError(f"retention_days={retention_days!r} must be a positive number of days or None")
         if synchronous not in ("NORMAL", "FULL"):
@@ -167,9 +171,11 @@ class ResultStore:
         try:
             if readonly:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3)
+                self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3,
+                                             check_same_thread=check_same_thread)
             else:
-                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3)
+                self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3,
+                                             check_same_thread=check_same_thread)
         except sqlite3.Error as e:
             raise self._error("open", e) from None
         try:
@@ -243,7 +249,10 @@ class ResultStore:
     def _error(self, doing: str, e: sqlite3.Error) -> StoreError:
         name = getattr(e, "sqlite_errorname", "") or type(e).__name__
         where = f"results database {self.path}"
-        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        if isinstance(e, sqlite3.ProgrammingError) and "thread" in str(e):
+            hint = (f"{where} was opened in another thread ({e}); use a ResultStore from the thread that "
+                    "opened it, or open it with check_same_thread=False and hand it over")
+        elif name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
             hint = (f"{where} is corrupt or not a SQLite file ({e}); move it aside (keep it for inspection) "
                     "and restart to create a new one, or restore it from a backup")
         elif name.startswith("SQLITE_FULL"):

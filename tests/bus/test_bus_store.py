@@ -379,3 +379,29 @@ def test_processes_opening_a_new_file_at_once_share_one_schema(db):
     assert [p.returncode for p in procs] == [0] * 4, errors
     with ResultStore(db) as store:
         assert sorted(e["event_id"] for e in store.events()) == ["e0", "e1", "e2", "e3"]
+
+
+def test_thread_hand_over(db):
+    """Default: only the opening thread may use the store; check_same_thread=False allows a hand-over."""
+    import threading
+
+    def in_thread(store: ResultStore) -> BaseException | None:
+        caught: list[BaseException | None] = [None]
+
+        def work() -> None:
+            try:
+                store.add_window(window("bed-01", 0, 0.5))
+            except BaseException as e:  # reported to the test thread
+                caught[0] = e
+
+        t = threading.Thread(target=work)
+        t.start()
+        t.join(timeout=30)
+        return caught[0]
+
+    with ResultStore(db) as store:
+        err = in_thread(store)
+        assert isinstance(err, StoreError) and "check_same_thread=False" in str(err)
+    with ResultStore(db, check_same_thread=False) as store:
+        assert in_thread(store) is None
+        assert store.counts()["windows"] == 1
