@@ -19,8 +19,15 @@ Three ``@pipeline_def`` graphs (the first two with ``device`` in ``{"cpu", "gpu"
   The GPU keeps the all-in-graph version (:func:`preprocess_windows`), where arithmetic is cheap.
 
 :class:`DaliPreprocessor` feeds them and hands the result to torch as ``[1, T, size, size]`` tensors via
-DLPack (no copy; on the GPU no host round trip). The pipelines use DALI's dynamic executor, whose outputs
-own their memory, so the tensors stay valid after the next run.
+DLPack (no copy; on the GPU no host round trip). Devices are :class:`semiostream.device.Device` values,
+converted here to DALI's ``device="gpu"`` / ``device_id=N`` (``"mixed"`` for decoders). On the GPU, a
+caller's CUDA stream (the Scorer's) is handed to DALI both ways: ``feed_input(..., cuda_stream=s)`` for
+frames already on the GPU and ``run(s)`` for the outputs, so DALI's work is ordered with torch's and
+TensorRT's on that stream without a host synchronisation.
+
+Every graph is the same code on both devices: tests run the exact GPU graph (``preprocess_windows``
+with ``device="cpu"``, i.e. ``DaliPreprocessor(..., host_prepare=False)``) against the reference. The
+pipelines use DALI's dynamic executor, whose outputs own their memory, so the tensors stay valid after the next run.
 
 Agreement with the reference (tests/dali_pipes/test_dp_pipeline.py): max abs difference about 3e-4
 on full-range random 16-bit data (worst case), against a bound of 1/255; bilinear without antialias and
@@ -39,6 +46,8 @@ import nvidia.dali.types as types
 import torch
 from nvidia.dali import math as dmath
 from nvidia.dali import pipeline_def
+
+from semiostream.device import Device
 
 from .geometry import fit_size, pad_offsets
 from .intensity import intensity_window
@@ -214,11 +223,15 @@ class DaliPreprocessor:
 
     Args:
         spec: the bundle's ``PreprocessSpec``.
-        device: ``"cpu"`` or ``"gpu"``.
+        device: a :class:`~semiostream.device.Device` or its spelling: ``"cpu"``, ``"cuda:N"``, or DALI's
+            ``"gpu"`` (= the current CUDA device).
         max_batch: largest number of windows per call.
         num_threads: DALI CPU worker threads.
-        device_id: CUDA device for ``device="gpu"``.
+        device_id: CUDA ordinal overriding the device's (kept for callers that pass DALI's pair).
         half: float16 output (for fp16 engines); float32 otherwise.
+        host_prepare: on the CPU, crop and clamp on the host (:func:`resize_prepared_windows`, 2.6x
+            faster there); False runs the GPU's all-in-graph :func:`preprocess_windows` on the CPU, which
+            is how tests check the GPU graph without a GPU. Ignored on the GPU.
 
     Call it with a list of ``[T, H, W]`` uint16 windows (numpy, or torch CUDA tensors for the GPU
     pipeline) or :class:`~.windows.Window` objects, and one ROI (or None) per window.
@@ -227,17 +240,30 @@ class DaliPreprocessor:
     def __init__(
         self,
         spec,
-        device: str = "cpu",
+        device: Device | str = "cpu",
         max_batch: int = 8,
         num_threads: int = 2,
-        device_id: int = 0,
+        device_id: int | None = None,
         half: bool = False,
+        host_prepare: bool = True,
     ) -> None:
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-        self.spec, self.device, self.max_batch, self.half = spec, device, int(max_batch), half
-        self._num_threads, self._device_id = num_threads, device_id
+        dev = Device.parse(device)
+        if device_id is not None and dev.is_cuda:
+            dev = Device.cuda(device_id)
+        self.spec, self.device, self.max_batch, self.half = spec, dev, int(max_batch), half
+        self.host_prepare = bool(host_prepare)
+        self._num_threads = num_threads
         self._pipes: dict[str, Any] = {}
+
+    @property
+    def dali_device(self) -> str:
+        """DALI's name of the device the graph runs on (``"cpu"`` / ``"gpu"``)."""
+        return self.device.dali_device
+
+    @property
+    def device_id(self) -> int | None:
+        """DALI's ``device_id`` (None for a CPU-only pipeline)."""
+        return self.device.dali_device_id
 
     def _pipe(self, input_device: str) -> Any:
         pipe = self._pipes.get(input_device)
@@ -256,14 +282,14 @@ class DaliPreprocessor:
             self._pipes[input_device] = pipe
         elif pipe is None:
             pipe = preprocess_windows(
-                device=self.device,
+                device=self.dali_device,
                 size=self.spec.size,
                 pad_value=float(self.spec.pad_value),
                 half=self.half,
                 input_device=input_device,
                 batch_size=self.max_batch,
                 num_threads=self._num_threads,
-                device_id=None if self.device == "cpu" else self._device_id,
+                device_id=self.device_id,
                 prefetch_queue_depth=1,
             )
             pipe.build()
@@ -274,8 +300,16 @@ class DaliPreprocessor:
         self,
         windows: Sequence[np.ndarray | torch.Tensor | Window],
         rois: Sequence[Roi | Sequence[int] | None] | None = None,
+        stream: Any = None,
     ) -> list[torch.Tensor]:
         """Preprocess windows.
+
+        Args:
+            windows: ``[T, H, W]`` uint16 windows (numpy / torch; CUDA tensors on the GPU path).
+            rois: one ``(x0, y0, x1, y1)`` or None per window.
+            stream: GPU path only: the ``torch.cuda.Stream`` the caller works on. CUDA input frames are
+                read on it and the outputs are ready on it (not host-synchronous). None = torch's
+                current stream of the device.
 
         Returns:
             one ``[1, T_i, size, size]`` tensor (float32, or float16 with ``half``) in [-1, 1] per window,
@@ -286,16 +320,19 @@ class DaliPreprocessor:
         if len(rois) != len(arrays):
             raise ValueError(f"{len(arrays)} windows but {len(rois)} ROIs")
         out: list[torch.Tensor] = []
+        if self.device.is_cuda and stream is None:
+            stream = torch.cuda.current_stream(self.device.torch)
         for s in range(0, len(arrays), self.max_batch):
-            out.extend(self._run(arrays[s : s + self.max_batch], rois[s : s + self.max_batch]))
+            out.extend(self._run(arrays[s : s + self.max_batch], rois[s : s + self.max_batch], stream))
         return out
 
-    def _run(self, arrays: list[Any], rois: list[Any]) -> list[torch.Tensor]:
+    def _run(self, arrays: list[Any], rois: list[Any], stream: Any = None) -> list[torch.Tensor]:
         on_gpu = [isinstance(a, torch.Tensor) and a.is_cuda for a in arrays]
-        if any(on_gpu) and (self.device != "gpu" or not all(on_gpu)):
-            raise ValueError("CUDA frames need device='gpu' and every window of a batch on the GPU")
+        if any(on_gpu) and (not self.device.is_cuda or not all(on_gpu)):
+            raise ValueError(f"CUDA frames need a GPU preprocessor (this one runs on {self.device}) and every "
+                             "window of a batch on the GPU")
         input_device = "gpu" if all(on_gpu) else "cpu"
-        if self.device == "cpu":
+        if not self.device.is_cuda and self.host_prepare:
             return self._run_prepared(arrays, rois)
         frames, feeds = [], {k: [] for k in INPUTS[1:]}
         for a, roi in zip(arrays, rois, strict=True):
@@ -309,10 +346,10 @@ class DaliPreprocessor:
             for k, v in params.feeds().items():
                 feeds[k].append(v)
         pipe = self._pipe(input_device)
-        pipe.feed_input("frames", frames, layout="FHWC")
+        pipe.feed_input("frames", frames, layout="FHWC", cuda_stream=stream if input_device == "gpu" else None)
         for k, v in feeds.items():
             pipe.feed_input(k, v)
-        (tl,) = pipe.run()
+        (tl,) = pipe.run(stream) if self.device.is_cuda else pipe.run()
         return [_to_torch(tl[i]) for i in range(len(arrays))]
 
     def _run_prepared(self, arrays: list[Any], rois: list[Any]) -> list[torch.Tensor]:
@@ -368,23 +405,24 @@ class DaliImageWindowPreprocessor:
     def __init__(
         self,
         spec,
-        device: str = "cpu",
+        device: Device | str = "cpu",
         max_frames: int = 60,
         num_threads: int = 2,
-        device_id: int = 0,
+        device_id: int | None = None,
         half: bool = False,
     ) -> None:
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-        self.spec, self.device, self.max_frames = spec, device, int(max_frames)
+        dev = Device.parse(device)
+        if device_id is not None and dev.is_cuda:
+            dev = Device.cuda(device_id)
+        self.spec, self.device, self.max_frames = spec, dev, int(max_frames)
         self._kw = dict(
-            device=device,
+            device=dev.dali_device,
             size=spec.size,
             pad_value=float(spec.pad_value),
             half=half,
             batch_size=self.max_frames,
             num_threads=num_threads,
-            device_id=None if device == "cpu" else device_id,
+            device_id=dev.dali_device_id,
             prefetch_queue_depth=1,
         )
         self._build()

@@ -1,9 +1,12 @@
 """Where derived model files live inside a bundle, and the metadata keys they carry.
 
 Shared by the exporter (:mod:`semiostream.trt_build.export`) and the backends that read the files
-(ONNX Runtime, TensorRT), so both sides agree without importing each other::
+(ONNX Runtime, TensorRT), so both sides agree without importing each other. Each consumer has its own
+ONNX files, exported with its own ranges, so building TensorRT engines never rewrites the files ONNX
+Runtime reads (or the reverse)::
 
-    <bundle>/onnx/i3d.onnx, <bundle>/onnx/classifier.onnx
+    <bundle>/onnx/i3d.onnx, <bundle>/onnx/classifier.onnx                  ONNX Runtime (fp32)
+    <bundle>/onnx/tensorrt/<model>_<precision>.onnx                       TensorRT builds (typed fp16/bf16, fp32)
     <bundle>/engines/<model>_b<maxbatch>_<sm-arch>_<precision>_trt<version>.engine (+ .json sidecar)
     <bundle>/verified_backends.json
 """
@@ -17,6 +20,8 @@ from pathlib import Path
 ONNX_DIR = "onnx"
 ENGINE_DIR = "engines"
 VERDICT_FILE = "verified_backends.json"
+#: who reads an ONNX file (each has its own copy; see the module docstring)
+ONNX_CONSUMERS = ("onnxruntime", "tensorrt")
 #: model name per engine role (file stems)
 MODEL_FOR_ROLE = {"features": "i3d", "classifier": "classifier"}
 
@@ -38,16 +43,34 @@ def bundle_dir(bundle) -> Path:
     return Path(bundle.path if hasattr(bundle, "path") else bundle)
 
 
-def onnx_path(bundle, role: str, precision: str = "fp32") -> Path:
-    """``<bundle>/onnx/<model>.onnx`` for an engine role (``<model>_<precision>.onnx`` for the typed
-    reduced-precision exports that strongly typed TensorRT builds use)."""
-    suffix = "" if precision == "fp32" else f"_{precision}"
-    return bundle_dir(bundle) / ONNX_DIR / f"{MODEL_FOR_ROLE[role]}{suffix}.onnx"
+def onnx_path(bundle, role: str, precision: str = "fp32", consumer: str = "onnxruntime") -> Path:
+    """The ONNX file of an engine role for one consumer.
+
+    ``consumer="onnxruntime"``: ``<bundle>/onnx/<model>.onnx`` (fp32 only). ``consumer="tensorrt"``:
+    ``<bundle>/onnx/tensorrt/<model>_<precision>.onnx`` (fp32, or the typed fp16 / bf16 I3D that
+    strongly typed TensorRT builds use).
+    """
+    if consumer == "onnxruntime":
+        if precision != "fp32":
+            raise ValueError(f"ONNX Runtime reads fp32 models only, not {precision}")
+        return bundle_dir(bundle) / ONNX_DIR / f"{MODEL_FOR_ROLE[role]}.onnx"
+    if consumer == "tensorrt":
+        return bundle_dir(bundle) / ONNX_DIR / "tensorrt" / f"{MODEL_FOR_ROLE[role]}_{precision}.onnx"
+    raise ValueError(f"unknown ONNX consumer {consumer!r}; use one of {ONNX_CONSUMERS}")
 
 
 def io_from_metadata(meta: dict[str, str]) -> dict:
     """The exported I/O description (``IOSpec.to_dict()``) from ONNX custom metadata."""
     return json.loads(meta[META_IO])
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and rename (readers never see half a file)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, p)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

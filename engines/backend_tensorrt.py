@@ -5,10 +5,14 @@
   command to run) and deserialised with ``trt.Runtime.deserialize_cuda_engine``;
 * I/O by tensor name (``num_io_tensors`` / ``get_tensor_name`` / ``get_tensor_mode``); the profile's ranges
   become this engine's :class:`~.base.IOSpec` so ``infer`` rejects out-of-profile shapes with a clear error;
-* buffers are torch CUDA tensors: ``set_input_shape``, ``set_tensor_address(name, tensor.data_ptr())``,
-  ``execute_async_v3(torch.cuda.current_stream().cuda_stream)`` -- the stream DALI's GPU pipeline hands
-  its tensors on, so preprocessing, inference and the next copy are ordered without a host sync. No pycuda:
-  torch owns the CUDA context.
+* the engine is deserialised and run on the engine's :class:`~semiostream.device.Device` (made current
+  while TensorRT touches CUDA), never on whatever device happens to be current;
+* buffers are torch CUDA tensors in the engine's own I/O dtypes (a typed engine with fp16 I/O gets fp16
+  input; the output is returned as float32): ``set_input_shape``, ``set_tensor_address(name,
+  tensor.data_ptr())``, ``execute_async_v3(stream)`` on torch's current stream of that device -- inside a
+  Scorer, its dedicated stream, which DALI's GPU pipeline also runs on, so preprocessing, inference and
+  the next copy are ordered without a host sync (and never on the legacy default stream, which would
+  synchronise with every other stream). No pycuda: torch owns the CUDA context.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ import threading
 
 import torch
 
+from semiostream.device import Device, DeviceError
+
 from . import artifacts as art
 from .base import Engine, EngineError, IOSpec, TensorSpec
+from .streams import on_stream
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +47,26 @@ class TrtEngine(Engine):
     Args:
         bundle: loaded bundle.
         role: ``"features"`` or ``"classifier"`` (the classifier engine is fp32 whatever ``precision``).
+        device: the CUDA :class:`~semiostream.device.Device` (or ``"cuda:N"``) to load and run on.
         precision: ``"fp16"``, ``"bf16"`` or ``"fp32"`` (of the I3D engine).
         max_batch: pick the engine built for this max batch (default: the largest fresh one).
+        stream: the ``torch.cuda.Stream`` to enqueue on (None = torch's current stream of the device at
+            each call; never the legacy default stream inside a Scorer).
     """
 
-    def __init__(self, bundle, role: str, device: str = "cuda", precision: str = "fp16",
-                 max_batch: int | None = None) -> None:
+    def __init__(self, bundle, role: str, device: Device | str = "cuda", precision: str = "fp16",
+                 max_batch: int | None = None, stream=None) -> None:
+        self._stream = stream
+        try:
+            device = Device.parse(device).check_available()
+        except DeviceError as e:
+            raise EngineError(f"TensorRT backend: {e}") from None
+        if not device.is_cuda:
+            raise EngineError(f"TensorRT runs on a CUDA GPU, not on {device}")
+        with device.activate():
+            self._load(bundle, role, device, precision, max_batch)
+
+    def _load(self, bundle, role: str, device: Device, precision: str, max_batch: int | None) -> None:
         from semiostream.trt_build import build as tb
         from semiostream.trt_build import cache
 
@@ -75,15 +96,15 @@ class TrtEngine(Engine):
             raise EngineError(f"{path} has inputs {ins} and outputs {outs}; expected one of each")
         self._in, self._out = ins[0], outs[0]
         self._out_dtype = _torch_dtype(trt, self._engine.get_tensor_dtype(self._out))
-        in_dtype = _torch_dtype(trt, self._engine.get_tensor_dtype(self._in))
+        self._in_dtype = _torch_dtype(trt, self._engine.get_tensor_dtype(self._in))
         lo, _, hi = self._engine.get_tensor_profile_shape(self._in, 0)
-        super().__init__(self._io_spec(role, bundle, in_dtype, tuple(lo), tuple(hi)))
+        super().__init__(self._io_spec(role, bundle, tuple(lo), tuple(hi)))
         self.name = f"tensorrt-{precision}"
-        self.device = torch.device("cuda", torch.cuda.current_device())
+        self.device = device
         self.path = path
         self._lock = threading.Lock()  # one execution context: one call at a time
 
-    def _io_spec(self, role: str, bundle, in_dtype, lo: tuple, hi: tuple) -> IOSpec:
+    def _io_spec(self, role: str, bundle, lo: tuple, hi: tuple) -> IOSpec:
         if role == "features":
             shape = ("batch", bundle.in_channels, "frames", lo[3], lo[4])
             out_shape = ("batch", "steps", 1024)
@@ -92,26 +113,25 @@ class TrtEngine(Engine):
             shape = ("batch", lo[1], lo[2])
             out_shape = ("batch",)
             dims = {"batch": (lo[0], hi[0])}
-        # the interface stays float32: TensorRT casts inside a typed engine
-        del in_dtype
+        # the interface stays float32 whatever the engine's I/O dtypes: _infer_impl casts at the edges
         return IOSpec(role, (TensorSpec(self._in, torch.float32, shape),),
                       (TensorSpec(self._out, torch.float32, out_shape),), dims)
 
     def _infer_impl(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:  # pragma: no cover - GPU only
-        x = feeds[self._in].to(self.device, torch.float32, non_blocking=True).contiguous()
-        stream = torch.cuda.current_stream(self.device)
-        with self._lock:
+        dev = self.device.torch
+        with self._lock, self.device.activate(), on_stream(self._stream, self.device):
+            stream = torch.cuda.current_stream(dev)
+            x = feeds[self._in].to(dev, self._in_dtype, non_blocking=True).contiguous()
             if not self._context.set_input_shape(self._in, tuple(x.shape)):
                 raise EngineError(f"TensorRT rejected input shape {tuple(x.shape)} for {self.path.name}")
-            out = torch.empty(tuple(self._context.get_tensor_shape(self._out)), dtype=self._out_dtype,
-                              device=self.device)
+            out = torch.empty(tuple(self._context.get_tensor_shape(self._out)), dtype=self._out_dtype, device=dev)
             self._context.set_tensor_address(self._in, x.data_ptr())
             self._context.set_tensor_address(self._out, out.data_ptr())
             if not self._context.execute_async_v3(stream.cuda_stream):
                 raise EngineError(f"TensorRT execution of {self.path.name} failed (see the log)")
-        # x and out were allocated on this stream: the caching allocator will not reuse them before the
-        # enqueued work finishes, so no synchronisation is needed here.
-        return out.float()
+            # x and out were allocated on this stream: the caching allocator will not reuse them before the
+            # enqueued work finishes, so no synchronisation is needed here.
+            return out.float()
 
     def _close_impl(self) -> None:
         self._context = None
@@ -119,6 +139,6 @@ class TrtEngine(Engine):
         self._runtime = None
 
 
-def create(bundle, role: str, device: str, precision: str, **options) -> TrtEngine:
+def create(bundle, role: str, device: Device | str, precision: str, **options) -> TrtEngine:
     """Registry factory (see :mod:`.registry`)."""
     return TrtEngine(bundle, role, device=device, precision=precision, **options)

@@ -14,10 +14,16 @@ The feature engine runs an inference copy of the bundle's I3D, never the bundle'
 
 The classifier engine runs the bundle's classifier in float32 on every torch backend: it costs about a
 millisecond per batch and keeps decisions identical to the reference.
+
+On CUDA every float32 computation (the ``torch-cuda-fp32`` I3D, every classifier) runs inside
+:func:`semiostream.device.fp32_exact`: torch lets cuDNN use TF32 for float32 convolutions by default, which
+would make the fp32 reference miss its own 1e-4 tolerance. Work is enqueued on torch's current stream of
+the engine's device (the Scorer's stream inside a Scorer); nothing synchronises the host.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -25,7 +31,10 @@ import threading
 import torch
 from torch import nn
 
+from semiostream.device import Device, DeviceError, fp32_exact
+
 from .base import CLASSIFIER_INPUT, FEATURE_INPUT, Engine, EngineError, classifier_io, feature_io
+from .streams import on_stream
 
 log = logging.getLogger(__name__)
 
@@ -91,27 +100,33 @@ class TorchEngine(Engine):
     Args:
         bundle: a loaded :class:`~semiostream.models.bundle.Bundle`.
         role: ``"features"`` or ``"classifier"``.
-        device: ``"cpu"`` or ``"cuda"``.
+        device: a :class:`~semiostream.device.Device` or its spelling (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         precision: ``"fp32"``, ``"bf16"`` (CPU) or ``"fp16"`` (CUDA); the feature engine's precision.
         compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for the
             CPU, where it measured 1.5x (bf16) and 1.8x (fp32) faster; see bench/RESULTS.md).
         fold_bn, channels_last: the optimisations described in the module docstring (on by default).
         threads: torch intra-op threads (None = leave torch's setting).
+        stream: CUDA only: the ``torch.cuda.Stream`` to enqueue on (None = torch's current stream).
     """
 
-    def __init__(self, bundle, role: str, device: str = "cpu", precision: str = "fp32",
+    def __init__(self, bundle, role: str, device: Device | str = "cpu", precision: str = "fp32",
                  compile: bool | None = None, fold_bn: bool = True, channels_last: bool = True,
-                 threads: int | None = None) -> None:
-        dev = torch.device(device)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise EngineError("torch CUDA backend requested but torch sees no CUDA GPU; use a CPU backend")
+                 threads: int | None = None, stream=None) -> None:
+        try:
+            device = Device.parse(device).check_available()
+        except DeviceError as e:
+            raise EngineError(f"torch backend: {e}") from None
+        dev = device.torch
         if threads:
             torch.set_num_threads(int(threads))
         io = feature_io(bundle.in_channels, bundle.spec.size) if role == "features" else classifier_io()
         super().__init__(io)
-        self.name = f"torch-{dev.type}-{precision}"
-        self.device = dev
+        self.name = f"torch-{device.kind}-{precision}"
+        self.device = device
         self.precision = precision
+        # float32 on CUDA must not silently become TF32 (see the module docstring)
+        self._exact = device.is_cuda and (precision == "fp32" or role == "classifier")
+        self.stream = stream if device.is_cuda else None
         self._window = int(bundle.spec.window)
         self._compiled = None
         self._compile_lock = threading.Lock()
@@ -131,8 +146,12 @@ class TorchEngine(Engine):
 
     def _infer_impl(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
         name = FEATURE_INPUT if self.role == "features" else CLASSIFIER_INPUT
-        x = feeds[name].to(self.device, non_blocking=True)
-        with torch.inference_mode():
+        with on_stream(self.stream, self.device):
+            return self._run(feeds[name])
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device.torch, non_blocking=True)
+        with torch.inference_mode(), (fp32_exact() if self._exact else contextlib.nullcontext()):
             if self.role == "features" and self._compiled is not None and x.shape[2] == self._window:
                 # One static [1, C, window, S, S] graph: a batch runs window by window (batching gains
                 # nothing per window on the CPU, and a second batch size would make dynamo recompile
@@ -146,6 +165,6 @@ class TorchEngine(Engine):
         self._compiled = None
 
 
-def create(bundle, role: str, device: str, precision: str, **options) -> TorchEngine:
+def create(bundle, role: str, device: Device | str, precision: str, **options) -> TorchEngine:
     """Registry factory (see :mod:`.registry`)."""
     return TorchEngine(bundle, role, device=device, precision=precision, **options)

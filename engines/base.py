@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from semiostream.device import Device
 from semiostream.models.classifier import NUM_STEPS
 from semiostream.models.i3d import FEATURE_DIM, MIN_FRAMES, feature_steps
 
@@ -143,7 +144,8 @@ class Engine:
     """
 
     name = "engine"
-    device = torch.device("cpu")
+    #: where the engine computes and returns its output (converted at each library's boundary)
+    device: Device = Device.cpu()
 
     def __init__(self, io: IOSpec) -> None:
         if io.role not in ROLES:

@@ -50,11 +50,25 @@ def _tensorrt() -> tuple[bool, str]:
     return _torch_cuda()
 
 
+def _tensorrt_bf16() -> tuple[bool, str]:
+    ok, why = _tensorrt()
+    if not ok:
+        return ok, why
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    if major < 8:
+        return False, f"bf16 needs an Ampere or newer GPU (compute capability >= 8.0); this one is {major}.{minor}"
+    return True, ""
+
+
 @dataclass(frozen=True)
 class BackendInfo:
     """One entry of :data:`BACKENDS`.
 
-    ``module`` (relative to this package) exposes ``create(bundle, role, device, precision, **options)``.
+    ``module`` (relative to this package) exposes ``create(bundle, role, device, precision, **options)``;
+    ``device`` is the kind (``"cpu"`` / ``"cuda"``, a :attr:`semiostream.device.Device.kind`); the engine
+    runs on :meth:`semiostream.device.Device.parse` of it, or of the ``device=`` option (``"cuda:1"``).
     """
 
     name: str
@@ -62,6 +76,8 @@ class BackendInfo:
     device: str
     precision: str
     check: Callable[[], tuple[bool, str]]
+    #: a ``create``-like callable used instead of ``module`` (backends defined outside this package)
+    factory: Callable[..., Engine] | None = None
 
     def available(self) -> tuple[bool, str]:
         """``(True, "")`` or ``(False, reason)``."""
@@ -74,8 +90,13 @@ class BackendInfo:
         ok, why = self.available()
         if not ok:
             raise EngineError(f"backend {self.name} is not available here: {why}")
-        mod = importlib.import_module(f".{self.module}", __package__)
-        return mod.create(bundle, role, device=self.device, precision=self.precision, **options)
+        from semiostream.device import Device
+
+        device = Device.parse(options.pop("device", self.device))
+        if device.kind != self.device:
+            raise EngineError(f"backend {self.name} runs on {self.device}, not on {device}")
+        create = self.factory or importlib.import_module(f".{self.module}", __package__).create
+        return create(bundle, role, device=device, precision=self.precision, **options)
 
 
 def _b(name: str, module: str, device: str, precision: str, check) -> tuple[str, BackendInfo]:
@@ -90,7 +111,7 @@ BACKENDS: dict[str, BackendInfo] = dict([
     _b("onnxruntime-cpu-fp32", "backend_onnxruntime", "cpu", "fp32", _always),
     _b("onnxruntime-cuda-fp32", "backend_onnxruntime", "cuda", "fp32", _ort_cuda),
     _b("tensorrt-fp16", "backend_tensorrt", "cuda", "fp16", _tensorrt),
-    _b("tensorrt-bf16", "backend_tensorrt", "cuda", "bf16", _tensorrt),
+    _b("tensorrt-bf16", "backend_tensorrt", "cuda", "bf16", _tensorrt_bf16),
     _b("tensorrt-fp32", "backend_tensorrt", "cuda", "fp32", _tensorrt),
 ])
 

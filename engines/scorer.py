@@ -15,10 +15,18 @@
 It is what the bus service, archive reprocessing, the trainer's feature extraction and the benchmarks
 call. Calls are serialised by a lock (engines are not re-entrant); use :meth:`Scorer.batcher` to batch
 requests from many threads.
+
+Devices: the Scorer's :attr:`~Scorer.device` is a :class:`semiostream.device.Device` (the backend's kind,
+``cuda:N`` with the ``device`` argument or torch's current GPU); the engines are created on it and DALI
+gets it as ``device="gpu", device_id=N``. On a GPU the Scorer owns one dedicated CUDA stream
+(:attr:`~Scorer.stream`): DALI's preprocessing (inputs and outputs), the engines (torch, ONNX Runtime's
+``user_compute_stream``, TensorRT's ``execute_async_v3``) and the copies all run on it, so the steps are
+ordered by the stream and the host waits once, for the probabilities.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -29,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiostream.device import Device
 from semiostream.models.bundle import Bundle, load_bundle
 from semiostream.models.classifier import NUM_STEPS, pad_features
 
@@ -37,6 +46,7 @@ from .base import EngineError
 from .batcher import DynamicBatcher
 from .registry import create_engine, get_backend
 from .select import select_backend
+from .streams import on_stream
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +71,33 @@ class Scorer:
         max_batch: windows per feature-engine call (and per DALI batch).
         engine_options: extra keyword arguments for the backend's engines (e.g. ``{"compile": False}``
             for the torch backends, ``{"graph_level": "basic"}`` for ONNX Runtime).
+        device: which device of the backend's kind (``"cuda:1"``, a :class:`~semiostream.device.Device`);
+            None = the CPU for CPU backends, torch's current GPU for CUDA backends.
+        stream: CUDA backends: the ``torch.cuda.Stream`` to run on (a caller's own, so the Scorer's work
+            is ordered after it); None = a new dedicated stream on ``device``.
     """
 
     def __init__(self, bundle: Bundle | str | os.PathLike, backend: str | None = None, *,
                  preprocessing: str = "auto", max_batch: int = 4,
-                 engine_options: dict[str, Any] | None = None) -> None:
+                 engine_options: dict[str, Any] | None = None, device: Device | str | None = None,
+                 stream: Any = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.spec = self.bundle.spec
         self.backend = select_backend(self.bundle, backend)
         info = get_backend(self.backend)
-        self.device = torch.device("cuda" if info.device == "cuda" else "cpu")
+        self.device = Device.parse(info.device if device is None else device)
+        if self.device.kind != info.device:
+            raise ValueError(f"backend {self.backend} runs on {info.device}, not on {self.device}; "
+                             "choose a backend of that device or drop the device argument")
         self.max_batch = int(max_batch)
         if self.max_batch < 1:
             raise ValueError(f"max_batch={max_batch} must be >= 1")
-        opts = dict(engine_options or {})
+        #: the one CUDA stream of this Scorer's GPU work (None on the CPU)
+        self.stream = None
+        opts = dict(engine_options or {}, device=self.device)
+        if self.device.is_cuda:
+            self.stream = stream if stream is not None else torch.cuda.Stream(device=self.device.torch)
+            opts["stream"] = self.stream
         self.feature_engine = create_engine(self.backend, self.bundle, "features", **opts)
         try:
             cls_opts = {k: v for k, v in opts.items() if k not in ("compile", "fold_bn", "channels_last")}
@@ -92,11 +115,20 @@ class Scorer:
         if use_dali:
             from semiostream.dali_pipes.pipeline import DaliPreprocessor
 
-            self._dali = DaliPreprocessor(self.spec, device=self.device.type, max_batch=self.max_batch,
+            self._dali = DaliPreprocessor(self.spec, device=self.device, max_batch=self.max_batch,
                                           num_threads=max(1, min(4, os.cpu_count() or 1)))
         self.preprocessing = "dali" if use_dali else "reference"
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def _on_stream(self) -> contextlib.AbstractContextManager:
+        """Make :attr:`stream` torch's current stream (and the device current); nothing on the CPU."""
+        if self.stream is None:
+            return contextlib.nullcontext()
+        stack = contextlib.ExitStack()
+        stack.enter_context(self.device.activate())
+        stack.enter_context(on_stream(self.stream, self.device))
+        return stack
 
     # ----------------------------------------------------------------------------------------------
     def check_window(self, window: Any, roi: Any = None) -> None:
@@ -137,42 +169,47 @@ class Scorer:
 
     # ----------------------------------------------------------------------------------------------
     def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> list[torch.Tensor]:
-        """``[T, H, W]`` uint16 windows -> one ``[1, T, size, size]`` float32 tensor in [-1, 1] each."""
+        """``[T, H, W]`` uint16 windows -> one ``[1, T, size, size]`` float32 tensor in [-1, 1] each, on
+        :attr:`device` (on the GPU: ready on :attr:`stream`)."""
         rois = self._check_all(windows, rois)
         arrays = [getattr(w, "frames", w) for w in windows]
-        if self._dali is not None:
-            return self._dali(arrays, rois)
-        from semiostream.dali_pipes.reference import preprocess
+        with self._on_stream():
+            if self._dali is not None:
+                return self._dali(arrays, rois, stream=self.stream)
+            from semiostream.dali_pipes.reference import preprocess
 
-        out = []
-        for a, r in zip(arrays, rois, strict=True):
-            if self.device.type == "cuda" and isinstance(a, np.ndarray):
-                a = torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=True)
-            out.append(preprocess(a, r, self.spec))
-        return out
+            out = []
+            for a, r in zip(arrays, rois, strict=True):
+                if self.device.is_cuda and isinstance(a, np.ndarray):
+                    a = torch.from_numpy(np.ascontiguousarray(a)).to(self.device.torch, non_blocking=True)
+                out.append(preprocess(a, r, self.spec))
+            return out
 
     def _features(self, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """Preprocessed ``[1, T_i, S, S]`` tensors -> ``[N, 7, 1024]`` float32 on the CPU, pre-padded with -1."""
+        """Preprocessed ``[1, T_i, S, S]`` tensors -> ``[N, 7, 1024]`` float32 on :attr:`device`, pre-padded
+        with -1 (on the GPU nothing waits for the host: the result is ready on :attr:`stream`)."""
         by_len: dict[int, list[int]] = {}
         for i, x in enumerate(inputs):
             by_len.setdefault(int(x.shape[1]), []).append(i)
         out: list[torch.Tensor | None] = [None] * len(inputs)
-        for idx in by_len.values():
-            for s in range(0, len(idx), self.max_batch):
-                chunk = idx[s:s + self.max_batch]
-                batch = torch.stack([inputs[i] for i in chunk]).to(torch.float32)  # [B, 1, T, S, S]
-                feats = self.feature_engine.infer(batch)  # [B, T', 1024]
-                padded = pad_features(feats.float()).cpu()
-                for j, i in enumerate(chunk):
-                    out[i] = padded[j]
-        return torch.stack(out) if out else torch.empty(0, NUM_STEPS, 1024)
+        with self._on_stream():
+            for idx in by_len.values():
+                for s in range(0, len(idx), self.max_batch):
+                    chunk = idx[s:s + self.max_batch]
+                    batch = torch.stack([inputs[i] for i in chunk]).to(torch.float32)  # [B, 1, T, S, S]
+                    feats = self.feature_engine.infer(batch)  # [B, T', 1024]
+                    padded = pad_features(feats.float()).to(self.device.torch)
+                    for j, i in enumerate(chunk):
+                        out[i] = padded[j]
+            return torch.stack(out) if out else torch.empty(0, NUM_STEPS, 1024, device=self.device.torch)
 
     def _classify(self, feats: torch.Tensor) -> np.ndarray:
-        """``[N, 7, 1024]`` float32 -> p(TLE) ``[N]`` float32."""
+        """``[N, 7, 1024]`` float32 (any device) -> p(TLE) ``[N]`` float32 numpy (the one host wait)."""
         cmax = self.classifier_engine.io.dims["batch"][1]
-        probs = [self.classifier_engine.infer(feats[s:s + cmax].contiguous()).float().cpu()
-                 for s in range(0, feats.shape[0], cmax)]
-        return torch.cat(probs).numpy() if probs else np.zeros(0, np.float32)
+        with self._on_stream():
+            probs = [self.classifier_engine.infer(feats[s:s + cmax].contiguous()).float()
+                     for s in range(0, feats.shape[0], cmax)]
+            return torch.cat(probs).cpu().numpy() if probs else np.zeros(0, np.float32)
 
     # ----------------------------------------------------------------------------------------------
     def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> np.ndarray:
@@ -187,7 +224,8 @@ class Scorer:
             t0 = time.perf_counter()
             inputs = self.preprocess(windows, rois)
             t1 = time.perf_counter()
-            feats = self._features(inputs)
+            with self._on_stream():
+                feats = self._features(inputs).cpu()
             self.timings = {"preprocess_s": t1 - t0, "features_s": time.perf_counter() - t1, "windows": len(inputs)}
             return feats.numpy()
 
@@ -248,12 +286,12 @@ class Scorer:
         """
         t0 = time.perf_counter()
         s, c = self.spec.size, self.bundle.in_channels
-        with self._lock:
+        with self._lock, self._on_stream():
             for b in batch_sizes:
                 b = min(int(b), self.max_batch)
-                x = torch.zeros(b, c, min(self.spec.window, self.max_frames), s, s)
-                feats = pad_features(self.feature_engine.infer(x).float()).cpu()
-                self.classifier_engine.infer(feats)
+                x = torch.zeros(b, c, min(self.spec.window, self.max_frames), s, s, device=self.device.torch)
+                feats = pad_features(self.feature_engine.infer(x).float())
+                self.classifier_engine.infer(feats).cpu()
         return time.perf_counter() - t0
 
     # ----------------------------------------------------------------------------------------------

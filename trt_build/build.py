@@ -7,9 +7,12 @@ Precision lives in the ONNX graph, not in builder flags: TensorRT 11 removed the
 (``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` on 10.x, always on in 11.x). The same code path
 therefore builds the same engine on both major versions. The classifier engine is always fp32.
 
-The I3D profile covers batch ``1..max_batch`` and frames ``min/opt/max`` = ``9/60/60``; a timing cache
-(``<bundle>/engines/timing.cache``) makes rebuilds fast. :func:`engine_from_onnx` writes the engine with its
-sidecar (:mod:`.cache`) and reuses a fresh one; a stale or foreign engine is rebuilt, never loaded.
+The I3D profile covers batch ``1..max_batch`` and frames ``min/opt/max`` = ``9/60/60``. A timing cache per
+GPU architecture and TensorRT version (``<bundle>/engines/timing_<sm>_trt<version>.cache``) makes rebuilds
+fast; one that TensorRT rejects (another GPU or version, damaged) is replaced by a fresh one, never reused
+silently. The ONNX files are TensorRT's own (``<bundle>/onnx/tensorrt/``), apart from ONNX Runtime's.
+:func:`engine_from_onnx` writes the engine with its sidecar (:mod:`.cache`) and reuses a fresh one; a
+stale or foreign engine is rebuilt, never loaded.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.engines import artifacts as art
-from semiostream.engines.base import MIN_FRAMES
+from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, MIN_FRAMES
 from semiostream.models.bundle import Bundle, load_bundle
 
 from . import cache
@@ -68,6 +71,37 @@ def expected_for(bundle: Bundle, role: str, precision: str, max_batch: int,
     return path, exp
 
 
+def timing_cache_path(bundle, sm: str, trt_version: str) -> Path:
+    """``<bundle>/engines/timing_<sm>_trt<version>.cache``: one timing cache per GPU architecture and
+    TensorRT version (tactic timings of one GPU mean nothing on another)."""
+    return art.bundle_dir(bundle) / art.ENGINE_DIR / f"timing_{sm}_trt{trt_version}.cache"
+
+
+def attach_timing_cache(config: Any, path: Path) -> Any:
+    """Load ``path`` (if any) into ``config``; returns the ``ITimingCache`` in use.
+
+    ``set_timing_cache(..., ignore_mismatch=False)`` returns False for a cache of another device or
+    TensorRT version, and ``create_timing_cache`` raises on a damaged one: both cases are logged and a
+    fresh, empty cache is used (and written back over the bad file after the build).
+    """
+    blob = path.read_bytes() if path.is_file() else b""
+    if blob:
+        try:
+            tc = config.create_timing_cache(blob)
+        except Exception as e:  # damaged file
+            log.warning("timing cache %s is unreadable (%s); starting a new one", path, e)
+            tc = None
+        if tc is not None and config.set_timing_cache(tc, ignore_mismatch=False):
+            return tc
+        if tc is not None:
+            log.warning("TensorRT rejected timing cache %s (made on another GPU or TensorRT version); starting a "
+                        "new one", path)
+    tc = config.create_timing_cache(b"")
+    if not config.set_timing_cache(tc, ignore_mismatch=False):
+        raise BuildError("TensorRT refused an empty timing cache; build with timing_cache=None")
+    return tc
+
+
 def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[int, int, int],
                       timing_cache: Path | None, workspace_gib: float | None) -> bytes:
     trt = import_tensorrt()
@@ -97,17 +131,12 @@ def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[
         steps, dim = inp.shape[1], inp.shape[2]
         profile.set_shape(inp.name, (1, steps, dim), (max_batch, steps, dim), (max_batch, steps, dim))
     config.add_optimization_profile(profile)
-    tc = None
-    if timing_cache is not None:
-        blob = timing_cache.read_bytes() if timing_cache.is_file() else b""
-        tc = config.create_timing_cache(blob)
-        config.set_timing_cache(tc, ignore_mismatch=False)
+    tc = attach_timing_cache(config, timing_cache) if timing_cache is not None else None
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise BuildError(f"TensorRT failed to build an engine from {onnx_file} (see the log above)")
     if tc is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(tc.serialize()))
+        art.atomic_write_bytes(timing_cache, bytes(tc.serialize()))
     return bytes(serialized)
 
 
@@ -123,8 +152,8 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
         precision: ``"fp16"`` (default), ``"bf16"`` or ``"fp32"`` for the I3D.
         max_batch: largest batch of the optimisation profile (batch 1..max_batch).
         frames: I3D profile ``(min, opt, max)`` frames, ``(9, 60, 60)`` by default.
-        timing_cache: path of a TensorRT timing cache; ``"default"`` = ``<bundle>/engines/timing.cache``;
-            None disables it.
+        timing_cache: path of a TensorRT timing cache; ``"default"`` = :func:`timing_cache_path` (one per GPU
+            architecture and TensorRT version); None disables it.
         force: rebuild even if a fresh engine exists.
 
     Returns:
@@ -140,7 +169,8 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
     lo, opt, hi = frames
     if not MIN_FRAMES <= lo <= opt <= hi:
         raise BuildError(f"frames profile {frames} must satisfy {MIN_FRAMES} <= min <= opt <= max")
-    onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, 1), max_frames=max(hi, 64))
+    onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, MAX_BATCH), max_frames=max(hi, MAX_FRAMES),
+                            consumer="tensorrt")
     onnx_sha = cache.sha256_bytes(onnx_file.read_bytes())
     flags = {"strongly_typed": True, "workspace_gib": workspace_gib, "opt_batch": max_batch}
     path, expected = expected_for(b, role, precision, max_batch, tuple(frames), onnx_sha, flags)
@@ -150,8 +180,10 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
         return path
     if path.exists():
         log.warning("rebuilding %s: %s", path.name, "; ".join(problems) or "forced")
-    tc = art.bundle_dir(b) / art.ENGINE_DIR / "timing.cache" if timing_cache == "default" else (
-        Path(timing_cache) if timing_cache else None)
+    if timing_cache == "default":
+        tc = timing_cache_path(b, expected["sm"], expected["tensorrt"])
+    else:
+        tc = Path(timing_cache) if timing_cache else None
     engine_bytes = _build_serialized(onnx_file, role, max_batch, tuple(frames), tc, workspace_gib)
     return cache.write_engine(path, engine_bytes, expected)
 

@@ -3,7 +3,12 @@
 ``onnx_from_bundle(bundle)`` writes ``<bundle>/onnx/i3d.onnx`` (input ``frames`` ``[batch, C, frames,
 224, 224]`` float32, batch 1..64, frames 9..64; output ``features`` ``[batch, steps, 1024]``) and
 ``<bundle>/onnx/classifier.onnx`` (input ``features`` ``[batch, 7, 1024]``, batch 1..64; output ``p_tle``
-``[batch]``) with the torch.export-based exporter (``dynamo=True``), opset 18 by default. Each file
+``[batch]``) with the torch.export-based exporter (``dynamo=True``), opset 18 by default. TensorRT builds
+read their own files, ``<bundle>/onnx/tensorrt/<model>_<precision>.onnx`` (:func:`ensure_onnx` with
+``consumer="tensorrt"``), exported with ranges that cover the engine's profile, so building engines never
+rewrites the files ONNX Runtime reads. Typed bf16 exports use opset 22, the first whose ``Conv``,
+``MaxPool`` and ``AveragePool`` accept ``tensor(bfloat16)`` (TensorRT's ONNX parser reads opsets 9..24
+in 10.15 and 11.x). Each file
 carries in ``metadata_props``: bundle id, model and role, preprocessing spec, labels, the I/O description
 with its dynamic ranges, the semiostream version and the exporter. Each file is ``onnx.checker`` clean and
 has inferred shapes. An existing file with the same bundle id, opset and ranges is reused.
@@ -29,10 +34,26 @@ log = logging.getLogger(__name__)
 
 MIN_OPSET = 17
 DEFAULT_OPSET = 18
+#: first opset whose Conv / MaxPool / AveragePool take bfloat16 (opset 22 added it to their type lists)
+BF16_MIN_OPSET = 22
 
 
 class ExportError(RuntimeError):
     """ONNX export failed or produced an invalid model."""
+
+
+def default_opset(precision: str = "fp32") -> int:
+    """The opset a model of this precision is exported with: 22 for bf16, 18 otherwise."""
+    return BF16_MIN_OPSET if precision == "bf16" else DEFAULT_OPSET
+
+
+def check_opset(opset: int, precision: str = "fp32") -> None:
+    """:class:`ExportError` when ``opset`` cannot express a model of ``precision``."""
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    if precision == "bf16" and opset < BF16_MIN_OPSET:
+        raise ExportError(f"a bf16 model needs opset {BF16_MIN_OPSET} or newer (ONNX Conv, MaxPool and AveragePool "
+                          f"take bfloat16 only from opset {BF16_MIN_OPSET}); got opset {opset}")
 
 
 class _Features(nn.Module):
@@ -87,19 +108,22 @@ def _is_current(path: Path, want: dict[str, str]) -> bool:
     return all(have.get(k) == want[k] for k in keys)
 
 
-def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
+def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int | None = None,
                  max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES, precision: str = "fp32") -> Path:
     """Export one model (``role`` ``"features"`` or ``"classifier"``) of ``bundle`` to ``path``.
 
     ``precision`` ``"fp16"``/``"bf16"`` (features only) exports a *typed* reduced-precision I3D for
     strongly typed TensorRT builds (TensorRT 11 removed the FP16/BF16 builder flags): BatchNorm folded,
     weights and activations in that type, float32 input and output (casts at the graph's ends), average
-    pool in float32 -- the same computation as the torch backend's low-precision engine.
+    pool in float32 -- the same computation as the torch backend's low-precision engine. ``opset`` None
+    means :func:`default_opset` of the precision (22 for bf16, 18 otherwise).
     """
     import onnx
 
-    if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} is too old; use {MIN_OPSET} or newer (default {DEFAULT_OPSET})")
+    opset = default_opset(precision) if opset is None else int(opset)
+    check_opset(opset, precision)
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise ExportError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
@@ -151,24 +175,27 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
 
 
 def ensure_onnx(bundle: Bundle, role: str, precision: str = "fp32", force: bool = False,
-                opset: int = DEFAULT_OPSET, max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> Path:
-    """``<bundle>/onnx/<model>[_<precision>].onnx``, exported unless an up-to-date file is there."""
+                opset: int | None = None, max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES,
+                consumer: str = "onnxruntime") -> Path:
+    """The ONNX file of ``role`` for ``consumer`` (:func:`~semiostream.engines.artifacts.onnx_path`),
+    exported unless an up-to-date file is there (same bundle, precision, opset, exporter and ranges)."""
     b = bundle
-    path = art.onnx_path(b, role, precision)
+    opset = default_opset(precision) if opset is None else int(opset)
+    path = art.onnx_path(b, role, precision, consumer)
     io = (feature_io(b.in_channels, b.spec.size, max_batch, max_frames=max_frames)
           if role == "features" else classifier_io(max_batch))
     if not force and _is_current(path, _metadata(b, role, io.to_dict(), opset, precision)):
         log.info("%s is up to date", path)
     else:
-        log.info("exporting %s model (%s) to %s (opset %d)", role, precision, path, opset)
+        log.info("exporting %s model (%s) for %s to %s (opset %d)", role, precision, consumer, path, opset)
         export_model(b, role, path, opset, max_batch, max_frames, precision)
     return path
 
 
 def onnx_from_bundle(bundle: Bundle | str | os.PathLike, force: bool = False, opset: int = DEFAULT_OPSET,
                      max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> dict[str, Path]:
-    """Export both models of a bundle (fp32) to ``<bundle>/onnx/`` (reusing up-to-date files unless
-    ``force``).
+    """Export both models of a bundle (fp32) for ONNX Runtime to ``<bundle>/onnx/`` (reusing up-to-date
+    files unless ``force``).
 
     Returns:
         ``{"features": path_of_i3d_onnx, "classifier": path_of_classifier_onnx}``.

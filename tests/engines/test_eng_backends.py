@@ -14,9 +14,16 @@ import torch.nn.functional as F
 
 from semiostream.engines.backend_torch import fold_batchnorm
 from semiostream.engines.base import EngineError
-from semiostream.engines.registry import create_engine
+from semiostream.engines.registry import create_engine, get_backend
 from semiostream.models.bundle import load_bundle
 from semiostream.models.classifier import pad_features
+
+
+def needs(backend: str) -> None:
+    """Skip (with the registry's reason) where this backend cannot run, e.g. bf16 on a CPU without AVX512-BF16."""
+    ok, why = get_backend(backend).available()
+    if not ok:
+        pytest.skip(f"{backend} cannot run on this machine: {why}")
 
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -55,6 +62,7 @@ def test_fp32_feature_parity(backend, eng_bundle, eng_onnx, inputs, reference):
 
 @pytest.mark.parametrize("backend", ["onnxruntime-cpu-fp32", "torch-cpu-fp32", "torch-cpu-bf16"])
 def test_classifier_parity(backend, eng_bundle, eng_onnx, feature_set):
+    needs(backend)
     with torch.inference_mode():
         ref = eng_bundle.classifier(feature_set)
     with create_engine(backend, eng_bundle, "classifier") as e:
@@ -65,6 +73,7 @@ def test_classifier_parity(backend, eng_bundle, eng_onnx, feature_set):
 
 
 def test_bf16_features_within_tolerance_and_same_decisions(eng_bundle, inputs, reference):
+    needs("torch-cpu-bf16")
     with create_engine("torch-cpu-bf16", eng_bundle, "features", compile=False) as fe, \
             create_engine("torch-cpu-bf16", eng_bundle, "classifier") as ce:
         for t, x in inputs.items():
@@ -80,6 +89,7 @@ def test_bf16_features_within_tolerance_and_same_decisions(eng_bundle, inputs, r
 @pytest.mark.parametrize("backend", ["torch-cpu-bf16", "torch-cpu-fp32"])
 def test_compiled_path_for_standard_windows(eng_bundle, backend):
     """torch.compile serves spec.window-frame inputs; other lengths run eagerly without recompiling."""
+    needs(backend)
     x60 = torch.rand(2, 1, eng_bundle.spec.window, 224, 224, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.inference_mode():
         ref = eng_bundle.i3d.extract_features(x60)

@@ -11,8 +11,15 @@ import pytest
 import torch
 
 from semiostream.dali_pipes.reference import preprocess
+from semiostream.engines.registry import get_backend
 from semiostream.engines.scorer import Scorer
 from semiostream.models.classifier import pad_features
+
+
+def needs(backend: str) -> None:
+    ok, why = get_backend(backend).available()
+    if not ok:
+        pytest.skip(f"{backend} cannot run on this machine: {why}")
 
 
 def oracle(bundle, windows, rois):
@@ -71,6 +78,7 @@ def test_real_clip_matches_the_oracle(ref_scorer, eng_bundle, clip_windows):
 @pytest.mark.slow
 def test_real_clip_full_window_with_the_fast_cpu_backend(eng_bundle, kinetics_ckpt):
     """A standard 60-frame window through torch-cpu-bf16 (compiled) and DALI: same decision as the oracle."""
+    needs("torch-cpu-bf16")
     from semiostream.dali_pipes.readers import open_source
 
     path = Path(__file__).resolve().parents[3] / "shared" / "assets" / "mmaction2_demo.mp4"
@@ -96,6 +104,7 @@ def test_dali_preprocessing_and_onnxruntime_agree(eng_bundle, eng_onnx, clip_win
 
 
 def test_synthetic_ir_mixed_lengths_keep_their_order(eng_bundle, make_ir):
+    needs("torch-cpu-bf16")
     windows = [make_ir(16, seed=1), make_ir(9, seed=2), make_ir(16, seed=3), make_ir(12, 96, 128, seed=4)]
     rois = [(10, 10, 150, 110), None, (0, 20, 160, 100), (8, 8, 120, 90)]
     _, p_ref = oracle(eng_bundle, windows, rois)
@@ -144,6 +153,7 @@ def test_batcher_serves_concurrent_beds_and_isolates_a_bad_window(ref_scorer, ma
 
 
 def test_scorer_picks_the_verified_backend(eng_bundle_dir, tmp_path):
+    needs("torch-cpu-bf16")
     import shutil
 
     from semiostream.engines.select import record_verdicts

@@ -12,7 +12,14 @@ import torch
 
 from semiostream.engines import artifacts as art
 from semiostream.models.bundle import load_bundle
-from semiostream.trt_build.export import ExportError, export_model, onnx_from_bundle, read_metadata
+from semiostream.trt_build.export import (
+    BF16_MIN_OPSET,
+    ExportError,
+    ensure_onnx,
+    export_model,
+    onnx_from_bundle,
+    read_metadata,
+)
 
 
 def test_metadata_and_graph(trtb_bundle, trtb_onnx):
@@ -73,15 +80,69 @@ def test_rejects_old_opsets_and_unknown_roles(trtb_bundle, tmp_path):
         export_model(trtb_bundle, "detector", tmp_path / "x.onnx")
     with pytest.raises(ExportError, match="fp32 only"):
         export_model(trtb_bundle, "classifier", tmp_path / "x.onnx", precision="fp16")
+    with pytest.raises(ExportError, match="bf16 model needs opset 22"):  # Conv/MaxPool/AveragePool bf16: opset 22
+        export_model(trtb_bundle, "features", tmp_path / "x.onnx", opset=18, precision="bf16")
+
+
+def test_tensorrt_exports_never_touch_onnxruntime_files(trtb_bundle, trtb_onnx):
+    """Each consumer has its own files: a TensorRT-range export leaves ONNX Runtime's file as it was."""
+    ort_file = trtb_onnx["classifier"]
+    before = (ort_file.stat().st_mtime_ns, ort_file.read_bytes())
+    trt_file = ensure_onnx(trtb_bundle, "classifier", "fp32", max_batch=128, consumer="tensorrt")
+    assert trt_file == trtb_bundle.path / "onnx" / "tensorrt" / "classifier_fp32.onnx" != ort_file
+    assert json.loads(read_metadata(trt_file)[art.META_IO])["dims"]["batch"] == [1, 128]
+    assert (ort_file.stat().st_mtime_ns, ort_file.read_bytes()) == before
+    assert json.loads(read_metadata(ort_file)[art.META_IO])["dims"]["batch"] == [1, 64]
+    again = onnx_from_bundle(trtb_bundle)  # and ONNX Runtime's export is still current: not rewritten
+    assert again["classifier"].stat().st_mtime_ns == before[0]
+    with pytest.raises(ValueError, match="fp32 models only"):
+        art.onnx_path(trtb_bundle, "features", "fp16", consumer="onnxruntime")
+
+
+def _typed_export_checks(path, precision: str) -> onnx.ModelProto:
+    """Structure of a typed export: checker-clean, fp32 I/O, weights and every Conv / MaxPool in ``precision``."""
+    want = {"fp16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}[precision]
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model, full_check=True)
+    model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    assert read_metadata(path)[art.META_PRECISION] == precision
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    types = {v.name: v.type.tensor_type.elem_type for v in model.graph.value_info}
+    types.update({i.name: i.data_type for i in model.graph.initializer})
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    pools = [n for n in model.graph.node if n.op_type == "MaxPool"]
+    assert len(convs) >= 57 and pools  # every I3D convolution, in the typed precision
+    assert all(types.get(n.input[1]) == want for n in convs), "a Conv weight is not in the typed precision"
+    assert all(types.get(n.output[0]) == want for n in convs + pools), "a Conv/MaxPool output is not typed"
+    return model
+
+
+def _ort_cpu_session(path):
+    """An ONNX Runtime CPU session, or None where ORT has no CPU kernel for a typed op (bf16 Conv)."""
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # NOT_IMPLEMENTED: Could not find an implementation for Conv(22) ...
+        if "NOT_IMPLEMENTED" in str(e) or "implementation" in str(e):
+            return None
+        raise
 
 
 @pytest.mark.slow
-def test_typed_fp16_export_for_strongly_typed_tensorrt(trtb_bundle, tmp_path):
-    path = export_model(trtb_bundle, "features", tmp_path / "i3d_fp16.onnx", precision="fp16")
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model, full_check=True)
-    assert read_metadata(path)[art.META_PRECISION] == "fp16"
-    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # fp32 I/O
-    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    conv_w = {i.name: i.data_type for i in model.graph.initializer}
-    assert onnx.TensorProto.FLOAT16 in conv_w.values()  # weights in fp16
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+def test_typed_exports_for_strongly_typed_tensorrt(trtb_bundle, precision, tmp_path):
+    path = ensure_onnx(trtb_bundle, "features", precision, consumer="tensorrt")
+    assert path == trtb_bundle.path / "onnx" / "tensorrt" / f"i3d_{precision}.onnx"
+    model = _typed_export_checks(path, precision)
+    opset = max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    assert opset >= (BF16_MIN_OPSET if precision == "bf16" else 17)
+    sess = _ort_cpu_session(path)
+    if sess is None:
+        assert precision == "bf16", "ONNX Runtime CPU runs fp16 Conv; only bf16 may lack kernels"
+        return  # structure and the full checker above are what a CPU can prove for bf16
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 1, 9, 224, 224)).astype(np.float32)
+    (y,) = sess.run(None, {"frames": x})
+    with torch.inference_mode():
+        ref = trtb_bundle.i3d.extract_features(torch.from_numpy(x)).numpy()
+    cos = float((y * ref).sum() / np.linalg.norm(y) / np.linalg.norm(ref))
+    assert y.shape == ref.shape and cos >= 0.999, cos

@@ -50,3 +50,41 @@ def test_stale_engine_is_rebuilt_not_loaded(trtb_bundle):
         with torch.inference_mode():
             ref = trtb_bundle.classifier(f)
         assert (e.infer(f.cuda()).cpu() - ref).abs().max() <= 1e-4
+
+
+@pytest.mark.trt
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fp32_and_bf16_engines_build_and_match(trtb_bundle, precision):
+    """fp32: within 1e-4 of the CPU fp32 model (TF32 off); bf16: built from the opset-22 typed export."""
+    from semiostream.engines.registry import get_backend
+
+    ok, why = get_backend(f"tensorrt-{precision}").available()
+    if not ok:
+        pytest.skip(why)
+    engine_from_onnx(trtb_bundle, "features", precision, max_batch=2, frames=(9, 16, 16))
+    engine_from_onnx(trtb_bundle, "classifier", max_batch=2)
+    x = torch.rand(2, 1, 16, 224, 224, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    with torch.inference_mode():
+        ref = trtb_bundle.i3d.extract_features(x)
+    with create_engine(f"tensorrt-{precision}", trtb_bundle, "features") as e:
+        assert e.device.is_cuda
+        y = e.infer(x).cpu()
+    if precision == "fp32":
+        assert float((y - ref).abs().max() / ref.abs().max()) <= 1e-4
+    else:
+        assert float(F.cosine_similarity(y.flatten(1), ref.flatten(1)).min()) >= 0.999
+
+
+@pytest.mark.trt
+def test_timing_cache_is_per_gpu_arch_and_version_and_a_bad_one_is_replaced(trtb_bundle, caplog):
+    from semiostream.trt_build.build import gpu_facts, import_tensorrt, timing_cache_path
+
+    trt = import_tensorrt()
+    _, sm = gpu_facts()
+    tc = timing_cache_path(trtb_bundle, sm, trt.__version__)
+    assert tc.name == f"timing_{sm}_trt{trt.__version__}.cache"
+    tc.parent.mkdir(parents=True, exist_ok=True)
+    tc.write_bytes(b"not a timing cache")
+    engine_from_onnx(trtb_bundle, "classifier", max_batch=3, force=True)
+    assert tc.read_bytes() != b"not a timing cache" and tc.stat().st_size > 0
+    assert "timing cache" in caplog.text

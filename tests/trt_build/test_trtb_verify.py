@@ -11,11 +11,13 @@ import pytest
 
 from semiostream import cli
 from semiostream.engines import artifacts as art
+from semiostream.engines.registry import get_backend
 from semiostream.engines.select import read_verdicts, select_backend
 from semiostream.models.bundle import load_bundle
 from semiostream.trt_build.verify import verify_bundle
 
-CPU_BACKENDS = ["torch-cpu-fp32", "torch-cpu-bf16", "onnxruntime-cpu-fp32"]
+#: the CPU backends that can run on this machine (bf16 needs AVX512-BF16 or AMX)
+CPU_BACKENDS = [n for n in ("torch-cpu-fp32", "torch-cpu-bf16", "onnxruntime-cpu-fp32") if get_backend(n).available()[0]]
 NO_COMPILE = {"torch-cpu-bf16": {"compile": False}}
 
 
@@ -36,8 +38,10 @@ def bundle_copy(trtb_bundle_dir, trtb_onnx, tmp_path):
     return load_bundle(dst)
 
 
-def test_cpu_backends_pass_and_the_fastest_is_selected(bundle_copy):
-    report = verify_bundle(bundle_copy, CPU_BACKENDS + ["tensorrt-fp16"], frames=(9,), windows=real_windows(),
+def test_cpu_backends_pass_and_the_fastest_verified_is_selected(bundle_copy):
+    """Only CPU backends are verified here, so the fastest of them is selected on any machine (a GPU box
+    included: unverified GPU backends are never picked over verified ones)."""
+    report = verify_bundle(bundle_copy, CPU_BACKENDS, frames=(9,), windows=real_windows(),
                            n_random_features=32, engine_options=NO_COMPILE)
     print(report.table())
     assert report.passed, report.table()
@@ -49,13 +53,24 @@ def test_cpu_backends_pass_and_the_fastest_is_selected(bundle_copy):
             assert r.metrics["feature_max_rel"] <= 1e-4
         else:
             assert r.metrics["feature_min_cosine"] >= 0.999
-    trt = report.result("tensorrt-fp16")
-    assert (not trt.available and trt.reason) or trt.passed  # skipped here with its reason, or run and passed on a GPU box
     assert "overall: PASS" in report.table()
     entries = read_verdicts(bundle_copy)
     assert {e["backend"] for e in entries} >= set(CPU_BACKENDS)
     fastest = min((report.result(n) for n in CPU_BACKENDS), key=lambda r: r.ms_per_window).backend
     assert select_backend(bundle_copy) == fastest
+
+
+def test_an_unavailable_backend_is_reported_as_skipped_with_its_reason(bundle_copy):
+    import importlib.util
+
+    import torch
+
+    if importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available():
+        pytest.skip("TensorRT and a GPU are present: tests/trt_build/test_trtb_tensorrt.py verifies TensorRT")
+    report = verify_bundle(bundle_copy, ["tensorrt-fp16"], frames=(9,), n_random_features=8, record=False)
+    r = report.result("tensorrt-fp16")
+    assert not r.available and r.status == "skipped" and r.reason
+    assert not report.passed  # nothing ran
 
 
 def test_a_wrong_model_file_fails_and_is_never_selected(bundle_copy, other_bundle_dir):
