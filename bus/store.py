@@ -23,9 +23,10 @@ Durability contract
   17,000 ``add_window`` calls/s with NORMAL, 3,300 with FULL; the live scorer publishes at most ~1000
   windows/s, so one commit per row is affordable and there is no batching to get wrong.
 
-Threading: a :class:`ResultStore` owns one SQLite connection and must be used from the thread that
-created it (the scorer's socket thread), or, opened with ``check_same_thread=False``, by one thread at a
-time. Other processes may read the same file at the same time
+Threading: a :class:`ResultStore` owns one SQLite connection. Every public method holds the store's lock
+for its whole transaction, so the store may be opened in one thread (start-up: a bad path is reported
+before the model loads), written from another (the scorer's socket thread) and closed from the first;
+calls from several threads are serialized, never interleaved. Other processes may read the same file at the same time
 (open them with ``readonly=True``).
 
 Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
@@ -49,12 +50,14 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import wraps
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from .protocol import EventResult, ScoreResult
 
@@ -109,6 +112,21 @@ _WINDOW_COLUMNS = ("bed", "first_seq", "last_seq", "first_t_ns", "last_t_ns", "p
                    "latency_ms", "event_id", "written_ns")
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _locked(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run a public :class:`ResultStore` method under the store's lock (one transaction at a time)."""
+
+    @wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with args[0]._lock:
+            return method(*args, **kwargs)
+
+    return run
+
+
 class StoreError(RuntimeError):
     """The results database cannot be opened, read or written. The message says what and how to fix it."""
 
@@ -143,24 +161,22 @@ class ResultStore:
             refuses every write.
         synchronous: ``"NORMAL"`` (survives a process crash) or ``"FULL"`` (also survives a power loss,
             slower); see the module's durability contract.
-        check_same_thread: False lets a store opened in one thread (e.g. at start-up, to report a bad path
-            before the model loads) be handed to another (the socket thread). It must still be used by one
-            thread at a time.
 
     Raises:
         StoreError: the path is a folder, its folder is missing, the file is not a (semiostream) SQLite
             database or is corrupt, it was written by a newer version, or it cannot be written.
 
-    Use from one thread only (the one that created it); see the module docstring.
+    Thread-safe: calls are serialized by a lock (see the module docstring).
     """
 
     def __init__(self, path: str | Path, retention_days: float | None = 30.0, *, readonly: bool = False,
-                 synchronous: Literal["NORMAL", "FULL"] = "NORMAL", check_same_thread: bool = True) -> None:
+                 synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
         if retention_days is not None and not (retention_days > 0 and math.isfinite(retention_days)):
             raise ValueError(f"retention_days={retention_days!r} must be a positive number of days or None")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous={synchronous!r} must be 'NORMAL' or 'FULL'")
         self.path = Path(path)
+        self._lock = threading.RLock()
         self.retention_days = retention_days
         self.readonly = readonly
         try:
@@ -172,10 +188,10 @@ class ResultStore:
             if readonly:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
                 self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3,
-                                             check_same_thread=check_same_thread)
+                                             check_same_thread=False)  # guarded by self._lock
             else:
                 self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1e3,
-                                             check_same_thread=check_same_thread)
+                                             check_same_thread=False)  # guarded by self._lock
         except sqlite3.Error as e:
             raise self._error("open", e) from None
         try:
@@ -249,10 +265,7 @@ class ResultStore:
     def _error(self, doing: str, e: sqlite3.Error) -> StoreError:
         name = getattr(e, "sqlite_errorname", "") or type(e).__name__
         where = f"results database {self.path}"
-        if isinstance(e, sqlite3.ProgrammingError) and "thread" in str(e):
-            hint = (f"{where} was opened in another thread ({e}); use a ResultStore from the thread that "
-                    "opened it, or open it with check_same_thread=False and hand it over")
-        elif name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        if name.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
             hint = (f"{where} is corrupt or not a SQLite file ({e}); move it aside (keep it for inspection) "
                     "and restart to create a new one, or restore it from a backup")
         elif name.startswith("SQLITE_FULL"):
@@ -302,6 +315,7 @@ class ResultStore:
         except sqlite3.Error as e:
             raise self._error(doing, e) from None
 
+    @_locked
     def close(self) -> None:
         """Close the connection (idempotent). The WAL is checkpointed into the main file by SQLite."""
         conn, self._conn = getattr(self, "_conn", None), None
@@ -322,6 +336,7 @@ class ResultStore:
         return self._conn
 
     # ------------------------------------------------------------------ writes
+    @_locked
     def add_window(self, result: ScoreResult) -> None:
         """Record one published window result (committed on return)."""
         self._ensure_open()
@@ -334,6 +349,7 @@ class ResultStore:
               time.time_ns())),
         )
 
+    @_locked
     def open_event(self, bed: str, event_id: str, start_t_ns: int) -> None:
         """Record that an event started on ``bed`` (committed on return).
 
@@ -351,6 +367,7 @@ class ResultStore:
                                  "ids must be unique") from None
             raise
 
+    @_locked
     def stop_event(self, event_id: str, stop_t_ns: int) -> None:
         """Record that ``event stop`` was requested; the summary follows with :meth:`finish_event`.
 
@@ -366,6 +383,7 @@ class ResultStore:
             why = "it is not recorded" if row is None else "it is already closed"
             raise StoreError(f"cannot {doing}: {why} in {self.path}")
 
+    @_locked
     def finish_event(self, result: EventResult) -> None:
         """Record an event's published summary (committed on return); the event is then closed.
 
@@ -386,6 +404,7 @@ class ResultStore:
               "bundle": result.bundle_id, "now": time.time_ns()}),
         )
 
+    @_locked
     def prune(self, now_ns: int | None = None) -> int:
         """Delete what is older than ``retention_days`` before ``now_ns`` (default: now); see the module
         docstring for the rule. Unfinished events and their windows are kept. Returns the rows deleted
@@ -419,6 +438,7 @@ class ResultStore:
         rows = self._read(f"read event {event_id}", "SELECT * FROM events WHERE event_id = ?", (event_id,))
         return rows[0] if rows else None
 
+    @_locked
     def unfinished_events(self) -> list[StoredEvent]:
         """Events opened or stopping but never finished, oldest first, with their recorded windows' p(TLE).
 
@@ -437,6 +457,7 @@ class ResultStore:
                                    stop_t_ns=e["stop_t_ns"], probs=[r["p_tle"] for r in probs]))
         return out
 
+    @_locked
     def events(self, bed: str | None = None, since_ns: int | None = None, until_ns: int | None = None,
                limit: int | None = None) -> list[dict[str, Any]]:
         """Events whose start time is in ``[since_ns, until_ns)`` (either end open when None), of ``bed``
@@ -473,6 +494,7 @@ class ResultStore:
                 r["windows"] = n
         return rows
 
+    @_locked
     def windows(self, event_id: str) -> list[dict[str, Any]]:
         """The window rows recorded for ``event_id``, in the order they were written (empty if none)."""
         self._ensure_open()
@@ -480,11 +502,13 @@ class ResultStore:
             f"list the windows of event {event_id}",
             f"SELECT {', '.join(_WINDOW_COLUMNS)} FROM windows WHERE event_id = ? ORDER BY id", (event_id,))]
 
+    @_locked
     def has_event(self, event_id: str) -> bool:
         """True when ``event_id`` is recorded (in any state)."""
         self._ensure_open()
         return self._event_row(event_id) is not None
 
+    @_locked
     def counts(self) -> dict[str, int]:
         """Rows per table and unfinished events (for status and metrics)."""
         self._ensure_open()

@@ -381,27 +381,29 @@ def test_processes_opening_a_new_file_at_once_share_one_schema(db):
         assert sorted(e["event_id"] for e in store.events()) == ["e0", "e1", "e2", "e3"]
 
 
-def test_thread_hand_over(db):
-    """Default: only the opening thread may use the store; check_same_thread=False allows a hand-over."""
+def test_threads_open_write_and_close(db):
+    """Opened in one thread, written from several at once, closed from the first: every call is its own
+    transaction (the store's lock), none fails and every row lands."""
     import threading
 
-    def in_thread(store: ResultStore) -> BaseException | None:
-        caught: list[BaseException | None] = [None]
+    errors: list[BaseException] = []
 
-        def work() -> None:
-            try:
-                store.add_window(window("bed-01", 0, 0.5))
-            except BaseException as e:  # reported to the test thread
-                caught[0] = e
+    def writer(store: ResultStore, k: int) -> None:
+        try:
+            store.open_event(f"bed-{k:02d}", f"e{k}", T0)
+            for i in range(150):
+                store.add_window(window(f"bed-{k:02d}", i, 0.5, f"e{k}"))
+            store.stop_event(f"e{k}", T0 + 1)
+        except BaseException as e:  # reported to the test thread
+            errors.append(e)
 
-        t = threading.Thread(target=work)
+    store = ResultStore(db)
+    threads = [threading.Thread(target=writer, args=(store, k)) for k in range(4)]
+    for t in threads:
         t.start()
-        t.join(timeout=30)
-        return caught[0]
-
-    with ResultStore(db) as store:
-        err = in_thread(store)
-        assert isinstance(err, StoreError) and "check_same_thread=False" in str(err)
-    with ResultStore(db, check_same_thread=False) as store:
-        assert in_thread(store) is None
-        assert store.counts()["windows"] == 1
+    for t in threads:
+        t.join(timeout=60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert store.counts() == {"windows": 600, "events": 4, "unfinished": 4}
+    assert [len(e.probs) for e in store.unfinished_events()] == [150] * 4
+    store.close()
