@@ -19,9 +19,10 @@ Durability contract
 * With ``synchronous="NORMAL"`` (the default) the most recent commits can be rolled back by a *power loss
   or operating-system crash* (never corrupted: the database stays consistent). Pass
   ``synchronous="FULL"`` to fsync every commit and survive those too, at several times the cost per row.
-* Measured on a 2-core development VM (``python -m semiostream.bench.store --rows 10000``): about
-  17,000 ``add_window`` calls/s with NORMAL, 3,300 with FULL; the live scorer publishes at most ~1000
-  windows/s, so one commit per row is affordable and there is no batching to get wrong.
+* Measured on a 2-core development VM (``python -m semiostream.bench.store --rows 10000``): 17,000
+  ``add_window`` calls/s with NORMAL when idle, 7,000 while other jobs load it; 3,300 and 500 with FULL.
+  The live scorer publishes at most ~1000 windows/s, so one commit per row is affordable with NORMAL and
+  there is no batching to get wrong.
 
 Threading: a :class:`ResultStore` owns one SQLite connection. Every public method holds the store's lock
 for its whole transaction, so the store may be opened in one thread (start-up: a bad path is reported
