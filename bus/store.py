@@ -27,8 +27,8 @@ Durability contract
 Threading: a :class:`ResultStore` owns one SQLite connection. Every public method holds the store's lock
 for its whole transaction, so the store may be opened in one thread (start-up: a bad path is reported
 before the model loads), written from another (the scorer's socket thread) and closed from the first;
-calls from several threads are serialized, never interleaved. Other processes may read the same file at the same time
-(open them with ``readonly=True``).
+calls from several threads are serialized, never interleaved. Other processes may read the same file at
+the same time (open them with ``readonly=True``); listings read one consistent snapshot.
 
 Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
 
@@ -308,6 +308,19 @@ class ResultStore:
         except sqlite3.Error as e:
             raise self._error(doing, e) from None
 
+    @contextmanager
+    def _snapshot(self, doing: str) -> Iterator[None]:
+        """Several reads that see one state of the file (a read transaction; writers are not blocked)."""
+        try:
+            self._conn.execute("BEGIN DEFERRED")
+        except sqlite3.Error as e:
+            raise self._error(doing, e) from None
+        try:
+            yield
+        finally:
+            if self._conn.in_transaction:
+                self._conn.rollback()  # nothing was written: ends the read transaction
+
     def _read(self, doing: str, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
         try:
             cur = self._conn.execute(sql, params)
@@ -447,15 +460,16 @@ class ResultStore:
         windows died with the old process) can be finished at once with the windows recorded.
         """
         self._ensure_open()
-        events = self._read("list unfinished events",
-                            "SELECT event_id, bed, start_t_ns, stop_t_ns FROM events WHERE state != 'closed' "
-                            "ORDER BY start_t_ns, event_id")
         out = []
-        for e in events:
-            probs = self._read(f"read the windows of event {e['event_id']}",
-                               "SELECT p_tle FROM windows WHERE event_id = ? ORDER BY id", (e["event_id"],))
-            out.append(StoredEvent(bed=e["bed"], event_id=e["event_id"], start_t_ns=e["start_t_ns"],
-                                   stop_t_ns=e["stop_t_ns"], probs=[r["p_tle"] for r in probs]))
+        with self._snapshot("list unfinished events"):
+            events = self._read("list unfinished events",
+                                "SELECT event_id, bed, start_t_ns, stop_t_ns FROM events WHERE state != 'closed' "
+                                "ORDER BY start_t_ns, event_id")
+            for e in events:
+                probs = self._read(f"read the windows of event {e['event_id']}",
+                                   "SELECT p_tle FROM windows WHERE event_id = ? ORDER BY id", (e["event_id"],))
+                out.append(StoredEvent(bed=e["bed"], event_id=e["event_id"], start_t_ns=e["start_t_ns"],
+                                       stop_t_ns=e["stop_t_ns"], probs=[r["p_tle"] for r in probs]))
         return out
 
     @_locked
@@ -487,12 +501,13 @@ class ResultStore:
         if limit is not None:
             sql += " LIMIT :limit"
             params["limit"] = int(limit)
-        rows = [dict(r) for r in reversed(self._read("list events", sql, params))]
-        for r in rows:
-            if r["state"] != "closed":
-                (n,) = self._read(f"count the windows of event {r['event_id']}",
-                                  "SELECT count(*) FROM windows WHERE event_id = ?", (r["event_id"],))[0]
-                r["windows"] = n
+        with self._snapshot("list events"):
+            rows = [dict(r) for r in reversed(self._read("list events", sql, params))]
+            for r in rows:
+                if r["state"] != "closed":
+                    (n,) = self._read(f"count the windows of event {r['event_id']}",
+                                      "SELECT count(*) FROM windows WHERE event_id = ?", (r["event_id"],))[0]
+                    r["windows"] = n
         return rows
 
     @_locked
