@@ -1,8 +1,13 @@
 """The crop: person + bed box, expanded, clamped; detectors behind one interface.
 
-The paper's rule: on the first frame take the best (highest-scoring) person box and the best bed box,
-their union, expanded by ``crop_expand`` (20%) of its width/height on every side, clamped to the frame.
-If nothing is found the crop is the full frame, and a warning says so.
+The paper's rule (``crop_rule="paper"``, the default): on the first frame take the best
+(highest-scoring) person box and the best bed box, their union, expanded by ``crop_expand`` (20%) of its
+width/height on every side, clamped to the frame. If either box is missing the video is used raw,
+uncropped (the full frame), as the paper did for the four videos whose detection failed its quality
+check (bed not detected, or only a physician detected). ``crop_rule="single-box"`` instead crops to the
+one box found (expanded the same way) and falls back to the full frame only when both are missing.
+Every :class:`RoiChoice` says which rule applied (:attr:`RoiChoice.rule`: ``"person+bed"``,
+``"person only"``, ``"bed only"`` or ``"full frame"``), and a fallback is logged as a warning.
 
 Detectors (chosen by config via :func:`make_detector`):
 
@@ -28,6 +33,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PERSON, BED = "person", "bed"
+CROP_RULES = ("paper", "single-box")
 
 
 @dataclass(frozen=True)
@@ -118,46 +124,77 @@ class Detection:
 
 @dataclass(frozen=True)
 class RoiChoice:
-    """The chosen crop and why: the person and bed boxes it came from, or ``fallback`` = full frame."""
+    """The chosen crop and why: the person and bed boxes it came from, or ``fallback`` = full frame.
+
+    ``rule`` names what was applied: ``"person+bed"`` (the paper's merged box), ``"person only"`` /
+    ``"bed only"`` (single-box crop), ``"full frame"`` (detection fallback or no detection), or
+    ``"static"`` (a configured ROI).
+    """
 
     roi: Roi
     person: Detection | None = None
     bed: Detection | None = None
     fallback: bool = False
     message: str = ""
+    rule: str = "full frame"
+
+
+def _check_crop_rule(crop_rule: str) -> str:
+    if crop_rule not in CROP_RULES:
+        raise ValueError(f"unknown crop rule {crop_rule!r}; use one of {', '.join(CROP_RULES)}")
+    return crop_rule
 
 
 def select_roi(
-    detections: Sequence[Detection], width: int, height: int, expand: float = 0.2, min_score: float = 0.0
+    detections: Sequence[Detection], width: int, height: int, expand: float = 0.2, min_score: float = 0.0,
+    crop_rule: str = "paper",
 ) -> RoiChoice:
-    """The paper's rule: union of the best person and best bed box, expanded by ``expand``, clamped.
+    """The crop from one frame's detections (see the module docstring for the two rules).
 
-    With neither a person nor a bed at ``score >= min_score`` the result is the full frame with
-    ``fallback=True`` and a message (also logged as a warning).
+    Args:
+        detections: people and beds (other labels are ignored) in frame pixels.
+        width, height: the frame size.
+        expand: growth of the merged (or single) box on every side, as a fraction of its size.
+        min_score: detections below this score are ignored.
+        crop_rule: ``"paper"``: union of the best person and best bed box, the full frame if either
+            is missing; ``"single-box"``: the union when both exist, else the one box found.
+
+    Returns:
+        :class:`RoiChoice`; ``fallback=True`` (full frame, with a message also logged as a warning)
+        when the rule found no usable crop.
     """
+    _check_crop_rule(crop_rule)
 
     def best(label: str) -> Detection | None:
         cands = [d for d in detections if d.label == label and d.score >= min_score]
         return max(cands, key=lambda d: d.score) if cands else None
 
-    person, bed = best(PERSON), best(BED)
-    boxes = []
-    for d in (person, bed):
+    def inside(d: Detection | None) -> Roi | None:
         if d is None:
-            continue
+            return None
         try:
-            boxes.append(Roi.from_box(d.box).clamp(width, height))
+            return Roi.from_box(d.box).clamp(width, height)
         except ValueError:
             log.warning("ignoring %s box %s outside the %dx%d frame", d.label, d.box, width, height)
-    if not boxes:
-        msg = (
-            f"no person or bed detected (score >= {min_score:g}); using the full {width}x{height} frame. "
-            "Check the camera view, or configure a static ROI for this camera"
-        )
-        log.warning(msg)
-        return RoiChoice(Roi.full(width, height), fallback=True, message=msg)
-    box = boxes[0] if len(boxes) == 1 else boxes[0].union(boxes[1])
-    return RoiChoice(box.expand(expand, width, height), person=person, bed=bed)
+            return None
+
+    person, bed = best(PERSON), best(BED)
+    p_box, b_box = inside(person), inside(bed)
+    person, bed = (person if p_box else None), (bed if b_box else None)
+    if p_box is not None and b_box is not None:
+        return RoiChoice(p_box.union(b_box).expand(expand, width, height), person=person, bed=bed,
+                         rule="person+bed")
+    found = "a person but no bed" if p_box else "a bed but no person" if b_box else "no person or bed"
+    if crop_rule == "single-box" and (p_box or b_box):
+        one = p_box or b_box
+        return RoiChoice(one.expand(expand, width, height), person=person, bed=bed,
+                         rule="person only" if p_box else "bed only")
+    msg = (
+        f"found {found} (score >= {min_score:g}); using the full {width}x{height} frame uncropped "
+        f"(crop rule {crop_rule!r}). Check the camera view, or configure a static ROI for this camera"
+    )
+    log.warning(msg)
+    return RoiChoice(Roi.full(width, height), person=person, bed=bed, fallback=True, message=msg)
 
 
 class RoiDetector:
@@ -166,15 +203,17 @@ class RoiDetector:
     Args:
         spec: the bundle's ``PreprocessSpec`` (intensity window for 16-bit frames, ``crop_expand``).
         min_score: detections below this score are ignored.
+        crop_rule: ``"paper"`` (default) or ``"single-box"``; see :func:`select_roi`.
     """
 
     name = "detector"
 
-    def __init__(self, spec=None, min_score: float = 0.3) -> None:
+    def __init__(self, spec=None, min_score: float = 0.3, crop_rule: str = "paper") -> None:
         from semiostream.models.bundle import PreprocessSpec
 
         self.spec = spec or PreprocessSpec()
         self.min_score = float(min_score)
+        self.crop_rule = _check_crop_rule(crop_rule)
 
     def detect(self, frame: np.ndarray) -> list[Detection]:
         """People and beds in one ``[H, W]`` uint16 (or uint8-valued) frame, boxes in frame pixels."""
@@ -183,7 +222,7 @@ class RoiDetector:
     def locate(self, frame: np.ndarray) -> RoiChoice:
         """The crop for a stream whose first frame is ``frame`` (``[H, W]``)."""
         h, w = frame.shape[-2:]
-        return select_roi(self.detect(frame), w, h, self.spec.crop_expand, self.min_score)
+        return select_roi(self.detect(frame), w, h, self.spec.crop_expand, self.min_score, self.crop_rule)
 
 
 class StaticRoi(RoiDetector):
@@ -200,7 +239,7 @@ class StaticRoi(RoiDetector):
 
     def locate(self, frame: np.ndarray) -> RoiChoice:
         h, w = frame.shape[-2:]
-        return RoiChoice(as_roi(self.roi, w, h))
+        return RoiChoice(as_roi(self.roi, w, h), rule="static")
 
 
 class FullFrame(RoiDetector):
@@ -227,6 +266,7 @@ def make_detector(
     roi: Sequence[int] | None = None,
     min_score: float = 0.3,
     device: str = "cpu",
+    crop_rule: str = "paper",
 ) -> RoiDetector:
     """Build the configured detector.
 
@@ -237,17 +277,23 @@ def make_detector(
         spec: the bundle's ``PreprocessSpec``.
         min_score: minimum detection score.
         device: ``"cpu"`` or ``"cuda"`` (Mask R-CNN; YOLOX uses onnxruntime's CUDA provider if present).
+        crop_rule: ``"paper"`` (person+bed box, else the full frame) or ``"single-box"``.
     """
+    _check_crop_rule(crop_rule)
     if kind == "yolox":
         from .detect_yolox import YoloxDetector
 
         if weights is None:
             raise ValueError("the yolox detector needs weights=<path to a YOLOX .onnx file>")
-        return YoloxDetector(weights, spec=spec, min_score=min_score, device=device)
+        det: RoiDetector = YoloxDetector(weights, spec=spec, min_score=min_score, device=device)
+        det.crop_rule = crop_rule
+        return det
     if kind == "maskrcnn":
         from .detect_maskrcnn import MaskRcnnDetector
 
-        return MaskRcnnDetector(weights, spec=spec, min_score=min_score, device=device)
+        det = MaskRcnnDetector(weights, spec=spec, min_score=min_score, device=device)
+        det.crop_rule = crop_rule
+        return det
     if kind == "static":
         if roi is None:
             raise ValueError("the static detector needs roi=(x0, y0, x1, y1) for this camera")

