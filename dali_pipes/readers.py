@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .source import Source, SourceError
+from .source import Source, SourceError, file_kind
 
 __all__ = ["READERS", "Source", "SourceError", "open_source", "supported_suffixes"]
 
@@ -113,10 +113,13 @@ def open_source(
         raise SourceError(p, f"unknown stream {stream!r}", f"use one of {', '.join(STREAMS)}")
     if device not in ("cpu", "gpu"):
         raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-    if p.is_dir():
+    kind = file_kind(p)
+    if kind == "folder":
         return READERS["/"](p, stream, fps, device)
-    if not p.exists():
+    if kind == "missing":
         raise SourceError(p, "no such file or folder", "check the path")
+    if kind != "file":
+        raise SourceError(p, f"is {kind}, not a regular file", "pass a video file or a folder of frames")
     opener = READERS.get(p.suffix.lower())
     if opener is None:
         hint = (

@@ -8,7 +8,9 @@ A :class:`Source` is an open video of ``num_frames`` frames of ``height`` x ``wi
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,11 +119,37 @@ class Source(ABC):
         )
 
 
+def file_kind(path: str | os.PathLike) -> str:
+    """What ``path`` is, following symbolic links, without opening it: ``"file"`` (regular), ``"folder"``,
+    ``"missing"``, or a description of anything else (``"a FIFO (named pipe)"``, ``"a character device"``,
+    ``"a symbolic link loop"`` ...). Opening a FIFO or a device for reading can block forever or never end,
+    so readers open regular files (and folders of them) only."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a dangling symbolic link" if os.path.islink(path) else "missing"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"unreadable ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
 def check_file(path: Path) -> None:
-    """Raise :class:`SourceError` if ``path`` is not a non-empty regular file."""
-    if not path.exists():
+    """Raise :class:`SourceError` if ``path`` is not a non-empty regular file (FIFOs, devices, sockets and
+    symbolic link loops are refused without being opened)."""
+    kind = file_kind(path)
+    if kind == "missing":
         raise SourceError(path, "no such file", "check the path")
-    if not path.is_file():
-        raise SourceError(path, "is not a regular file")
+    if kind != "file":
+        raise SourceError(path, f"is {kind}, not a regular file", "pass a video file or a folder of frames")
     if path.stat().st_size == 0:
         raise SourceError(path, "the file is empty (0 bytes)", "the recording or copy did not complete")

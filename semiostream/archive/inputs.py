@@ -10,6 +10,11 @@
 
 A job's ``input_id`` is ``<absolute path>[#<stream>][@<onset>-<offset>s]``; jobs are de-duplicated by it
 (the first occurrence wins) and returned sorted by it.
+
+Nothing here opens a video. A FIFO, device, socket or symbolic link loop with a video suffix (given
+directly, met in a folder, or named by a manifest row) is still a job: it becomes an error row saying what
+it is (:mod:`.guard`), and the rest of the archive is scored. A manifest must be a regular file (it is read
+at once).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semiostream.errors import UserError
+
+from .guard import absolute
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,7 @@ class Job:
 
 
 def is_manifest(p: Path) -> bool:
-    return p.is_file() and p.suffix.lower() in MANIFEST_SUFFIXES
+    return p.suffix.lower() in MANIFEST_SUFFIXES and not p.is_dir()
 
 
 def _video_suffixes() -> set[str]:
@@ -92,13 +99,17 @@ def scan_folder(root: Path) -> list[Path]:
 
 
 def _manifest_jobs(p: Path, stream: str) -> list[Job]:
+    from semiostream.dali_pipes.source import file_kind
     from semiostream.trainer.manifest import ManifestError, load_manifest
 
+    kind = file_kind(p)
+    if kind != "file":
+        raise UserError(f"manifest {p} is {kind}, not a regular file; pass the manifest's file itself")
     try:
         manifest = load_manifest(p, check_files=False)  # a missing video becomes an error row, not a stop
     except ManifestError as e:
         raise UserError(str(e)) from e
-    return [Job(r.path.resolve(), r.stream if r.stream != "ir" else stream, r.onset, r.offset, r.roi, r.fps,
+    return [Job(absolute(r.path), r.stream if r.stream != "ir" else stream, r.onset, r.offset, r.roi, r.fps,
                 r.patient_id, r.seizure_id, r.label) for r in manifest.rows]
 
 
@@ -113,13 +124,14 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
 
     Raises:
         UserError: an input does not exist, is a file of an unsupported type, is a bad manifest, or
-            nothing was found at all.
+            nothing was found at all. (A FIFO, device or symbolic link loop with a video suffix is a job,
+            refused later with an error row.)
     """
     suffixes = _video_suffixes()
     jobs: list[Job] = []
     for raw in inputs:
-        p = Path(os.path.expanduser(str(raw))).resolve()
-        if not p.exists():
+        p = absolute(raw)
+        if not os.path.lexists(p):
             raise UserError(f"input {raw} does not exist; pass video files, folders or a manifest CSV")
         if is_manifest(p):
             jobs += _manifest_jobs(p, stream)

@@ -4,7 +4,8 @@ The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_wind
 frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept). The crop is the
 manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
 Planning reads only the metadata and (with a detector) one frame; the windows are read later, by whoever
-scores them.
+scores them. Frames (and a manifest ROI) outside the sizes of :mod:`.guard` are refused here, before any
+window is cut.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .guard import frame_size_problem
 from .inputs import Job
 
 
@@ -75,13 +77,16 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
 
     Raises:
         SourceError: the video cannot be opened or read.
-        PlanError: the segment is empty or shorter than ``spec.min_frames``, or the ROI is invalid.
+        PlanError: the frames are smaller or larger than :mod:`.guard` allows, the segment is empty or shorter
+            than ``spec.min_frames``, or the ROI is invalid.
     """
     from semiostream.dali_pipes.roi import as_roi
     from semiostream.dali_pipes.windows import plan_windows
     from semiostream.trainer.features import segment_frames
 
     with open_job(job) as src:
+        if problem := frame_size_problem(src.width, src.height):
+            raise PlanError(problem)
         n, fps = int(src.num_frames), float(src.fps)
         start, stop = segment_frames(job, n, fps)
         if stop <= start:
@@ -97,6 +102,9 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
                 roi = as_roi(job.roi, src.width, src.height).as_tuple()
             except ValueError as e:
                 raise PlanError(f"{e} (manifest roi); fix the roi column") from e
+            if problem := frame_size_problem(roi[2] - roi[0], roi[3] - roi[1], "the manifest roi's crops",
+                                             "widen the roi column"):
+                raise PlanError(problem)
         elif detector is not None:
             frame = src.read(start, start + 1)[0]
             with detector_lock or threading.Lock():

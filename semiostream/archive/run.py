@@ -10,7 +10,8 @@
 5. assemble both result tables from the chunks of the current inputs (:mod:`.output`).
 
 Inputs whose content cannot even be hashed (missing, unreadable) get an error row in every run and are
-never remembered, so they are tried again next time.
+never remembered, so they are tried again next time. So do inputs that are not opened at all (FIFOs,
+devices, sockets, symbolic link loops: :mod:`.guard`), which are refused before anything reads them.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import numpy as np
 
 from semiostream.errors import UserError
 
+from .guard import InputRefused, check_input
 from .identity import ContentHashes, RunSettings, input_key
 from .inputs import Job, expand_inputs
 from .output import inputs_path, output_format, write_tables
@@ -189,11 +191,14 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         # 2. keys and what is done already
         with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-hash") as pool, \
                 _phase(f"checking {len(jobs)} inputs", len(jobs), cfg.show_progress) as advance:
-            futs = [(j, pool.submit(hashes.sha256, j.path)) for j in jobs]
+            futs = [(j, pool.submit(_content_sha256, hashes, j.path)) for j in jobs]
             for n, (job, fut) in enumerate(futs, 1):
                 advance(n)
                 try:
                     sha = fut.result()
+                except InputRefused as e:  # FIFO, device, link loop ...: never opened, never remembered
+                    final.append((row(job, error=str(e)), None))
+                    continue
                 except Exception as e:  # missing / unreadable: an error row in every run, never remembered
                     final.append((row(job, error=f"cannot read {job.path}: {error_text(e)}"), None))
                     continue
@@ -269,6 +274,12 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
             metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})
     summary.total_s = time.perf_counter() - t_start
     return summary
+
+
+def _content_sha256(hashes: ContentHashes, path: Path) -> str:
+    """sha256 of a regular file's or a frame folder's content; anything else is refused unopened."""
+    check_input(path)
+    return hashes.sha256(path)
 
 
 @contextlib.contextmanager
