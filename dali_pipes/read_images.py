@@ -63,12 +63,15 @@ class ImageFolderSource(Source):
     Args:
         path: the folder.
         fps: frame rate to report (image files store none); default 30.
-        device: ``"cpu"`` or ``"gpu"`` (DALI ``mixed`` decoder; needs a CUDA GPU).
+        device: a :class:`~semiostream.device.Device` or its spelling: ``"cpu"``, ``"cuda:N"`` or DALI's
+            ``"gpu"`` (the current CUDA device); on a GPU, DALI's ``mixed`` decoder on that device.
         batch: how many files DALI decodes per run.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float = 30.0, device: str = "cpu", batch: int = 64):
+    def __init__(self, path: str | os.PathLike, fps: float = 30.0, device: Any = "cpu", batch: int = 64):
         from PIL import Image, UnidentifiedImageError
+
+        from semiostream.device import Device
 
         self.path = Path(path)
         if not self.path.is_dir():
@@ -97,9 +100,7 @@ class ImageFolderSource(Source):
                 f"image mode {mode!r} is not grayscale",
                 "write single-channel 16-bit (or 8-bit) frames",
             )
-        if device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
-        self.device = device
+        self.device = Device.parse(device)
         self.num_frames = len(self._files)
         self.fps = float(fps)
         self._batch = int(batch)
@@ -111,11 +112,11 @@ class ImageFolderSource(Source):
 
     def _build(self) -> Any:
         self._pipe = decode_pipeline_def()(
-            device=self.device,
+            device=self.device.dali_device,
             dtype_bits=self.bit_depth,
             batch_size=self._batch,
             num_threads=2,
-            device_id=None if self.device == "cpu" else 0,
+            device_id=self.device.dali_device_id,
             prefetch_queue_depth=1,
         )
         self._pipe.build()
@@ -169,7 +170,7 @@ class ImageFolderSource(Source):
         for s in range(start, stop, self._batch):
             files = self._files[s : min(s + self._batch, stop)]
             tl = self._decode_batch(files)
-            if self.device == "gpu":
+            if self.device.is_cuda:
                 tl = tl.as_cpu()
             for j, f in enumerate(files):
                 arr = np.asarray(tl[j])
@@ -180,11 +181,11 @@ class ImageFolderSource(Source):
     def read_torch(self, start: int, stop: int) -> Any:
         """Frames ``[start, stop)`` as a torch ``[T, H, W]`` uint16 tensor on the decoder's device.
 
-        With ``device="gpu"`` the frames go from DALI to torch via DLPack, without a host copy.
+        On a GPU the frames go from DALI to torch via DLPack, without a host copy.
         """
         import torch
 
-        if self.device == "cpu":
+        if not self.device.is_cuda:
             return torch.from_numpy(self.read(start, stop))
         if not 0 <= start < stop <= self.num_frames:
             raise IndexError(f"{self.path}: frames [{start}, {stop}) outside [0, {self.num_frames})")
