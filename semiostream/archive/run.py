@@ -120,15 +120,15 @@ class ScoreSummary:
 
 
 def _bundle_meta(path: Path) -> dict[str, Any]:
-    from semiostream.models.bundle import BundleError, PreprocessSpec, read_bundle_json, verify_bundle_files
+    """``bundle.json`` with ``"spec"`` added, after every check of the bundle short of loading the weights
+    (file names inside the bundle, sha256 of each file, the id of the content)."""
+    from semiostream.models.bundle import BundleError, check_bundle
 
     try:
-        meta = read_bundle_json(path)
-        verify_bundle_files(path, meta)
-        meta["spec"] = PreprocessSpec.from_dict(meta["preprocess"])
+        meta, spec = check_bundle(path)
     except BundleError as e:
         raise UserError(str(e)) from e
-    return meta
+    return {**meta, "spec": spec}
 
 
 def _detector(cfg: ScoreConfig, spec: Any) -> tuple[Any, str]:

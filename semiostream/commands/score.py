@@ -30,6 +30,12 @@ Decoding threads overlap inference and windows of many videos share batches; --r
 Ray cluster (Ray Data actors holding one Scorer each: one per GPU, or one per --cpus-per-actor cores).
 With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system).
 
+Only regular files and folders of frames are opened: a FIFO, device, socket or symbolic link loop (also
+behind a link with a video suffix) becomes an error row without being read, and so does a video whose
+frames are smaller than 32 pixels a side (what the I3D features can use) or larger than 4096x4096. The
+bundle is verified first (every weight file listed in its bundle.json, inside the bundle, with its sha256;
+the bundle id recomputed from the content); a bundle that fails is a user error.
+
 Resumable and exactly-once: finished inputs are kept as atomic chunks in <out>.parts/ with a completion
 manifest; kill the run at any moment and run the same command again: nothing is lost or duplicated. An
 input is scored again when its file changes (size, mtime, then sha256 of its content) or when the bundle,

@@ -4,6 +4,7 @@ manifests, shared batches. (The classifier is an untrained seeded one: these tes
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -136,3 +137,39 @@ def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tm
     assert sorted(order) == sorted((p.key, None, p.num_windows) for p in plans)
     assert order[-1][0] == "long", order
     assert prog.done == stats.requests == 11
+
+
+@pytest.mark.parametrize("tamper, message", [
+    ("absolute", "must be a path relative to the bundle directory"),
+    ("dotdot", "must be a path relative to the bundle directory"),
+    ("no_files", "are not listed in 'files', so they cannot be verified"),
+    ("swapped", "claims bundle_id '[0-9a-f]{16}' but its files, preprocessing and labels give"),
+])
+def test_a_bundle_with_weights_from_elsewhere_scores_nothing(arc_clips, arc_bundle, kinetics_ckpt, tmp_path, capsys,
+                                                             tamper, message):
+    """The issue's reproduction: bundle.json points the classifier at other weights (outside the bundle, or
+    listed nowhere, or swapped in under the genuine id). `semiostream score` must not report p(TLE) of other
+    weights under the genuine id: it stops with a user error naming the file, before anything is scored."""
+    import hashlib
+
+    other = make_bundle(tmp_path / "other", kinetics_ckpt, seed=99)
+    root = tmp_path / "genuine"
+    shutil.copytree(arc_bundle, root)
+    meta = json.loads((root / "bundle.json").read_text())
+    digest = hashlib.sha256((other / "classifier.pt").read_bytes()).hexdigest()
+    if tamper in ("absolute", "dotdot"):
+        name = str(other / "classifier.pt") if tamper == "absolute" else "../other/classifier.pt"
+        meta["classifier"]["file"] = name
+        meta["files"] = {"i3d.safetensors": meta["files"]["i3d.safetensors"], name: digest}
+    elif tamper == "no_files":
+        meta["classifier"]["file"] = "../other/classifier.pt"
+        meta["files"] = {}
+    else:
+        shutil.copy(other / "classifier.pt", root / "classifier.pt")
+        meta["files"]["classifier.pt"] = digest
+    (root / "bundle.json").write_text(json.dumps(meta))
+    out = tmp_path / "res.parquet"
+    assert _score([sorted(arc_clips.glob("*.mkv"))[0]], root, out) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err, err
+    assert not out.exists() and not inputs_path(out).exists()
