@@ -312,7 +312,9 @@ def read_tf_i3d(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], set[s
               "batch_norm/gamma": "bn.weight", "batch_norm/moving_mean": "bn.running_mean",
               "batch_norm/moving_variance": "bn.running_var"}
     for name, arr in arrays.items():
-        m = re.fullmatch(r"(?:RGB/)?inception_i3d/(.+)/(conv_3d/[wb]|batch_norm/\w+)", name)
+        # DeepMind's graph names Mixed_5b/Branch_2's second (3x3) convolution "0a"; the ports call it 0b
+        fixed = name.replace("Mixed_5b/Branch_2/Conv3d_0a_3x3", "Mixed_5b/Branch_2/Conv3d_0b_3x3")
+        m = re.fullmatch(r"(?:RGB/)?inception_i3d/(.+)/(conv_3d/[wb]|batch_norm/\w+)", fixed)
         unit = _unit_from_jax_path(m.group(1)) if m else None
         target = leaves.get(m.group(2)) if m else None
         if unit is None or target is None:

@@ -47,12 +47,35 @@ def test_select_roi_best_person_and_bed_union_plus_20_percent():
     # union (80, 100, 400, 350): 320 x 250 -> +64 / +50 per side
     assert choice.roi == Roi(16, 50, 464, 400)
     assert choice.person.score == 0.9 and choice.bed.score == 0.7 and not choice.fallback
+    assert choice.rule == "person+bed"
 
 
-def test_select_roi_only_bed_and_min_score():
+def test_select_roi_one_box_missing_paper_rule_uses_the_raw_frame(caplog):
     dets = [Detection((10, 10, 110, 60), 0.8, "bed"), Detection((0, 0, 5, 5), 0.1, "person")]
-    choice = select_roi(dets, 640, 480, expand=0.0, min_score=0.3)
-    assert choice.roi == Roi(10, 10, 110, 60) and choice.person is None
+    with caplog.at_level(logging.WARNING):
+        choice = select_roi(dets, 640, 480, expand=0.0, min_score=0.3)  # the person is below min_score
+    assert choice.roi == Roi(0, 0, 640, 480) and choice.fallback and choice.rule == "full frame"
+    assert choice.person is None and choice.bed.score == 0.8
+    assert "a bed but no person" in choice.message and "uncropped" in caplog.text
+    only_person = select_roi([Detection((100, 100, 200, 300), 0.9, "person")], 640, 480)
+    assert only_person.fallback and only_person.roi == Roi(0, 0, 640, 480) and "no bed" in only_person.message
+
+
+def test_select_roi_single_box_option_crops_to_the_box_found():
+    dets = [Detection((10, 10, 110, 60), 0.8, "bed"), Detection((0, 0, 5, 5), 0.1, "person")]
+    choice = select_roi(dets, 640, 480, expand=0.0, min_score=0.3, crop_rule="single-box")
+    assert choice.roi == Roi(10, 10, 110, 60) and choice.person is None and choice.rule == "bed only"
+    person = select_roi([Detection((100, 100, 200, 300), 0.9, "person")], 640, 480, crop_rule="single-box")
+    assert person.roi == Roi(80, 60, 220, 340) and person.rule == "person only" and not person.fallback
+    both = select_roi([*dets, Detection((100, 100, 200, 300), 0.9, "person")], 640, 480, expand=0.0,
+                      crop_rule="single-box")
+    assert both.rule == "person+bed" and both.roi == Roi(10, 10, 200, 300)
+    none = select_roi([], 64, 48, crop_rule="single-box")
+    assert none.fallback and none.roi == Roi(0, 0, 64, 48)
+    with pytest.raises(ValueError, match="unknown crop rule 'largest'"):
+        select_roi(dets, 640, 480, crop_rule="largest")
+    with pytest.raises(ValueError, match="unknown crop rule"):
+        make_detector("full", crop_rule="largest")
 
 
 def test_select_roi_nothing_found_falls_back_with_warning(caplog):
@@ -110,8 +133,11 @@ def test_yolox_finds_people_in_a_real_frame(yolox):
     assert people and people[0].score > 0.5
     x0, y0, x1, y1 = people[0].box
     assert (x1 - x0) * (y1 - y0) > 0.2 * 340 * 256  # a person, not a speck
-    choice = yolox.locate(frame)
-    assert not choice.fallback and choice.person is not None
+    paper = yolox.locate(frame)  # people but no bed (arm wrestling): the paper uses the raw frame
+    assert paper.fallback and paper.roi == Roi(0, 0, 340, 256) and "no bed" in paper.message
+    single = make_detector("yolox", weights=asset("yolox_nano.onnx"), spec=PreprocessSpec(), crop_rule="single-box")
+    choice = single.locate(frame)
+    assert not choice.fallback and choice.person is not None and choice.rule == "person only"
     r = choice.roi
     assert r.x0 <= x0 and r.y0 <= y0 and r.x1 >= x1 and r.y1 >= y1  # expanded around the person
     assert r.width < 340  # an actual crop
@@ -120,8 +146,9 @@ def test_yolox_finds_people_in_a_real_frame(yolox):
 def test_yolox_on_16bit_ir_like_frame_matches_8bit(yolox):
     frame = _demo_frame()
     ir = frame * 37 + 900  # the same scene as 16-bit sensor values
-    a = yolox.locate(frame).roi
-    b = yolox.locate(ir.astype(np.uint16)).roi
+    single = make_detector("yolox", weights=asset("yolox_nano.onnx"), spec=PreprocessSpec(), crop_rule="single-box")
+    a = single.locate(frame).roi
+    b = single.locate(ir.astype(np.uint16)).roi
     assert max(abs(u - v) for u, v in zip(a, b, strict=True)) <= 8
 
 

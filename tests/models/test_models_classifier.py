@@ -115,3 +115,49 @@ def test_onnx_export_has_no_loop_and_matches_onnxruntime(tmp_path):
         (ort_p,) = sess.run(None, {"features": xb})
         with torch.no_grad():
             np.testing.assert_allclose(ort_p, model(torch.from_numpy(xb)).numpy(), rtol=0, atol=1e-5)
+
+
+def test_recurrent_dropout_uses_one_mask_per_gate_like_keras():
+    """Keras' LSTMCell (implementation 1, which Keras uses whenever recurrent_dropout > 0) multiplies
+    h by four independent masks, one per gate i, f, c, o, drawn once per sequence."""
+    torch.manual_seed(0)
+    layer = MaskedLSTM(6, 5, recurrent_dropout=0.4).train()
+    x = torch.randn(64, 4, 6)
+    keep = torch.ones(64, 4, 1, dtype=torch.bool)
+    torch.manual_seed(123)
+    out = layer(x, keep)
+    torch.manual_seed(123)
+    masks = layer.recurrent_masks(64, x)  # the masks that forward drew
+    assert masks.shape == (4, 64, 5)
+    values = torch.unique(masks).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / 0.6)
+    agree = (masks[0] == masks[1]) & (masks[1] == masks[2]) & (masks[2] == masks[3])
+    assert 0.05 < agree.float().mean() < 0.35  # independent: 0.6^4 + 0.4^4 = 0.155; shared would be 1
+
+    w_ih, w_hh, b = layer.cell.weight_ih, layer.cell.weight_hh, layer.cell.bias_ih + layer.cell.bias_hh
+    h = c = torch.zeros(64, 5)
+    ref = []
+    with torch.no_grad():
+        for t in range(4):  # Keras LSTMCell.call, implementation 1
+            zs = [x[:, t] @ w_ih[k * 5:(k + 1) * 5].T + b[k * 5:(k + 1) * 5]
+                  + (h * masks[k]) @ w_hh[k * 5:(k + 1) * 5].T for k in range(4)]
+            i, f, g, o = torch.sigmoid(zs[0]), torch.sigmoid(zs[1]), torch.tanh(zs[2]), torch.sigmoid(zs[3])
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            ref.append(h)
+    torch.testing.assert_close(out.detach(), torch.stack(ref, 1), rtol=1e-5, atol=1e-6)
+    layer.eval()
+    assert layer.recurrent_masks(64, x) is None  # inference is deterministic
+
+
+@pytest.mark.parametrize(("name", "z", "expected"), [
+    ("hard_sigmoid_keras2", [-3.0, -1.0, 0.0, 2.0, 3.0], [0.0, 0.3, 0.5, 0.9, 1.0]),
+    ("hard_sigmoid_keras3", [-4.0, -1.5, 0.0, 3.0, 4.0], [0.0, 0.25, 0.5, 1.0, 1.0]),
+])
+def test_hard_sigmoid_gates_follow_each_keras_version(name, z, expected):
+    from semiostream.models.classifier import recurrent_activation_fn
+
+    got = recurrent_activation_fn(name)(torch.tensor(z))
+    torch.testing.assert_close(got, torch.tensor(expected))
+    with pytest.raises(ValueError, match="unknown recurrent activation"):
+        recurrent_activation_fn("relu")
