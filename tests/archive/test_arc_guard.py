@@ -182,3 +182,19 @@ def test_score_turns_every_special_into_an_error_row_and_scores_the_rest(arc_cli
     assert errors["s.npy"].startswith("is a socket")
     assert errors["tiny.npy"].startswith(f"frames are 2x2 pixels, below the minimum of {MIN_FRAME_SIDE}")
     assert len(read_table(out)) == 2  # the good clip's windows only
+
+
+def test_a_frame_folder_with_a_fifo_and_a_device_among_its_frames_is_hashed_and_planned(tmp_path):
+    from semiostream.archive.identity import ContentHashes
+    from semiostream.dali_pipes.writers import write_frames
+
+    frames = write_frames(tmp_path / "frames", np.full((20, 48, 64), 900, np.uint16), 30.0, "png")
+    clean, err = _within(30, ContentHashes(tmp_path / "work").sha256, frames)
+    assert err is None, err
+    os.mkfifo(frames / "frame_99998.png")
+    (frames / "frame_99999.png").symlink_to("/dev/zero")
+    (frames / "loop.png").symlink_to(frames / "loop.png")
+    sha, err = _within(30, ContentHashes(tmp_path / "work2").sha256, frames)
+    assert err is None and sha == clean, err  # only the regular frames are read
+    plan, err = _within(30, plan_job, Job(frames), "k", "sha", SPEC)
+    assert err is None and plan.num_frames == 20, err
