@@ -171,22 +171,24 @@ class Context:
     """The bundle, synthetic windows and sizes every check uses (built once)."""
 
     def __init__(self, bundle_path: str | os.PathLike | None, quick: bool, workdir: Path) -> None:
-        from semiostream.models.bundle import load_bundle
+        from semiostream.dali_pipes.reference import preprocess
+        from semiostream.models.bundle import PreprocessSpec, load_bundle
 
         self.quick = quick
         self.workdir = workdir
-        if bundle_path is None:
-            bundle_path = _random_bundle(workdir / "random-bundle")
-            self.bundle_note = "randomly initialised weights (no --bundle given)"
-        else:
-            self.bundle_note = str(bundle_path)
-        self.bundle = load_bundle(bundle_path)
         rng = np.random.default_rng(0)
         # uint16 IR-like windows of two sizes and lengths (a leftover window among them)
         frames = (9, 16) if quick else (16, 60)
         self.windows = [_ir(frames[0], 120, 160, rng), _ir(frames[1], 424, 512, rng)]
         self.rois = [None, (40, 20, 470, 400)]
         self.frames_bench = 60
+        if bundle_path is None:
+            calib = [preprocess(w, r, PreprocessSpec())[None] for w, r in zip(self.windows, self.rois, strict=True)]
+            bundle_path = _random_bundle(workdir / "random-bundle", calib)
+            self.bundle_note = "random weights, classifier calibrated to spread p(TLE) (no --bundle given)"
+        else:
+            self.bundle_note = str(bundle_path)
+        self.bundle = load_bundle(bundle_path)
 
     def oracle(self, windows, rois, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
         """Reference features ``[N, 7, 1024]`` and p(TLE) ``[N]``: torch reference preprocessing and the
@@ -216,21 +218,42 @@ def _ir(t: int, h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _random_bundle(path: Path) -> Path:
+def _random_bundle(path: Path, calibration: list[Any]) -> Path:
+    """A bundle of random weights whose p(TLE) spreads over (0, 1) on ``calibration`` inputs.
+
+    Convolutions get He-normal weights (PyTorch's default initialisation makes I3D's features vanish to
+    ~1e-6 through 57 layers); the classifier's last layer is shifted and scaled so that its logits on the
+    calibration windows have mean 0 and standard deviation 3, so "identical decisions" compares
+    probabilities far from 0.5 rather than rounding noise.
+
+    Args:
+        calibration: ``[1, 1, T, 224, 224]`` float32 inputs in [-1, 1].
+    """
     import torch
+    from torch import nn
 
     from semiostream.models.bundle import save_bundle
-    from semiostream.models.classifier import SeizureClassifier
+    from semiostream.models.classifier import SeizureClassifier, pad_features
     from semiostream.models.i3d import InceptionI3d
 
-    if (path / "bundle.json").is_file():
-        return path
     torch.manual_seed(0)
     i3d = InceptionI3d(in_channels=1).eval()
+    for m in i3d.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
     clf = SeizureClassifier().eval()
+    seen: list[torch.Tensor] = []
+    hook = clf.fc3.register_forward_hook(lambda mod, inp, out: seen.append(out.detach()))
+    with torch.inference_mode():
+        feats = torch.cat([pad_features(i3d.extract_features(x)) for x in calibration])
+        clf(torch.cat([feats, feats.flip(-1)]))  # a few more points than windows: a usable spread
+    hook.remove()
+    z = torch.cat(seen).flatten()
+    k = 3.0 / max(float(z.std()), 1e-6)
     with torch.no_grad():
-        clf.fc3.weight.mul_(300.0)  # spread p(TLE) over (0, 1) so that decisions are a real comparison
-    return save_bundle(path, i3d, clf, None, provenance={"doctor": "random weights"})
+        clf.fc3.weight.mul_(k)
+        clf.fc3.bias.sub_(float(z.mean())).mul_(k)
+    return save_bundle(path, i3d, clf, None, provenance={"doctor": "random weights, calibrated classifier"})
 
 
 def _gpu_or_skip() -> None:

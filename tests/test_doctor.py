@@ -52,7 +52,7 @@ def test_a_failing_check_fails_the_run(tmp_path, monkeypatch, capsys):
     assert code == 1
     report = json.loads((tmp_path / "doctor.json").read_text())
     assert report["ok"] is False and report["checks"][0]["status"] == "fail"
-    assert "max abs difference 1.0e+00 > 0.5" in report["checks"][0]["message"]
+    assert "max abs difference 1.00e+00 > 0.5" in report["checks"][0]["message"]
     assert "FAILED: always-differs" in capsys.readouterr().out
 
 

@@ -168,8 +168,8 @@ def _check_backend(name: str, bundle: Bundle, groups: list[torch.Tensor], ref_fe
         big = max(range(len(groups)), key=lambda i: (groups[i].shape[2], groups[i].shape[0]))
         t0 = time.perf_counter()
         fe.infer(groups[big])
-        if fe.device.type == "cuda":
-            torch.cuda.synchronize(fe.device)
+        if fe.device.is_cuda:
+            torch.cuda.synchronize(fe.device.torch)
         res.ms_per_window = (time.perf_counter() - t0) * 1000 / groups[big].shape[0]
         res.frames = int(groups[big].shape[2])
         p_cls = _chunked(ce, cls_set)
