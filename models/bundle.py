@@ -65,10 +65,16 @@ class PreprocessSpec:
         window: frames per window (60 = 2 s at 30 fps).
         min_frames: shortest window kept (9 = shortest input giving one I3D feature step).
         intensity_mode: ``"fixed"`` maps raw ``[intensity_lo, intensity_hi]`` to [0, 1];
-            ``"percentile"`` uses percentiles of the window's first frames instead.
+            ``"percentile"`` uses percentiles of the first frames inside the crop instead.
+        intensity_scope: over which frames a ``"percentile"`` window is computed. ``"video"`` (default,
+            like the paper's whole-video 16->8-bit conversion): once per video / seizure segment / live
+            event, from its first ``percentile_frames`` frames, then held for every window of it
+            (:func:`semiostream.dali_pipes.event_intensity.EventIntensity`); ``"window"``: recomputed
+            from each 2-s window's own first frames (what bundles without this field were trained with).
         intensity_lo, intensity_hi: raw sensor units for ``"fixed"`` (values outside are clipped).
         percentile_lo, percentile_hi: percentiles in [0, 100] for ``"percentile"``.
-        percentile_frames: how many leading frames of a window the percentiles are taken over.
+        percentile_frames: how many leading frames (of the window or of the video, see
+            ``intensity_scope``) the percentiles are taken over.
         crop_expand: fraction by which the person+bed box grows on every side (0.2 = +20%).
         size: side of the square model input (224).
         pad_value: value of the centre-padding border, in the [-1, 1] output scale (-1).
@@ -77,6 +83,7 @@ class PreprocessSpec:
     window: int = 60
     min_frames: int = 9
     intensity_mode: Literal["fixed", "percentile"] = "percentile"
+    intensity_scope: Literal["video", "window"] = "video"
     intensity_lo: float = 0.0
     intensity_hi: float = 65535.0
     percentile_lo: float = 1.0
@@ -94,6 +101,8 @@ class PreprocessSpec:
             problems.append(f"window={self.window} is shorter than min_frames={self.min_frames}")
         if self.intensity_mode not in ("fixed", "percentile"):
             problems.append(f"intensity_mode={self.intensity_mode!r}; use 'fixed' or 'percentile'")
+        if self.intensity_scope not in ("video", "window"):
+            problems.append(f"intensity_scope={self.intensity_scope!r}; use 'video' or 'window'")
         if self.intensity_mode == "fixed" and not self.intensity_hi > self.intensity_lo:
             problems.append(
                 f"intensity_hi={self.intensity_hi} must exceed intensity_lo={self.intensity_lo}"
@@ -123,6 +132,8 @@ class PreprocessSpec:
                 f"preprocess spec has unknown fields {unknown}; this bundle was written by a newer "
                 "semiostream; upgrade semiostream to read it"
             )
+        d = dict(d)
+        d.setdefault("intensity_scope", "window")  # written before the field existed: per-window windows
         return cls(**d)
 
 

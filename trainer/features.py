@@ -3,8 +3,11 @@
 For every manifest row: open the video (:func:`semiostream.dali_pipes.readers.open_source`), take the
 clinical segment ``[onset, offset)``, cut it into the bundle spec's windows (non-overlapping ``window``
 frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.dali_pipes.windows.plan_windows`),
-choose the crop (the row's ROI, else the ROI detector on the segment's first frame, else the full frame)
-and ask a *featurizer* (the engines' ``Scorer``) for the features of each window, pre-padded with -1.
+choose the crop (the row's ROI, else the ROI detector on the segment's first frame by its crop rule,
+else the full frame; which one applied is recorded per seizure), fix the segment's intensity window when
+the spec holds one per video (``intensity_scope="video"``: computed once from the segment's first frames,
+:func:`~semiostream.dali_pipes.event_intensity.segment_window`), and ask a *featurizer* (the engines'
+``Scorer``, :class:`~.featurizer.IntensityScorer`) for the features of each window, pre-padded with -1.
 
 The cache holds one ``.npz`` per seizure under ``<cache>/<key[:2]>/<key>.npz``. The key is the sha256 of
 
@@ -52,13 +55,14 @@ NUM_STEPS, FEATURE_DIM = 7, 1024
 
 
 class Featurizer(Protocol):
-    """``features(windows, rois) -> [N, 7, 1024]`` float32, pre-padded with rows of -1.
+    """``features(windows, rois[, intensity=(lo, hi)]) -> [N, 7, 1024]`` float32, pre-padded with rows of -1.
 
     ``windows``: list of ``[T, H, W]`` uint16 frame arrays; ``rois``: one ``(x0, y0, x1, y1)`` or None
-    (full frame) per window.
+    (full frame) per window; ``intensity``: the held raw intensity window of the seizure (passed only
+    when the spec holds one per video).
     """
 
-    def features(self, windows: Sequence[np.ndarray], rois: Sequence[Any]) -> np.ndarray: ...
+    def features(self, windows: Sequence[np.ndarray], rois: Sequence[Any], **kw: Any) -> np.ndarray: ...
 
 
 class ExtractError(RuntimeError):
@@ -265,6 +269,7 @@ class ExtractionReport:
     computed: list[str] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
     windows: dict[str, int] = field(default_factory=dict)
+    crops: dict[str, dict[str, Any]] = field(default_factory=dict)  # seizure key -> {"rule", "roi", ...}
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -275,12 +280,22 @@ class ExtractionReport:
         return {
             "seizures": len(self.keys), "cached": len(self.cached), "computed": len(self.computed),
             "failed": self.failed, "windows": int(sum(self.windows.values())), "notes": self.notes,
-            "seconds": round(self.seconds, 2), "cache_keys": self.keys,
+            "seconds": round(self.seconds, 2), "cache_keys": self.keys, "crops": self.crops,
+            "crop_rules": self.crop_counts(),
         }
+
+    def crop_counts(self) -> dict[str, int]:
+        """How many seizures each crop rule applied to (``person+bed``, ``full frame``, ``manifest`` ...)."""
+        counts: dict[str, int] = {}
+        for c in self.crops.values():
+            counts[c["rule"]] = counts.get(c["rule"], 0) + 1
+        return dict(sorted(counts.items()))
 
     def summary(self) -> str:
         s = (f"{len(self.ok())}/{len(self.keys)} seizures have features ({len(self.cached)} from the cache, "
              f"{len(self.computed)} computed, {sum(self.windows.values())} windows) in {self.seconds:.1f} s")
+        if self.crops:
+            s += "; crops: " + ", ".join(f"{rule} {n}" for rule, n in self.crop_counts().items())
         if self.failed:
             s += f"; {len(self.failed)} failed:\n" + "\n".join(f"  - {f['key']}: {f['error']}" for f in self.failed)
         return s
@@ -294,6 +309,8 @@ class _Plan:
     roi: tuple[int, int, int, int] | None
     fps: float
     note: str = ""
+    crop_rule: str = "full frame"
+    intensity: tuple[float, float] | None = None
     features: list[np.ndarray] = field(default_factory=list)
     pending: int = 0
     failed: bool = False
@@ -313,6 +330,7 @@ def _open(row: SeizureRow):
 
 
 def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector: Any | None) -> _Plan:
+    from semiostream.dali_pipes.event_intensity import holds_window, segment_window
     from semiostream.dali_pipes.roi import as_roi
     from semiostream.dali_pipes.windows import plan_windows
 
@@ -336,14 +354,19 @@ def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector:
                 roi = as_roi(row.roi, src.width, src.height).as_tuple()
             except ValueError as e:
                 raise ExtractError(f"{e} (manifest roi)") from e
+            rule = "manifest"
         elif detector is not None:
             choice = detector.locate(src.read(start, start + 1)[0])
             roi = choice.roi.as_tuple()
+            rule = choice.rule
             if choice.fallback:
                 note = choice.message
         else:
-            roi = None
-        return _Plan(row, key, ranges, roi, src.fps, note)
+            roi, rule = None, "full frame"
+        intensity = None
+        if holds_window(spec):  # one intensity window for the whole segment, from its first frames
+            intensity = segment_window(src.read(start, min(stop, start + spec.percentile_frames)), roi, spec)
+        return _Plan(row, key, ranges, roi, src.fps, note, rule, intensity)
 
 
 class _SourcePool:
@@ -426,6 +449,8 @@ def extract_features(
                 if entry is not None:
                     rep.cached.append(r.key)
                     rep.windows[r.key] = len(entry.features)
+                    rep.crops[r.key] = entry.meta.get("crop") or _crop_record(
+                        "manifest" if r.roi else "unrecorded", entry.roi, entry.meta.get("note", ""))
                 else:
                     todo.append((r, key))
         cache.save_hashes()
@@ -447,6 +472,7 @@ def extract_features(
                 except Exception as e:
                     rep.failed.append(_failure(r, e))
         for pl in plans:
+            rep.crops[pl.row.key] = _crop_record(pl.crop_rule, pl.roi, pl.note)
             if pl.note:
                 rep.notes.append(f"{pl.row.key}: {pl.note}")
         if not plans:
@@ -490,7 +516,8 @@ def extract_features(
                     continue
                 try:
                     frames = fut.result()
-                    out = np.asarray(feat.features(frames, [pl.roi] * len(frames)), np.float32)
+                    kw = {} if pl.intensity is None else {"intensity": pl.intensity}
+                    out = np.asarray(feat.features(frames, [pl.roi] * len(frames), **kw), np.float32)
                     if out.shape != (len(frames), NUM_STEPS, FEATURE_DIM):
                         raise ExtractError(
                             f"the featurizer returned {out.shape} for {len(frames)} windows; expected "
@@ -505,7 +532,9 @@ def extract_features(
                     feats = np.concatenate(pl.features)
                     meta = {"row": pl.row.to_dict(), "fps": pl.fps, "spec": settings.spec.to_dict(),
                             "i3d_digest": settings.i3d_digest, "detector": settings.detector,
-                            "note": pl.note, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                            "note": pl.note, "crop": _crop_record(pl.crop_rule, pl.roi, pl.note),
+                            "intensity_window": list(pl.intensity) if pl.intensity else None,
+                            "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
                     cache.put(pl.key, CachedFeatures(feats, np.array([a for a, _ in pl.ranges]),
                                                      np.array([b for _, b in pl.ranges]), pl.roi, meta))
                     rep.computed.append(pl.row.key)
@@ -519,6 +548,14 @@ def extract_features(
     rep.failed.sort(key=lambda f: f["row"])
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+def _crop_record(rule: str, roi: Any, note: str = "") -> dict[str, Any]:
+    """What the report says about one seizure's crop: the rule that applied, the ROI, why (fallbacks)."""
+    rec: dict[str, Any] = {"rule": rule, "roi": list(roi) if roi else None}
+    if note:
+        rec["note"] = note
+    return rec
 
 
 def _failure(row: SeizureRow, e: BaseException) -> dict[str, Any]:

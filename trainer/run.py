@@ -66,6 +66,8 @@ class ExtractConfig:
         backend: engine backend for the I3D (None = the fp32 PyTorch reference on this device).
         detector: ROI detector for rows without an ROI: ``full`` (no crop), ``yolox`` (needs
             ``detector_weights``, an .onnx file) or ``maskrcnn``.
+        crop_rule: how detections become the crop: ``"paper"`` (union of the best person and bed
+            boxes; the raw full frame if either is missing) or ``"single-box"`` (the one box found).
         workers: decoding threads.
     """
 
@@ -76,6 +78,7 @@ class ExtractConfig:
     backend: str | None = None
     detector: str = "full"
     detector_weights: Path | None = None
+    crop_rule: str = "paper"
     workers: int = 2
     show_progress: bool = True
 
@@ -88,6 +91,10 @@ class ExtractConfig:
             raise TrainerError(f"unknown ROI detector {self.detector!r}; use one of {', '.join(DETECTORS)}")
         if self.detector == "yolox" and self.detector_weights is None:
             raise TrainerError("the yolox ROI detector needs its .onnx weights: pass --detector-weights PATH")
+        from semiostream.dali_pipes.roi import CROP_RULES
+
+        if self.crop_rule not in CROP_RULES:
+            raise TrainerError(f"unknown crop rule {self.crop_rule!r}; use one of {', '.join(CROP_RULES)}")
 
 
 @dataclass
@@ -153,14 +160,14 @@ def _detector(cfg: ExtractConfig) -> tuple[Any | None, str]:
     w = cfg.detector_weights
     if w is not None and not Path(w).is_file():
         raise TrainerError(f"detector weights {w} do not exist; check --detector-weights")
-    det = make_detector(cfg.detector, spec=cfg.spec, weights=w)
-    ident = f"{cfg.detector}:{sha256_of_path(w)[:16] if w else 'default'}:{det.min_score:g}"
+    det = make_detector(cfg.detector, spec=cfg.spec, weights=w, crop_rule=cfg.crop_rule)
+    ident = f"{cfg.detector}:{sha256_of_path(w)[:16] if w else 'default'}:{det.min_score:g}:{cfg.crop_rule}"
     return det, ident
 
 
 class _ScorerFactory:
-    """Builds a feature-only Scorer on first use: a temporary bundle of the I3D + a fresh classifier
-    (features do not depend on the classifier)."""
+    """Builds a feature-only :class:`~.featurizer.IntensityScorer` on first use: a temporary bundle of the
+    I3D + a fresh classifier (features do not depend on the classifier)."""
 
     def __init__(self, i3d: Any, spec: Any, backend: str | None) -> None:
         self.i3d, self.spec, self.backend = i3d, spec, backend
@@ -171,15 +178,16 @@ class _ScorerFactory:
         import torch
 
         from semiostream.engines.registry import REFERENCE
-        from semiostream.engines.scorer import Scorer
         from semiostream.models.bundle import save_bundle
         from semiostream.models.classifier import SeizureClassifier
+
+        from .featurizer import IntensityScorer
 
         self.tmp = tempfile.TemporaryDirectory(prefix="semiostream-featurizer-")
         path = save_bundle(Path(self.tmp.name) / "bundle", self.i3d, SeizureClassifier(), self.spec,
                            provenance={"purpose": "feature extraction only (classifier untrained)"})
         backend = self.backend or REFERENCE["cuda" if torch.cuda.is_available() else "cpu"]
-        self.scorer = Scorer(path, backend)
+        self.scorer = IntensityScorer(path, backend)
         log.info("feature extraction with %r", self.scorer)
         return self.scorer
 
@@ -341,6 +349,8 @@ def train_run(cfg: RunConfig) -> RunResult:
                  "description": desc, "counts": counts},
         "i3d": i3d_provenance(prep.i3d_path, prep.i3d),
         "roi_detector": prep.settings.detector,
+        "crop": {"rule": cfg.extract.crop_rule, "applied": prep.extraction.crop_counts(),
+                 "per_seizure": prep.extraction.crops},
         "folds": {"n": len(folds), "seed": cfg.seed, "grouped_by": "patient", "stratified_by": "label",
                   "composition": comp},
         "cv": cv_brief,

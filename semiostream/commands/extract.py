@@ -29,6 +29,13 @@ def add_feature_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=("full", "yolox", "maskrcnn"), default="full",
                    help="crop for rows without an roi: full frame (default), or the person+bed box of a detector")
     p.add_argument("--detector-weights", type=Path, metavar="PATH", help="detector weights (yolox: an .onnx file)")
+    p.add_argument("--crop-rule", choices=("paper", "single-box"), default="paper",
+                   help="with a detector: 'paper' (default) crops to the best person + best bed box, +20%%, and "
+                        "uses the raw full frame if either is missing; 'single-box' crops to the one box found")
+    p.add_argument("--intensity-scope", choices=("video", "window"),
+                   help="percentile intensity window computed once per seizure from its first frames "
+                        "('video', the default, like the paper's whole-video conversion) or per 2-s window "
+                        "('window'); overrides the spec")
     p.add_argument("--workers", type=int, default=2, help="video decoding threads (default 2)")
 
 
@@ -64,9 +71,15 @@ def extract_config(args: argparse.Namespace):
     if args.workers < 1:
         raise UserError("--workers must be at least 1")
     try:
-        return ExtractConfig(manifest=args.manifest, i3d=args.i3d, spec=load_spec(args.spec), cache=args.cache,
+        spec = load_spec(args.spec)
+        if getattr(args, "intensity_scope", None):
+            import dataclasses
+
+            spec = dataclasses.replace(spec, intensity_scope=args.intensity_scope)
+        return ExtractConfig(manifest=args.manifest, i3d=args.i3d, spec=spec, cache=args.cache,
                              backend=args.backend, detector=args.detector,
-                             detector_weights=args.detector_weights, workers=args.workers)
+                             detector_weights=args.detector_weights, crop_rule=args.crop_rule,
+                             workers=args.workers)
     except TrainerError as e:
         raise UserError(str(e)) from e
 
@@ -99,6 +112,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from e
     rep = prep.extraction
     print(f"{prep.manifest.summary()}\n{rep.summary()}")
+    for key, crop in rep.crops.items():
+        if args.detector != "full" and crop["rule"] not in ("person+bed", "manifest"):
+            print(f"crop: {key}: {crop['rule']}")
     for note in rep.notes:
         print(f"note: {note}")
     print(f"cache: {prep.cache.root}")

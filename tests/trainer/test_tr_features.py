@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.models.bundle import PreprocessSpec
 from semiostream.trainer.features import (
     ExtractionSettings,
@@ -106,15 +107,21 @@ def test_extract_cache_resume_and_failures(tmp_path, feature_scorer, small_spec,
     ea, eb = cache.get(rep.keys["P1/1"]), cache.get(rep.keys["P2/1"])
     assert ea.starts.tolist() == [0, 16] and ea.stops.tolist() == [16, 32] and ea.roi is None
     assert eb.starts.tolist() == [15, 31] and eb.stops.tolist() == [31, 45] and eb.roi == (8, 4, 56, 40)
-    # the cached features are the Scorer's features of exactly those windows and crops
+    # the cached features are the Scorer's features of exactly those windows and crops, with the
+    # seizure's intensity window held from its first frames (intensity_scope="video", the default)
     vb = np.load(d / "b.npy")
-    ref = feature_scorer.features([vb[15:31], vb[31:45]], [(8, 4, 56, 40)] * 2)
+    held = segment_window(vb[15:15 + small_spec.percentile_frames], (8, 4, 56, 40), small_spec)
+    assert eb.meta["intensity_window"] == list(held)
+    ref = feature_scorer.features([vb[15:31], vb[31:45]], [(8, 4, 56, 40)] * 2, intensity=held)
     np.testing.assert_allclose(eb.features, ref, rtol=1e-5, atol=1e-5)
+    assert rep.crops == {"P1/1": {"rule": "full frame", "roi": None},
+                         "P2/1": {"rule": "manifest", "roi": [8, 4, 56, 40]}}
     assert eb.features.shape == (2, 7, 1024)
     assert np.all(eb.features[:, :6] == -1) and np.all(eb.features[:, 6] >= 0)  # 16 / 14 frames -> 1 step
 
     rep2 = extract_features(m, feature_scorer, cache, settings, show_progress=False)
     assert sorted(rep2.cached) == ["P1/1", "P2/1"] and rep2.computed == [] and len(rep2.failed) == 2
+    assert rep2.crops == rep.crops  # recorded in the cache entries
     data = load_featureset(m, cache, rep2)
     assert [s.key for s in data.seizures] == ["P1/1", "P2/1"] and len(data) == 4 and data.y.tolist() == [0, 0, 1, 1]
 
@@ -158,3 +165,31 @@ def test_extraction_resumes_after_kill(tmp_path, kinetics_ckpt, small_spec):
     assert out.returncode == 0, out.stderr
     assert f"({len(done)} from the cache, {8 - len(done)} computed, 24 windows)" in out.stdout
     assert len(list(cache.glob("*/*.npz"))) == 8
+
+
+def test_intensity_window_held_per_seizure_or_per_window(tmp_path, feature_scorer, small_spec, i3d_model):
+    """Video scope: every window of a seizure is mapped with its first frames' percentiles; window scope
+    recomputes them per window. The first window is the same either way."""
+    import dataclasses
+
+    rng = np.random.default_rng(7)
+    frames = rng.integers(1000, 1400, (48, 40, 56))
+    frames[16:] += 2500  # the scene brightens after the first window: per-window contrast would follow it
+    np.save(tmp_path / "v.npy", frames.astype(np.uint16))
+    (tmp_path / "m.csv").write_text("path,patient_id,seizure_id,label\nv.npy,P1,1,TLE\n")
+    m = load_manifest(tmp_path / "m.csv")
+    feats = {}
+    for scope in ("video", "window"):
+        spec = dataclasses.replace(small_spec, intensity_scope=scope)
+        settings = ExtractionSettings(spec, state_digest(i3d_model))
+        cache = FeatureCache(tmp_path / f"cache-{scope}")
+        rep = extract_features(m, feature_scorer, cache, settings, show_progress=False)
+        entry = cache.get(rep.keys["P1/1"])
+        feats[scope] = entry.features
+        assert (entry.meta["intensity_window"] is None) == (scope == "window")
+    np.testing.assert_allclose(feats["video"][0], feats["window"][0], rtol=1e-5, atol=1e-5)
+    assert np.abs(feats["video"][1:] - feats["window"][1:]).max() > 1e-2
+    v = np.load(tmp_path / "v.npy")
+    held = segment_window(v[:small_spec.percentile_frames], None, small_spec)
+    ref = feature_scorer.features([v[16:32], v[32:48]], None, intensity=held)
+    np.testing.assert_allclose(feats["video"][1:], ref, rtol=1e-5, atol=1e-5)
