@@ -100,6 +100,7 @@ def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds
             "bundle": str(bundle_dir(scorer.bundle)), "backend": scorer.backend,
             "endpoints": endpoints, "windows": {"hop": hop}, "fps": fps,
             "batching": {"max_batch": max_batch, "max_wait_ms": max_wait_ms},
+            "store": {"path": None},  # transport and inference only
         })
         runtime = ScorerRuntime(cfg, scorer=scorer, warmup=False).start()
     sampler = common.ProcessSampler(scorer_pid or "self") if (scorer_pid or not external) else None

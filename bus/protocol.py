@@ -109,7 +109,7 @@ def decode_frame(parts: list) -> Frame:
     unknown = set(header) - _HEADER_KEYS
     if unknown:
         raise ProtocolError("fields", f"unknown header fields {sorted(unknown)}")
-    if header.get("v") != VERSION:
+    if type(header.get("v")) is not int or header["v"] != VERSION:  # true == 1 in Python; not here
         raise ProtocolError("version", f"protocol version {header.get('v')!r}; this scorer speaks {VERSION}")
     bed = check_bed(header.get("bed"))
     if topic != FRAME_PREFIX + bed.encode():

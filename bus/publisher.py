@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
-from .protocol import encode_frame
+from .protocol import check_bed, encode_frame
 from .security import ClientSecurity
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,7 @@ class Publisher:
                  context: zmq.Context | None = None) -> None:
         security = security or ClientSecurity()
         security.check(endpoint)
+        check_bed(bed)
         self.bed, self.fps, self.roi = bed, fps, roi
         self.queue_seconds = queue_seconds
         self.stats = PublisherStats()

@@ -1,6 +1,10 @@
 """Assemble a running scorer from a config: Scorer -> dynamic batcher -> Service.
 
 This is the only place the bus touches the engines; batching and inference stay theirs.
+
+Start-up order puts every check a user can fail before the slow model load: security settings and
+keys, then binding the three endpoints and the metrics port, then opening the results database;
+only then the bundle is loaded and the model warmed up.
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ import logging
 
 from semiostream.config import ServiceConfig
 
+from .bounds import Bounds
+from .endpoints import EndpointError, bind_sockets
 from .metrics import BusMetrics
+from .refusals import Refusals
 from .service import Service
 
 log = logging.getLogger(__name__)
@@ -21,14 +28,43 @@ class ScorerRuntime:
 
     ``start()`` serves in a background thread; ``run()`` serves in the calling thread; ``close()``
     stops the service, drains the batcher and releases the engines, in that order.
+
+    Raises (before the model is loaded): :class:`~.security.SecurityError`,
+    :class:`~.endpoints.EndpointError`, :class:`~.store.StoreError`.
     """
 
     def __init__(self, cfg: ServiceConfig, scorer=None, warmup: bool = True) -> None:
+        self.cfg = cfg
+        self.metrics = BusMetrics()
+        self.refusals = Refusals(self.metrics.dropped)
+        self.bounds = Bounds.derive(cfg.limits, cfg.batching.max_batch or 8)
+        beds = [b.id for b in cfg.beds] if cfg.beds is not None else None
+        self.sockets = bind_sockets(cfg, self.bounds, self.refusals, beds)
+        self.store = None
+        self.scorer = scorer
+        self.batcher = None
+        try:
+            if cfg.metrics_port:
+                try:
+                    self.metrics.serve(cfg.metrics_port)
+                except OSError as e:
+                    raise EndpointError(f"metrics_port {cfg.metrics_port} cannot be served ({e.strerror}); "
+                                        "choose another port or set metrics_port: null") from None
+            if cfg.store.path is not None:
+                from .store import ResultStore
+
+                self.store = ResultStore(cfg.store.path, cfg.store.retention_days)
+            self._load_model(warmup)
+        except BaseException:
+            self._release()
+            raise
+        log.info("scorer ready: %r (%s)", self.scorer, self.bounds.describe())
+
+    def _load_model(self, warmup: bool) -> None:
         from semiostream.engines.scorer import Scorer
 
-        self.cfg = cfg
-        self.scorer = scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch or 8)
-        self.metrics = BusMetrics()
+        cfg = self.cfg
+        self.scorer = self.scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch or 8)
         if warmup:  # compile / pick kernels now rather than on the first live window
             log.info("warming up %r ...", self.scorer)
             log.info("warm-up took %.1f s", self.scorer.warmup())
@@ -43,9 +79,9 @@ class ScorerRuntime:
                                                  weights=cfg.detector.weights)
         self.service = Service(
             cfg, self._submit, self.scorer.spec, self.scorer.bundle.labels, self.scorer.bundle.bundle_id,
-            detector_factory=detector_factory, metrics=self.metrics,
+            detector_factory=detector_factory, metrics=self.metrics, bounds=self.bounds, sockets=self.sockets,
+            store=self.store, refusals=self.refusals,
         )
-        log.info("scorer ready: %r", self.scorer)
 
     def _submit(self, frames, roi):
         return self.batcher.submit((frames, roi))
@@ -57,10 +93,25 @@ class ScorerRuntime:
     def run(self) -> None:
         self.service.run()
 
+    def _release(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close(timeout=30)
+        if self.scorer is not None:
+            self.scorer.close()
+        if self.store is not None:
+            self.store.close()
+        if self.sockets is not None and getattr(self, "service", None) is None:
+            self.sockets.close()
+        self.metrics.close()
+
     def close(self) -> None:
-        self.service.stop()
-        self.batcher.close(timeout=30)
-        self.scorer.close()
+        service = getattr(self, "service", None)
+        if service is not None:
+            service.stop()
+            if service.sockets is not None and service._thread is None:
+                service._close()  # never started: close its sockets here
+        self.sockets = None
+        self._release()
 
     def __enter__(self) -> ScorerRuntime:
         return self

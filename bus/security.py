@@ -1,8 +1,8 @@
 """CURVE encryption and publisher authentication for the bus.
 
 Policy: any endpoint that is not on this machine (not loopback, ipc or inproc) must use CURVE, with
-an allow-list directory of publisher public keys; plaintext there needs an explicit ``insecure``
-flag. Keys are ZeroMQ certificate files made by ``semiostream keys new NAME``: ``NAME.key`` (public,
+an allow-list folder of public keys per role (:mod:`.roles`); plaintext there needs an explicit
+``insecure`` flag. Keys are ZeroMQ certificate files made by ``semiostream keys new NAME``: ``NAME.key`` (public,
 give it to the other side) and ``NAME.key_secret`` (keep it private).
 """
 
@@ -11,12 +11,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq
 import zmq.auth
-from zmq.auth.thread import ThreadAuthenticator
 
 
 class SecurityError(RuntimeError):
@@ -68,47 +67,45 @@ def _load(path: str | os.PathLike, need_secret: bool) -> tuple[bytes, bytes | No
 
 @dataclass(frozen=True)
 class ServerSecurity:
-    """The binding side (scorer). ``secret_key``: its ``.key_secret``; ``allowed_clients``: a
-    directory of publisher ``.key`` files; ``insecure``: allow plaintext on non-local endpoints."""
+    """The binding side (scorer). ``secret_key``: its ``.key_secret``; ``roles``: the allow-list folder of
+    public ``NAME.key`` files for each role that has one (``"camera"``, ``"viewer"``, ``"operator"``);
+    ``insecure``: allow plaintext on non-local endpoints."""
 
     secret_key: Path | None = None
-    allowed_clients: Path | None = None
+    roles: dict[str, Path | None] = field(default_factory=dict)
     insecure: bool = False
 
     @property
     def curve(self) -> bool:
         return self.secret_key is not None
 
-    def check(self, endpoint: str) -> None:
+    def check(self, endpoint: str, role: str) -> None:
+        """Refuse settings that would leave ``endpoint`` (served to ``role`` clients) open or unusable."""
         if self.curve:
-            if self.allowed_clients is None or not Path(self.allowed_clients).is_dir():
+            folder = self.roles.get(role)
+            if folder is None or not Path(folder).is_dir():
                 raise SecurityError(
-                    f"CURVE is on for {endpoint} but the allow-list directory {self.allowed_clients} of "
-                    "publisher public keys does not exist; create it and copy each publisher's NAME.key into it"
+                    f"CURVE is on for {endpoint} but the {role} allow-list folder "
+                    f"({'security.' + role + 's'}: {folder}) does not exist; create it and copy the public "
+                    f"NAME.key of every {role} into it"
                 )
+            _load(self.secret_key, need_secret=True)
         elif not is_local_endpoint(endpoint) and not self.insecure:
             raise SecurityError(
                 f"{endpoint} is reachable from other machines, so it must be encrypted: give the scorer a "
-                "secret key and an allow-list of publisher keys (`semiostream keys new NAME`), or pass "
-                "--insecure to accept plaintext video of patients on the network"
+                "secret key and allow-list folders of camera/viewer/operator keys (`semiostream keys new "
+                "NAME`), or pass --insecure to accept plaintext video of patients on the network"
             )
 
-    def apply(self, sock: zmq.Socket) -> None:
-        """Make ``sock`` a CURVE server (call before bind)."""
+    def apply(self, sock: zmq.Socket, role: str) -> None:
+        """Make ``sock`` a CURVE server whose clients are authenticated against ``role``'s allow-list
+        (ZAP domain = role); call before bind."""
         if self.curve:
             public, secret = _load(self.secret_key, need_secret=True)
             sock.curve_secretkey = secret
             sock.curve_publickey = public
             sock.curve_server = True
-
-    def start_authenticator(self, ctx: zmq.Context) -> ThreadAuthenticator | None:
-        """Start ZAP so only allow-listed publisher keys complete the handshake (None if no CURVE)."""
-        if not self.curve:
-            return None
-        auth = ThreadAuthenticator(ctx)
-        auth.start()
-        auth.configure_curve(domain="*", location=str(self.allowed_clients))
-        return auth
+            sock.zap_domain = role.encode()
 
 
 @dataclass(frozen=True)

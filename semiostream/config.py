@@ -9,23 +9,30 @@ Example::
       results: tcp://0.0.0.0:5556          # `semiostream watch` and the EMU system subscribe here
       control: tcp://127.0.0.1:5557        # event start/stop, status (request/reply)
     metrics_port: 9108                     # Prometheus /metrics; null = off
-    beds:                                  # omit to accept any bed
+    beds:                                  # omit to accept any bed (up to limits.beds)
       - id: bed-01
         roi: [40, 20, 600, 560]            # static crop; omit to detect at stream start
+        camera: cam-bed-01                 # the camera key (keys/cameras/cam-bed-01.key) that owns it
+        size: [640, 576]                   # the camera's frame size; other sizes are refused
       - id: bed-02
     detector: {kind: full}                 # yolox | maskrcnn | static | full, weights: path
     windows: {hop: 30}                     # frames between scores (30 = every 1 s at 30 fps)
     batching: {max_batch: null, max_wait_ms: 50}  # null: 8 windows per batch on a GPU, 1 on a CPU
     security:
       secret_key: keys/scorer.key_secret   # CURVE on; required off-loopback
-      allowed_clients: keys/publishers/    # publisher NAME.key files
+      cameras: keys/cameras/               # camera NAME.key files: may publish frames (of their beds)
+      viewers: keys/viewers/               # may subscribe to results
+      operators: keys/operators/           # may use control (events, status)
       insecure: false
+    limits: {beds: 256}                    # global bounds; unset ones are derived from this machine
+    store: {path: results.sqlite, retention_days: 30}   # every result and event, kept across crashes
 
 Every error names the field and how to fix it.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UserError
 
 BED_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+KEY_NAME_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_SIDE = 8192
 
 
 class _Strict(BaseModel):
@@ -57,6 +66,16 @@ class Endpoints(_Strict):
 class BedConfig(_Strict):
     id: str = Field(pattern=BED_PATTERN)
     roi: tuple[int, int, int, int] | None = None
+    camera: str | None = Field(None, pattern=KEY_NAME_PATTERN,
+                               description="name of the camera key (cameras/NAME.key) that owns this bed")
+    size: tuple[int, int] | None = Field(None, description="[width, height] of the camera's frames")
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v):
+        if v is not None and not (1 <= v[0] <= MAX_SIDE and 1 <= v[1] <= MAX_SIDE):
+            raise ValueError(f"size {list(v)} must be [width, height], each 1..{MAX_SIDE} pixels")
+        return v
 
     @field_validator("roi")
     @classmethod
@@ -83,6 +102,8 @@ class WindowConfig(_Strict):
     stale_after_s: float = Field(5.0, gt=0, description="a bed silent this long is reported stale")
     forget_after_s: float = Field(60.0, gt=0, description="a stale bed's state is dropped after this")
     max_inflight: int = Field(2, ge=1, description="windows of one bed waiting for the model; more are dropped")
+    restart_quiet_s: float = Field(
+        1.0, gt=0, description="without CURVE, a bed's sequence may restart only after it was silent this long")
 
 
 class BatchingConfig(_Strict):
@@ -94,9 +115,39 @@ class BatchingConfig(_Strict):
 
 
 class SecurityConfig(_Strict):
+    """CURVE keys. ``cameras``/``viewers``/``operators`` are allow-list folders of public ``NAME.key``
+    files, one per role; a key may publish frames, read results or use control only if it is in that
+    role's folder. The folders are re-read while the scorer runs (SIGHUP, or within a few seconds)."""
+
     secret_key: Path | None = None
-    allowed_clients: Path | None = None
+    cameras: Path | None = None
+    viewers: Path | None = None
+    operators: Path | None = None
     insecure: bool = False
+    allowed_clients: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _split_roles(self):
+        if self.allowed_clients is not None:
+            raise ValueError("allowed_clients was split by role: use cameras: (frames), viewers: (results) "
+                             "and operators: (control), each a folder of NAME.key files")
+        return self
+
+
+class LimitsConfig(_Strict):
+    """Global bounds over all beds; ``None`` derives a default from this machine (see bus/bounds.py)."""
+
+    frame_bytes: int | None = Field(None, ge=1 << 20, description="bytes of frames held over all beds")
+    queued_windows: int | None = Field(None, ge=1, description="windows waiting for the model over all beds")
+    beds: int = Field(256, ge=1, le=100_000, description="beds held at once when `beds:` is omitted")
+    frame_pixels: int = Field(2048 * 2048, ge=1, le=MAX_SIDE * MAX_SIDE,
+                              description="largest frame (width x height) of a bed without a configured size")
+    open_events: int = Field(256, ge=1, le=100_000, description="events open at once")
+
+
+class StoreConfig(_Strict):
+    path: Path | None = Field(Path("results.sqlite"), description="SQLite results database; null = off")
+    retention_days: float | None = Field(30.0, gt=0, description="windows and closed events kept this long")
 
 
 class ServiceConfig(_Strict):
@@ -109,6 +160,8 @@ class ServiceConfig(_Strict):
     windows: WindowConfig = WindowConfig()
     batching: BatchingConfig = BatchingConfig()
     security: SecurityConfig = SecurityConfig()
+    limits: LimitsConfig = LimitsConfig()
+    store: StoreConfig = StoreConfig()
     queue_seconds: float = Field(2.0, gt=0, le=60, description="seconds of frames queued per camera")
     fps: float = Field(30.0, gt=0, le=1000)
 
@@ -116,8 +169,7 @@ class ServiceConfig(_Strict):
     @classmethod
     def _unique_beds(cls, v):
         if v is not None:
-            ids = [b.id for b in v]
-            dup = sorted({i for i in ids if ids.count(i) > 1})
+            dup = sorted(i for i, n in Counter(b.id for b in v).items() if n > 1)
             if dup:
                 raise ValueError(f"bed ids must be unique; repeated: {dup}")
         return v
@@ -136,19 +188,44 @@ def _format_errors(e: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """SafeLoader that refuses a mapping with the same key twice (PyYAML keeps the last one silently)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: set = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool) and key is not None:
+            raise yaml.constructor.ConstructorError(None, None, "mapping keys must be plain values",
+                                                    key_node.start_mark)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key {key!r} appears twice in one mapping; keep one", key_node.start_mark)
+        seen.add(key)
+    return yaml.constructor.SafeConstructor.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
 def load_service_config(path: str | Path) -> ServiceConfig:
     """Read and validate a YAML service config; relative paths are resolved against its folder.
 
     Raises:
-        UserError: unreadable file, bad YAML, or invalid fields (each named with the fix).
+        UserError: unreadable or non-UTF-8 file, bad YAML (duplicate keys included), or invalid fields
+            (each named with the fix).
     """
     p = Path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        text = p.read_bytes().decode("utf-8")
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except OSError as e:
         raise UserError(f"cannot read config {p}: {e.strerror}") from e
+    except UnicodeDecodeError as e:
+        raise UserError(f"{p} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     except yaml.YAMLError as e:
-        raise UserError(f"{p} is not valid YAML: {e}") from e
+        raise UserError(f"{p} is not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise UserError(f"{p} must hold a YAML mapping (field: value lines)")
     try:
@@ -165,11 +242,13 @@ def resolve_paths(cfg: ServiceConfig, base: Path) -> ServiceConfig:
         v = v.expanduser()
         return v if v.is_absolute() else (base / v)
 
+    sec = cfg.security
     return cfg.model_copy(update={
         "bundle": fix(cfg.bundle),
         "detector": cfg.detector.model_copy(update={"weights": fix(cfg.detector.weights)}),
-        "security": cfg.security.model_copy(update={
-            "secret_key": fix(cfg.security.secret_key),
-            "allowed_clients": fix(cfg.security.allowed_clients),
+        "security": sec.model_copy(update={
+            "secret_key": fix(sec.secret_key), "cameras": fix(sec.cameras), "viewers": fix(sec.viewers),
+            "operators": fix(sec.operators),
         }),
+        "store": cfg.store.model_copy(update={"path": fix(cfg.store.path)}),
     })

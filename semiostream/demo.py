@@ -153,6 +153,7 @@ def run_live(settings: DemoSettings, bundle: Path) -> dict:
         "bundle": bundle, "backend": settings.backend, "endpoints": endpoints,
         "windows": {"hop": settings.hop, "max_inflight": 1}, "batching": {"max_wait_ms": 50},
         "fps": settings.fps,
+        "store": {"path": settings.workdir / f"results-{time.strftime('%Y%m%d-%H%M%S')}.sqlite"},
     })
     _say(f"starting the scorer on {endpoints['frames']} and {len(DEMO_BEDS)} SYNTHETIC bed cameras ...")
     runtime = ScorerRuntime(cfg).start()

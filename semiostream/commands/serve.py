@@ -30,27 +30,37 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from semiostream.bus.runtime import ScorerRuntime
+    import signal
+
+    from semiostream.bus.endpoints import EndpointError
     from semiostream.bus.security import SecurityError
+    from semiostream.bus.store import StoreError
     from semiostream.config import load_service_config
-    from semiostream.engines.base import EngineError
-    from semiostream.models.bundle import BundleError
 
     cfg = load_service_config(args.config)
     if args.insecure:
         cfg = cfg.model_copy(update={"security": cfg.security.model_copy(update={"insecure": True})})
+    if not (cfg.bundle / "bundle.json").is_file():
+        raise UserError(f"bundle {cfg.bundle} has no bundle.json; point `bundle:` at a folder written by "
+                        "`semiostream train` (or the demo)")
     logging.getLogger("semiostream").setLevel(logging.INFO)
+    from semiostream.bus.runtime import ScorerRuntime
+    from semiostream.engines.base import EngineError
+    from semiostream.models.bundle import BundleError
+
     try:
         runtime = ScorerRuntime(cfg)
-    except (BundleError, EngineError, ValueError) as e:
+    except (SecurityError, EndpointError, StoreError, BundleError, EngineError, ValueError) as e:
         raise UserError(str(e)) from e
     ep = cfg.endpoints
     print(f"scoring with {runtime.scorer!r}\nframes {ep.frames}  results {ep.results}  control {ep.control}"
-          + (f"  metrics http://127.0.0.1:{cfg.metrics_port}/metrics" if cfg.metrics_port else ""), flush=True)
+          + (f"  metrics http://127.0.0.1:{cfg.metrics_port}/metrics" if cfg.metrics_port else "")
+          + (f"\nresults database {cfg.store.path}" if cfg.store.path else ""), flush=True)
+    if hasattr(signal, "SIGHUP"):  # re-read the key allow-lists
+        signal.signal(signal.SIGHUP, lambda *_: runtime.service.reload_requested.set())
+    signal.signal(signal.SIGTERM, lambda *_: runtime.service.stop(timeout=0))
     try:
         runtime.run()
-    except SecurityError as e:
-        raise UserError(str(e)) from e
     except KeyboardInterrupt:
         pass
     finally:

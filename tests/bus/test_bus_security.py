@@ -25,9 +25,9 @@ def test_local_endpoints(endpoint, local):
 
 def test_plaintext_off_loopback_needs_explicit_flag():
     with pytest.raises(SecurityError, match="--insecure"):
-        ServerSecurity().check("tcp://0.0.0.0:5555")
-    ServerSecurity(insecure=True).check("tcp://0.0.0.0:5555")
-    ServerSecurity().check("tcp://127.0.0.1:5555")
+        ServerSecurity().check("tcp://0.0.0.0:5555", "camera")
+    ServerSecurity(insecure=True).check("tcp://0.0.0.0:5555", "camera")
+    ServerSecurity().check("tcp://127.0.0.1:5555", "viewer")
     with pytest.raises(SecurityError, match="--insecure"):
         ClientSecurity().check("tcp://10.1.2.3:5555")
 
@@ -40,8 +40,10 @@ def test_keys(tmp_path):
         new_keypair(tmp_path, "cam-01")
     with pytest.raises(SecurityError, match="characters"):
         new_keypair(tmp_path, "../evil")
-    with pytest.raises(SecurityError, match="allow-list"):
-        ServerSecurity(secret_key=sec, allowed_clients=tmp_path / "missing").check("tcp://0.0.0.0:1")
+    with pytest.raises(SecurityError, match="camera allow-list folder"):
+        ServerSecurity(secret_key=sec, roles={"camera": tmp_path / "missing"}).check("tcp://0.0.0.0:1", "camera")
+    with pytest.raises(SecurityError, match="operator allow-list folder"):
+        ServerSecurity(secret_key=sec, roles={"camera": tmp_path}).check("tcp://127.0.0.1:1", "operator")
     with pytest.raises(SecurityError, match="both"):
         ClientSecurity(secret_key=sec).check("tcp://127.0.0.1:1")
     import zmq

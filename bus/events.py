@@ -1,0 +1,103 @@
+"""Seizure events of the live scorer: opened and closed by operators, aggregated from window results.
+
+An event's p(TLE) is the mean of the p(TLE) of every window scored while it was open (the paper's
+per-seizure aggregation). Events are written to the results database (:mod:`.store`) as they open,
+stop and finish, together with every window scored for them, so a scorer that crashes or restarts
+restores its open events: ``event stop`` then closes them with every window scored before and after.
+At most ``limits.open_events`` events are open at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .protocol import EventResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Event:
+    """An open (or closing) event on one bed; ``pending``: its windows still waiting for the model."""
+
+    bed: str
+    event_id: str
+    start_t_ns: int
+    stop_t_ns: int | None = None
+    probs: list[float] = field(default_factory=list)
+    pending: int = 0
+
+    def summary(self, labels: tuple[str, str], bundle_id: str) -> EventResult:
+        p = float(np.mean(self.probs)) if self.probs else None
+        label = None if p is None else (labels[1] if p >= 0.5 else labels[0])
+        return EventResult(bed=self.bed, event_id=self.event_id, start_t_ns=self.start_t_ns,
+                           stop_t_ns=self.stop_t_ns or 0, windows=len(self.probs), p_tle=p, label=label,
+                           bundle_id=bundle_id)
+
+
+class EventBook:
+    """Open and closing events; persisted through ``store`` (a :class:`~.store.ResultStore` or None).
+
+    Args:
+        max_open: events open at once; more ``event start`` requests are refused.
+        store: results database; its unfinished events are restored here.
+    """
+
+    def __init__(self, max_open: int, store=None) -> None:
+        self.max_open, self.store = max_open, store
+        self.open: dict[str, Event] = {}
+        self.closing: list[Event] = []
+        if store is not None:
+            for ev in store.unfinished_events():
+                restored = Event(bed=ev.bed, event_id=ev.event_id, start_t_ns=ev.start_t_ns,
+                                 stop_t_ns=ev.stop_t_ns, probs=list(ev.probs))
+                if restored.stop_t_ns is None:
+                    self.open[ev.bed] = restored
+                else:
+                    self.closing.append(restored)
+                log.warning("bed %s: event %s restored from the results database (%d windows so far%s)",
+                            ev.bed, ev.event_id, len(ev.probs), ", closing" if ev.stop_t_ns else "")
+
+    def start(self, bed: str) -> dict:
+        if bed in self.open:
+            return {"ok": False, "error": f"an event is already open on {bed}", "event_id": self.open[bed].event_id}
+        if len(self.open) >= self.max_open:
+            return {"ok": False, "error": f"{len(self.open)} events are open, the limit (limits.open_events); "
+                                          "stop one first"}
+        ev = Event(bed=bed, event_id=f"{bed}-{uuid.uuid4().hex[:8]}", start_t_ns=time.time_ns())
+        if self.store is not None:
+            self.store.open_event(bed, ev.event_id, ev.start_t_ns)
+        self.open[bed] = ev
+        log.info("bed %s: event %s started", bed, ev.event_id)
+        return {"ok": True, "event_id": ev.event_id}
+
+    def stop(self, bed: str) -> dict:
+        ev = self.open.get(bed)
+        if ev is None:
+            return {"ok": False, "error": f"no open event on {bed}"}
+        stop_t_ns = time.time_ns()
+        if self.store is not None:
+            self.store.stop_event(ev.event_id, stop_t_ns)
+        del self.open[bed]
+        ev.stop_t_ns = stop_t_ns
+        self.closing.append(ev)
+        return {"ok": True, "event_id": ev.event_id, "windows_so_far": len(ev.probs), "pending": ev.pending}
+
+    def finished(self) -> list[Event]:
+        """Closing events whose windows are all scored (removed from the book; publish then
+        :meth:`record` their summaries)."""
+        done = [ev for ev in self.closing if ev.pending <= 0]
+        if done:
+            self.closing = [ev for ev in self.closing if ev.pending > 0]
+        return done
+
+    def record(self, summary: EventResult) -> None:
+        if self.store is not None:
+            self.store.finish_event(summary)
+        log.info("bed %s: event %s closed, %d windows, p(TLE)=%s", summary.bed, summary.event_id,
+                 summary.windows, summary.p_tle)
