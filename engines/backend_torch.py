@@ -78,7 +78,9 @@ class I3DInference(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.to(self.dtype).contiguous(memory_format=self.memory_format)
         y = self.i3d.avg_pool(self.i3d.trunk(x).float())  # [B, 1024, T', 1, 1]
-        return y.flatten(2).transpose(1, 2).contiguous()
+        # a [B, T', 1024] view, as extract_features returns: no .contiguous(), whose stride check would make
+        # torch.export specialise T' (== 1 for 9..16 frames) and freeze the typed ONNX export's frame count
+        return y.flatten(2).transpose(1, 2)
 
 
 def optimized_i3d(i3d: nn.Module, device: torch.device | str = "cpu", precision: str = "fp32",

@@ -99,6 +99,23 @@ def test_tensorrt_exports_never_touch_onnxruntime_files(trtb_bundle, trtb_onnx):
         art.onnx_path(trtb_bundle, "features", "fp16", consumer="onnxruntime")
 
 
+TYPED = ["fp16", "bf16"]
+
+
+def test_every_offered_tensorrt_precision_has_an_export_that_can_express_it():
+    """A TensorRT backend is offered only for a precision whose typed export exists and whose default opset
+    can express it (bf16 Conv/MaxPool need opset 22); test_typed_exports_* below exports and checks each."""
+    from semiostream.engines.registry import BACKENDS
+    from semiostream.trt_build import cache
+    from semiostream.trt_build.export import check_opset, default_opset
+
+    offered = {info.precision for name, info in BACKENDS.items() if name.startswith("tensorrt-")}
+    assert offered == set(cache.PRECISIONS) == {"fp32", *TYPED}
+    for precision in offered:
+        check_opset(default_opset(precision), precision)  # raises ExportError if the opset cannot express it
+    assert default_opset("bf16") == BF16_MIN_OPSET == 22
+
+
 def _typed_export_checks(path, precision: str) -> onnx.ModelProto:
     """Structure of a typed export: checker-clean, fp32 I/O, weights and every Conv / MaxPool in ``precision``."""
     want = {"fp16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}[precision]
@@ -129,7 +146,7 @@ def _ort_cpu_session(path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("precision", TYPED)
 def test_typed_exports_for_strongly_typed_tensorrt(trtb_bundle, precision, tmp_path):
     path = ensure_onnx(trtb_bundle, "features", precision, consumer="tensorrt")
     assert path == trtb_bundle.path / "onnx" / "tensorrt" / f"i3d_{precision}.onnx"
