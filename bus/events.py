@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .protocol import EventResult
+from .store import StoreError
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +71,31 @@ class EventBook:
             return {"ok": False, "error": f"{len(self.open)} events are open, the limit (limits.open_events); "
                                           "stop one first"}
         ev = Event(bed=bed, event_id=f"{bed}-{uuid.uuid4().hex[:8]}", start_t_ns=time.time_ns())
-        if self.store is not None:
-            self.store.open_event(bed, ev.event_id, ev.start_t_ns)
         self.open[bed] = ev
         log.info("bed %s: event %s started", bed, ev.event_id)
-        return {"ok": True, "event_id": ev.event_id}
+        return {"ok": True, "event_id": ev.event_id, **self._persist("open_event", bed, ev.event_id, ev.start_t_ns)}
+
+    def _persist(self, method: str, *args) -> dict:
+        """Write through to the store; a failure does not stop the event (scoring goes on), the reply
+        carries a warning and the log says why."""
+        if self.store is None:
+            return {}
+        try:
+            getattr(self.store, method)(*args)
+        except StoreError as e:
+            log.error("results database: %s", e)
+            return {"warning": f"not recorded in the results database: {e}"}
+        return {}
 
     def stop(self, bed: str) -> dict:
         ev = self.open.get(bed)
         if ev is None:
             return {"ok": False, "error": f"no open event on {bed}"}
-        stop_t_ns = time.time_ns()
-        if self.store is not None:
-            self.store.stop_event(ev.event_id, stop_t_ns)
         del self.open[bed]
-        ev.stop_t_ns = stop_t_ns
+        ev.stop_t_ns = time.time_ns()
         self.closing.append(ev)
-        return {"ok": True, "event_id": ev.event_id, "windows_so_far": len(ev.probs), "pending": ev.pending}
+        return {"ok": True, "event_id": ev.event_id, "windows_so_far": len(ev.probs), "pending": ev.pending,
+                **self._persist("stop_event", ev.event_id, ev.stop_t_ns)}
 
     def finished(self) -> list[Event]:
         """Closing events whose windows are all scored (removed from the book; publish then

@@ -41,6 +41,7 @@ from .metrics import BusMetrics
 from .protocol import ProtocolError, ScoreResult, decode_frame, encode_result
 from .refusals import Refusals
 from .roles import Role
+from .store import StoreError
 
 if TYPE_CHECKING:
     from semiostream.models.bundle import PreprocessSpec
@@ -181,9 +182,13 @@ class Service:
         self.metrics.close()
 
     def _guard(self, doing: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn``; a failure is logged and counted, never raised into the loop."""
+        """Run ``fn``; a failure is logged and counted, never raised into the loop (a results-database
+        failure, e.g. a full disk, is counted and logged at a bounded rate, without a traceback)."""
         try:
             return fn(*args)
+        except StoreError as e:
+            self.refuse("store_error", f"{doing}: {e}")
+            return None
         except Exception:
             self.metrics.dropped.labels("internal_error").inc()
             log.exception("internal error while %s", doing)
@@ -273,7 +278,7 @@ class Service:
                 else:
                     still.append(item)
             self.pending = still
-        for ev in self.events.finished():
+        for ev in self.events.finished():  # recorded before it is published, like every window
             summary = ev.summary(self.labels, self.bundle_id)
             self._guard(f"recording event {ev.event_id}", self.events.record, summary)
             self._send(encode_result(summary))

@@ -147,7 +147,8 @@ class LimitsConfig(_Strict):
 
 class StoreConfig(_Strict):
     path: Path | None = Field(Path("results.sqlite"), description="SQLite results database; null = off")
-    retention_days: float | None = Field(30.0, gt=0, description="windows and closed events kept this long")
+    retention_days: float | None = Field(30.0, gt=0, allow_inf_nan=False,
+                                         description="windows and closed events kept this long; null = forever")
 
 
 class ServiceConfig(_Strict):

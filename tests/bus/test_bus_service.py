@@ -8,46 +8,25 @@ from __future__ import annotations
 
 import random
 import resource
-import socket
 import threading
 import time
 
 import numpy as np
 import pytest
-import torch
 import zmq
+from bus_helpers import BACKEND, WINDOW, collect, free_port, make_config
 
 from semiostream.bus.protocol import EventResult, ScoreResult, encode_frame
 from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.security import ClientSecurity, new_keypair
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
-from semiostream.config import ServiceConfig
 from semiostream.engines.scorer import Scorer
-from semiostream.models.bundle import PreprocessSpec, save_bundle
-from semiostream.models.classifier import SeizureClassifier
-from semiostream.models.weights import load_i3d_checkpoint
-
-WINDOW = 16
-BACKEND = "torch-cpu-fp32"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _endpoints() -> dict:
-    return {k: f"tcp://127.0.0.1:{_port()}" for k in ("frames", "results", "control")}
 
 
 @pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory, kinetics_ckpt):
-    torch.manual_seed(3)
-    i3d = load_i3d_checkpoint(kinetics_ckpt, in_channels=1)
-    spec = PreprocessSpec(window=WINDOW, min_frames=9)
-    return save_bundle(tmp_path_factory.mktemp("bundle") / "b", i3d, SeizureClassifier().eval(), spec)
+def bundle_dir(bus_bundle):
+    return bus_bundle
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +35,7 @@ def direct_scorer(bundle_dir):
         yield s
 
 
-def _config(bundle_dir, **over) -> ServiceConfig:
-    d = {"bundle": bundle_dir, "backend": BACKEND, "endpoints": _endpoints(), "store": {"path": None},
-         "windows": {"hop": WINDOW, "max_inflight": 8}, "batching": {"max_batch": 4, "max_wait_ms": 30}}
-    d.update(over)
-    return ServiceConfig.model_validate(d)
-
-
-def _collect(sub: ResultsSubscriber, until, timeout: float = 90.0) -> list:
-    got: list = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(got):
-        got.extend(sub.poll(100))
-    return got
+_config, _collect, _port = make_config, collect, free_port
 
 
 def test_end_to_end_real_file_and_synthetic_beds(bundle_dir, direct_scorer, get_asset):
