@@ -76,7 +76,7 @@ class ScorerRuntime:
             from semiostream.dali_pipes.roi import make_detector
 
             detector_factory = functools.partial(make_detector, cfg.detector.kind, spec=self.scorer.spec,
-                                                 weights=cfg.detector.weights)
+                                                 weights=cfg.detector.weights, crop_rule=cfg.detector.crop_rule)
         self.service = Service(
             cfg, self._submit, self.scorer.spec, self.scorer.bundle.labels, self.scorer.bundle.bundle_id,
             detector_factory=detector_factory, metrics=self.metrics, bounds=self.bounds, sockets=self.sockets,

@@ -89,6 +89,8 @@ class DetectorConfig(_Strict):
     kind: Literal["yolox", "maskrcnn", "full"] = "full"
     weights: Path | None = None
     redetect_every: int = Field(0, ge=0, description="frames between re-detections; 0 = only at stream start")
+    crop_rule: Literal["paper", "single-box"] = Field(
+        "paper", description="paper: person+bed box, else the full frame; single-box: also one box alone")
 
     @model_validator(mode="after")
     def _weights(self):

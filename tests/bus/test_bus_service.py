@@ -285,7 +285,9 @@ def test_assigned_beds_only_and_metrics_endpoint(bundle_dir):
 
 def test_roi_detected_at_stream_start_with_the_real_detector(bundle_dir, direct_scorer, get_asset):
     real = np.stack(list(source_frames(str(get_asset("mmaction2_demo.mp4")))))[:WINDOW]
-    cfg = _config(bundle_dir, detector={"kind": "yolox", "weights": get_asset("yolox_nano.onnx")})
+    # the clip shows people and no bed: the paper's rule would use the full frame, single-box crops
+    cfg = _config(bundle_dir, detector={"kind": "yolox", "weights": get_asset("yolox_nano.onnx"),
+                                        "crop_rule": "single-box"})
     with ScorerRuntime(cfg).start():
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
