@@ -316,3 +316,50 @@ def test_roles_and_bed_ownership_with_curve(bus_bundle, tmp_path):
     assert st["dropped"].get("restart_refused", 0) == 0
     assert st["dropped"]["key_operator"] >= 1 and st["dropped"]["key_viewer"] >= 1
     assert spied == []
+
+
+_FLOOD = """
+import sys, time, numpy as np, zmq
+from semiostream.bus.protocol import encode_frame
+endpoint, beds, frames = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ctx = zmq.Context()
+socks = []
+for _ in range(beds):
+    s = ctx.socket(zmq.PUB)
+    s.sndhwm = 8
+    s.connect(endpoint)
+    socks.append(s)
+time.sleep(1.0)
+img = np.random.default_rng(0).integers(0, 4000, size=(424, 512), dtype=np.uint16)
+for seq in range(frames):
+    for b, s in enumerate(socks):
+        s.send_multipart(encode_frame(f"flood-{b}", seq, time.time_ns(), img), copy=False)
+    time.sleep(0.005)
+time.sleep(0.5)
+"""
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_over_all_beds(bus_bundle):
+    """60 beds of Kinect-sized frames with ``beds:`` omitted: the frame budget, not the bed count, bounds
+    the scorer (publishers run in another process so their queues are not measured)."""
+    import subprocess
+    import sys
+
+    cfg = make_config(bus_bundle, limits={"frame_bytes": 64 << 20}, windows={"hop": 16, "max_inflight": 1})
+    with ScorerRuntime(cfg, warmup=False).start():
+        rss0 = _rss_mb()
+        peak = rss0
+        proc = subprocess.Popen([sys.executable, "-c", _FLOOD, cfg.endpoints.frames, "60", "40"])
+        while proc.poll() is None:
+            peak = max(peak, _rss_mb())
+            time.sleep(0.05)
+        time.sleep(0.5)
+        st = ControlClient(cfg.endpoints.control).status()["status"]
+    assert proc.returncode == 0
+    held = st["memory"]["frame_bytes_held"]
+    print(f"\n60 beds x 424x512: {len(st['beds'])} admitted, {st['dropped'].get('capacity', 0)} frames refused "
+          f"for capacity, frames held {held / 2**20:.0f} MiB, RSS {rss0:.0f} -> peak {peak:.0f} MB")
+    assert 0 < len(st["beds"]) < 60 and st["dropped"]["capacity"] > 0
+    assert held <= 64 << 20
+    assert peak - rss0 < 250  # 60 beds x 16 frames x 434 KB = 417 MB of window buffers alone without the budget
