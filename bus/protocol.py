@@ -161,6 +161,7 @@ class EventResult:
     p_tle: float | None
     label: str | None
     bundle_id: str
+    report: str | None = None  # path of the event review report (written shortly after), if configured
     v: int = VERSION
 
 

@@ -30,11 +30,13 @@ before the model loads), written from another (the scorer's socket thread) and c
 calls from several threads are serialized, never interleaved. Other processes may read the same file at
 the same time (open them with ``readonly=True``); listings read one consistent snapshot.
 
-Schema (version 1, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours):
+Schema (version 2, in ``PRAGMA user_version``; ``PRAGMA application_id`` marks the file as ours; a
+version-1 file is migrated in place when a scorer opens it, and read as it is by readers):
 
 * ``events(event_id PK, bed, start_t_ns, stop_t_ns, state, windows, p_tle, label, bundle_id,
-  opened_ns, closed_ns)`` -- ``state`` is ``open`` (started), ``stopping`` (stop requested, summary
-  waits for windows still being scored) or ``closed`` (summary published).
+  opened_ns, closed_ns, report)`` -- ``state`` is ``open`` (started), ``stopping`` (stop requested, summary
+  waits for windows still being scored) or ``closed`` (summary published); ``report`` (v2) is the path
+  of the event review report, when the scorer writes them.
 * ``windows(id PK, bed, first_seq, last_seq, first_t_ns, last_t_ns, p_tle, label, bundle_id,
   latency_ms, event_id, written_ns)`` -- one row per published window result.
 
@@ -62,7 +64,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from .protocol import EventResult, ScoreResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x53534442  # "SSDB": a semiostream results database
 BUSY_TIMEOUT_MS = 5000
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is truncated to after a checkpoint
@@ -107,8 +109,11 @@ CREATE INDEX windows_event ON windows (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX windows_written ON windows (written_ns);
 """
 
+_MIGRATIONS = {  # version -> statements that bring a database of that version to the next one
+    1: ("ALTER TABLE events ADD COLUMN report TEXT",),  # v2: the event review report's path
+}
 _EVENT_COLUMNS = ("event_id", "bed", "start_t_ns", "stop_t_ns", "state", "windows", "p_tle", "label",
-                  "bundle_id", "opened_ns", "closed_ns")
+                  "bundle_id", "opened_ns", "closed_ns", "report")
 _WINDOW_COLUMNS = ("bed", "first_seq", "last_seq", "first_t_ns", "last_t_ns", "p_tle", "label", "bundle_id",
                    "latency_ms", "event_id", "written_ns")
 
@@ -236,6 +241,7 @@ class ResultStore:
             if app_id not in (0, APPLICATION_ID) or (version == 0 and self._has_tables()):
                 raise StoreError(f"{self.path} is a SQLite database but not a semiostream results database; "
                                  "choose another path")
+            self._version = version
             if self.readonly:
                 if version == 0:
                     raise StoreError(f"results database {self.path} is empty (no schema yet); the scorer "
@@ -248,15 +254,21 @@ class ResultStore:
                                  "the file on a local filesystem (WAL does not work on network filesystems)")
             c.execute(f"PRAGMA synchronous = {synchronous}")
             c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            if version == 0:
+            if version < SCHEMA_VERSION:
                 with self._transaction():  # executescript would commit early: one statement at a time
-                    if c.execute("PRAGMA user_version").fetchone()[0] != 0:
-                        return  # another process created the schema while we waited for the write lock
-                    for stmt in _SCHEMA_V1.split(";"):
-                        if stmt.strip():
+                    version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+                    if version == 0:
+                        for stmt in _SCHEMA_V1.split(";"):
+                            if stmt.strip():
+                                c.execute(stmt)
+                        c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                        version = 1
+                    while version < SCHEMA_VERSION:
+                        for stmt in _MIGRATIONS[version]:
                             c.execute(stmt)
-                    c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                        version += 1
                     c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._version = SCHEMA_VERSION
         except sqlite3.Error as e:
             raise self._error("open", e) from None
 
@@ -408,14 +420,14 @@ class ResultStore:
         self._write(
             f"record the summary of event {result.event_id} on bed {result.bed}",
             ("INSERT INTO events (event_id, bed, start_t_ns, stop_t_ns, state, windows, p_tle, label, bundle_id, "
-             "opened_ns, closed_ns) VALUES (:event_id, :bed, :start, :stop, 'closed', :windows, :p, :label, "
-             ":bundle, :now, :now) "
+             "opened_ns, closed_ns, report) VALUES (:event_id, :bed, :start, :stop, 'closed', :windows, :p, "
+             ":label, :bundle, :now, :now, :report) "
              "ON CONFLICT (event_id) DO UPDATE SET stop_t_ns = :stop, state = 'closed', windows = :windows, "
-             "p_tle = :p, label = :label, bundle_id = :bundle, closed_ns = :now",
+             "p_tle = :p, label = :label, bundle_id = :bundle, closed_ns = :now, report = :report",
              {"event_id": result.event_id, "bed": result.bed, "start": int(result.start_t_ns),
               "stop": int(result.stop_t_ns), "windows": int(result.windows),
               "p": None if result.p_tle is None else float(result.p_tle), "label": result.label,
-              "bundle": result.bundle_id, "now": time.time_ns()}),
+              "bundle": result.bundle_id, "now": time.time_ns(), "report": result.report}),
         )
 
     @_locked
@@ -495,7 +507,8 @@ class ResultStore:
         if until_ns is not None:
             where.append("start_t_ns < :until")
             params["until"] = int(until_ns)
-        sql = (f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events"
+        columns = [c if c != "report" or self._version >= 2 else "NULL AS report" for c in _EVENT_COLUMNS]
+        sql = (f"SELECT {', '.join(columns)} FROM events"
                + (f" WHERE {' AND '.join(where)}" if where else "")
                + " ORDER BY start_t_ns DESC, event_id DESC")
         if limit is not None:

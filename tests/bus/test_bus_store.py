@@ -407,3 +407,27 @@ def test_threads_open_write_and_close(db):
     assert store.counts() == {"windows": 600, "events": 4, "unfinished": 4}
     assert [len(e.probs) for e in store.unfinished_events()] == [150] * 4
     store.close()
+
+
+def test_version_1_database_is_read_as_is_and_migrated_by_a_writer(db):
+    from dataclasses import replace
+
+    from semiostream.bus.store import _SCHEMA_V1
+
+    with sqlite3.connect(db) as c:  # a database written before event reports existed
+        for stmt in _SCHEMA_V1.split(";"):
+            if stmt.strip():
+                c.execute(stmt)
+        c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        c.execute("PRAGMA user_version = 1")
+        c.execute("INSERT INTO events (event_id, bed, start_t_ns, state, opened_ns) VALUES ('old', 'b', 1, 'open', 1)")
+    with ResultStore(db, readonly=True) as ro:
+        (old,) = ro.events()
+        assert old["event_id"] == "old" and old["report"] is None
+    with ResultStore(db) as store:
+        store.finish_event(replace(summary("b", "old", 1, 5, [0.7]), report="/reports/old/index.html"))
+    with sqlite3.connect(db) as c:
+        assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    with ResultStore(db, readonly=True) as ro:
+        (old,) = ro.events()
+    assert old["state"] == "closed" and old["report"] == "/reports/old/index.html" and old["p_tle"] == 0.7
