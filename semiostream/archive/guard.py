@@ -55,8 +55,10 @@ def refusal(path: str | os.PathLike) -> str | None:
         return None
     if kind == "missing":
         return "no such file or folder; check the path (or the manifest row)"
+    if "symbolic link" in kind:  # a loop, or a link to nothing
+        return f"is {kind}, not a regular file; fix or remove the link"
     target = ""
-    if os.path.islink(path) and kind != "a symbolic link loop":
+    if os.path.islink(path):
         target = f" (a symbolic link to {os.readlink(path)})"
     return (f"is {kind}{target}, not a regular file; only regular video files and folders of frames are "
             "scored: copy the recording to a regular file")

@@ -103,6 +103,8 @@ def test_regular_files_folders_and_links_to_them_are_opened(tmp_path, unix_socke
     assert "is a socket" in refusal(unix_socket)
     assert "is a character device" in refusal("/dev/null")
     assert refusal(tmp_path / "gone.npy").startswith("no such file")
+    (tmp_path / "dangling.npy").symlink_to(tmp_path / "gone.npy")
+    assert refusal(tmp_path / "dangling.npy") == "is a dangling symbolic link, not a regular file; fix or remove the link"
 
 
 def test_specials_are_jobs_wherever_they_are_listed(specials, tmp_path):
