@@ -534,7 +534,7 @@ def _build(root: Path, role: str, cls: type[torch.nn.Module], cfg: dict[str, Any
         with torch.device("meta"):
             skeleton = cls(**kwargs)
     except Exception as e:  # TypeError (unknown or mistyped argument), ValueError ...
-        raise _bundle_error(root / BUNDLE_JSON, f"'{role}' config {kwargs!r:.160} does not build a "
+        raise _bundle_error(root / BUNDLE_JSON, f"'{role}' config {kwargs!r:.160} does not build the "
                                                 f"{cls.__name__} ({_one_line(e)})") from e
     expected = skeleton.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -320,8 +320,8 @@ def test_weights_that_do_not_load_are_bundle_errors(genuine, damage, message):
 @pytest.mark.parametrize("change, message", [
     (lambda m: m["classifier"].update(lstm_units=[64, 16]), r"classifier.pt does not match .*shapes"),
     (lambda m: m["classifier"].update(lstm_units=[100_000, 64]), r"classifier.pt does not match .*shapes"),
-    (lambda m: m["classifier"].update(lstm_units="big"), r"'classifier' config .* does not build a SeizureClassifier"),
-    (lambda m: m["i3d"].update(colour="yes"), r"'i3d' config .* does not build a InceptionI3d"),
+    (lambda m: m["classifier"].update(lstm_units="big"), r"'classifier' config .* does not build the SeizureClassifier"),
+    (lambda m: m["i3d"].update(colour="yes"), r"'i3d' config .* does not build the InceptionI3d"),
     (lambda m: m["i3d"].update(file=7), r"'i3d.file' must name the i3d weight file"),
     (lambda m: m.update(labels="FLE,TLE"), "'labels' must be a list of two names"),
     (lambda m: m.update(files=["i3d.safetensors"]), "'files' must map file names to sha256 digests"),
