@@ -69,7 +69,7 @@ class PreprocessSpec:
         intensity_scope: over which frames a ``"percentile"`` window is computed. ``"video"`` (default,
             like the paper's whole-video 16->8-bit conversion): once per video / seizure segment / live
             event, from its first ``percentile_frames`` frames, then held for every window of it
-            (:func:`semiostream.dali_pipes.event_intensity.EventIntensity`); ``"window"``: recomputed
+            (:class:`semiostream.dali_pipes.event_intensity.EventIntensity`); ``"window"``: recomputed
             from each 2-s window's own first frames (what bundles without this field were trained with).
         intensity_lo, intensity_hi: raw sensor units for ``"fixed"`` (values outside are clipped).
         percentile_lo, percentile_hi: percentiles in [0, 100] for ``"percentile"``.

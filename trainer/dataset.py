@@ -92,3 +92,9 @@ class FeatureSet:
     def windows_of(self, seizure_ids: Sequence[int] | np.ndarray) -> np.ndarray:
         """Indices of the windows that belong to the given seizure indices, in window order."""
         return np.flatnonzero(np.isin(self.seizure_index, np.asarray(seizure_ids, dtype=np.int64)))
+
+    def subset(self, seizure_ids: Sequence[int] | np.ndarray) -> FeatureSet:
+        """A FeatureSet of the given seizures only (in the given order), their windows in window order."""
+        ids = [int(i) for i in np.asarray(seizure_ids, dtype=np.int64)]
+        parts = [(self.seizures[i], self.x[self.seizure_index == i]) for i in ids]
+        return FeatureSet.from_parts(parts, feature_shape=self.x.shape[1:])

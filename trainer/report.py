@@ -119,7 +119,8 @@ def _plt():
     return plt
 
 
-def plot_confusions(path: Path, folds: list[dict[str, Any]], level: str, total: list[list[int]]) -> None:
+def plot_confusions(path: Path, folds: list[dict[str, Any]], level: str, total: list[list[int]],
+                    protocol: str = "paper") -> None:
     plt = _plt()
     mats = [(f"fold {f['fold']}", np.array(f["metrics"][level]["confusion"])) for f in folds]
     mats.append(("all folds", np.array(total)))
@@ -137,13 +138,14 @@ def plot_confusions(path: Path, folds: list[dict[str, Any]], level: str, total: 
         ax.set_xlabel("predicted")
         ax.set_title(title, fontsize=9)
     axes[0][0].set_ylabel("true")
-    fig.suptitle(f"Confusion matrices ({level} level; rows normalised)", fontsize=10)
+    fig.suptitle(f"Confusion matrices ({level} level; rows normalised; {protocol} CV protocol)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_rocs(path: Path, pred: dict[str, np.ndarray], level: str, summary: dict[str, Any]) -> None:
+def plot_rocs(path: Path, pred: dict[str, np.ndarray], level: str, summary: dict[str, Any],
+              protocol: str = "paper") -> None:
     from sklearn.metrics import roc_curve
 
     plt = _plt()
@@ -162,7 +164,7 @@ def plot_rocs(path: Path, pred: dict[str, np.ndarray], level: str, summary: dict
     ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="chance")
     ax.set_xlabel("false positive rate (FLE called TLE)")
     ax.set_ylabel("true positive rate (TLE)")
-    ax.set_title(f"ROC, {level} level: AUC {fmt(summary[level]['roc_auc'], 2)}", fontsize=10)
+    ax.set_title(f"ROC, {level} level: AUC {fmt(summary[level]['roc_auc'], 2)} ({protocol} CV)", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -211,7 +213,8 @@ def summary_markdown(report: dict[str, Any]) -> str:
         f"{c['dense_units'][1]}, loss {c['loss'].upper()}, dropout {c['dropout']}, recurrent dropout "
         f"{c['recurrent_dropout']}, {c['epochs']} epochs, batch {c['batch_size']}, seed {c['seed']}.",
         "",
-        f"{len(cv['folds'])}-fold cross-validation grouped by patient (mean ± std over folds):",
+        f"{len(cv['folds'])}-fold cross-validation grouped by patient (mean ± std over folds), "
+        f"{protocol_line(report)}:",
         "",
         "| metric | window level | seizure level (mean window p) | paper (window) |",
         "|---|---|---|---|",
@@ -222,7 +225,21 @@ def summary_markdown(report: dict[str, Any]) -> str:
     for k, name in names.items():
         lines.append(f"| {name} | {_fmt_json(s['window'][k], nf)} | {_fmt_json(s['seizure'][k], nf)} | "
                      f"{PAPER.get(k, '')} |")
-    lines += ["", "Kept epoch per fold: " + ", ".join(str(f["best_epoch"]) for f in cv["folds"]) + "."]
+    proto = (report.get("protocol") or {}).get("name", "paper")
+    if proto == "nested":
+        lines += ["", "Epochs per outer fold (chosen on its inner folds): "
+                  + ", ".join(str(f["best_epoch"]) for f in cv["folds"]) + "."]
+        sel = report.get("selection")
+        if sel:
+            lines += [f"Model selection on all folds (chooses the final model; optimistic, not the estimate): "
+                      f"window macro F1 {_fmt_json(sel['summary']['window']['f1_macro'])}."]
+    else:
+        lines += ["", "Kept epoch per fold (best validation F1 on the reported fold): "
+                  + ", ".join(str(f["best_epoch"]) for f in cv["folds"]) + "."]
+    crops = ((report.get("extraction") or {}).get("crop_rules")) or {}
+    if crops:
+        lines += ["", "Crops: " + ", ".join(f"{rule}: {n} seizure(s)" for rule, n in crops.items())
+                  + " (per seizure in report.json, extraction.crops)."]
     if report.get("search"):
         n = len(report["search"]["table"])
         lines += ["", f"Random search: {n} trials; best = trial {report['search']['best']} (see search.md)."]
@@ -238,6 +255,18 @@ def summary_markdown(report: dict[str, Any]) -> str:
         lines.append(f"\nNote: {note}")
     lines += ["", "Plots: " + ", ".join(f"`{p}`" for p in PLOTS), ""]
     return "\n".join(lines)
+
+
+def protocol_line(report: dict[str, Any]) -> str:
+    """``protocol NAME: what its numbers mean`` (runs written before protocols existed used the paper's)."""
+    p = report.get("protocol") or {}
+    name = p.get("name", "paper")
+    desc = p.get("description")
+    if not desc:
+        from .nested import describe_protocol
+
+        desc = describe_protocol(name, p.get("inner_folds"))
+    return f"protocol {name}: {desc}"
 
 
 def _fmt_json(ms: dict[str, Any], n_folds: int | None = None) -> str:
@@ -256,13 +285,14 @@ def render(run: str | os.PathLike) -> list[Path]:
     root = Path(run)
     report, pred = load_run(root)
     cv = report["cv"]
+    proto = (report.get("protocol") or {}).get("name", "paper")
     out = []
     for level in ("window", "seizure"):
         p = root / f"confusion_{level}.png"
-        plot_confusions(p, cv["folds"], level, cv["summary"][level]["confusion_total"])
+        plot_confusions(p, cv["folds"], level, cv["summary"][level]["confusion_total"], proto)
         out.append(p)
         p = root / f"roc_{level}.png"
-        plot_rocs(p, pred, level, _floatify(cv["summary"]))
+        plot_rocs(p, pred, level, _floatify(cv["summary"]), proto)
         out.append(p)
     p = root / "training_curves.png"
     plot_training(p, cv["folds"])

@@ -6,11 +6,15 @@
 1. load and validate the manifest;
 2. extract features (cached; failures reported and skipped) with the configured I3D and preprocessing spec;
 3. split seizures into patient-grouped, label-stratified folds; print and save their composition;
-4. cross-validate the base configuration, or run a random search of ``search_trials`` configurations;
-5. retrain the best configuration on all windows for the median of its folds' kept epochs (there is no
-   validation set left to choose an epoch);
-6. write the model bundle (the I3D that produced the features, the classifier, the spec, and the CV report
-   in its provenance), ``report.json``, ``predictions.csv``, plots and ``summary.md``.
+4. model selection: cross-validate the base configuration, or run a random search of ``search_trials``
+   configurations, on all folds;
+5. the reported estimate: with ``protocol="nested"`` (default) a nested cross-validation
+   (:mod:`.nested`: selection on inner folds, the outer folds only measure); with ``protocol="paper"``
+   the selection CV of step 4 itself (optimistic; labelled so in every report);
+6. retrain the selected configuration on all windows for the median of its folds' kept epochs (there is
+   no validation set left to choose an epoch);
+7. write the model bundle (the I3D that produced the features, the classifier, the spec, and the CV report
+   with its protocol in its provenance), ``report.json``, ``predictions.csv``, plots and ``summary.md``.
 """
 
 from __future__ import annotations
@@ -24,8 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .cv import CVResult, cross_validate
 from .dataset import FeatureSet
 from .features import (
@@ -37,8 +39,9 @@ from .features import (
     sha256_of_path,
     state_digest,
 )
-from .folds import check_disjoint, fold_composition, format_composition, make_folds, save_composition
+from .folds import FoldError, check_disjoint, fold_composition, format_composition, make_folds, save_composition
 from .manifest import Manifest, load_manifest
+from .nested import PROTOCOLS, describe_protocol, final_epochs, nested_cross_validate
 from .report import PREDICTIONS_CSV, REPORT_JSON, clean_json, render, write_json, write_predictions
 from .search import SearchResult, SearchSpace, plan_trials, random_search
 from .train import TrainConfig, train_model
@@ -109,6 +112,14 @@ class RunConfig:
     search_trials: int = 0
     space: SearchSpace = field(default_factory=SearchSpace)
     bundle: Path | None = None  # default: <out>/bundle
+    protocol: str = "nested"  # "nested" (selection on inner folds) or "paper" (selection on the reported folds)
+    inner_folds: int = 4
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise TrainerError(f"unknown protocol {self.protocol!r}; use one of {', '.join(PROTOCOLS)}")
+        if self.inner_folds < 2:
+            raise TrainerError(f"inner_folds={self.inner_folds}; nested cross-validation needs at least 2")
 
 
 @dataclass
@@ -246,11 +257,6 @@ def one_class_folds(comp: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def final_epochs(cv: CVResult) -> int:
-    """Median of the folds' kept epochs (at least 1): the length of the all-data retraining."""
-    return max(1, int(round(float(np.median([f["best_epoch"] for f in cv.folds])))))
-
-
 def _predictions(data: FeatureSet, cv: CVResult) -> list[dict[str, Any]]:
     rows = []
     counter: dict[int, int] = {}
@@ -292,8 +298,6 @@ def train_run(cfg: RunConfig) -> RunResult:
     say(prep.extraction.summary())
     if len(data) == 0:
         raise TrainerError("no seizure has features; fix the failures listed above and run again")
-    from .folds import FoldError
-
     try:
         folds = make_folds(data, cfg.folds, cfg.seed)
     except FoldError as e:
@@ -323,11 +327,24 @@ def train_run(cfg: RunConfig) -> RunResult:
             cv = search.best_cv
         else:
             cv = cross_validate(data, folds, cfg.train, on_epoch=lambda f, e, s: adv(1, description=f"fold {f}"))
-    say(f"cross-validation ({cv.config.loss}, LSTM {cv.config.lstm_units}, FC {cv.config.dense_units}): {cv.line()}")
+    say(f"model selection CV ({cv.config.loss}, LSTM {cv.config.lstm_units}, FC {cv.config.dense_units}): "
+        f"{cv.line()}")
+    selection = cv
+    protocol_text = describe_protocol(cfg.protocol, cfg.inner_folds, cfg.search_trials)
+    if cfg.protocol == "nested":
+        total = len(folds) * (sum(c.epochs for c in configs) * cfg.inner_folds + cfg.train.epochs)
+        with progress(f"nested CV: {len(folds)} outer x {cfg.inner_folds} inner folds (epochs, approx.)", total,
+                      cfg.extract.show_progress) as adv:
+            try:
+                cv = nested_cross_validate(data, folds, cfg.train, cfg.inner_folds, cfg.search_trials, cfg.space,
+                                           cfg.seed, on_epoch=lambda f, t, e, s: adv(1, description=f"outer {f}"))
+            except FoldError as e:
+                raise TrainerError(str(e)) from e
+    say(f"cross-validation estimate ({cfg.protocol} protocol: {protocol_text}): {cv.line()}")
 
     # final model on all data
-    n_final = final_epochs(cv)
-    final_cfg = cv.config.replace(epochs=n_final)
+    n_final = final_epochs(selection)
+    final_cfg = selection.config.replace(epochs=n_final)
     with progress(f"final model on all {len(data)} windows", n_final, cfg.extract.show_progress) as adv:
         final = train_model(data.x, data.y, final_cfg, on_epoch=lambda e, s: adv(1))
 
@@ -335,6 +352,12 @@ def train_run(cfg: RunConfig) -> RunResult:
     cv_report = cv.to_dict()
     cv_brief = {"config": cv_report["config"], "summary": cv_report["summary"], "folds": [
         {k: v for k, v in f.items() if k != "history"} for f in cv_report["folds"]]}
+    protocol = {"name": cfg.protocol, "description": protocol_text,
+                "inner_folds": cfg.inner_folds if cfg.protocol == "nested" else None}
+    selection_brief = None if selection is cv else {
+        "note": "model selection only (the paper's protocol on all folds; optimistic, not the estimate)",
+        "config": selection.config.to_dict(), "summary": selection.summary,
+        "best_epochs": [f["best_epoch"] for f in selection.folds]}
     counts = {lab: {"patients": len({s.patient_id for s in data.seizures if s.label == lab}),
                     "seizures": sum(1 for s in data.seizures if s.label == lab),
                     "windows": int(sum(s.n_windows for s in data.seizures if s.label == lab))}
@@ -353,7 +376,9 @@ def train_run(cfg: RunConfig) -> RunResult:
                  "per_seizure": prep.extraction.crops},
         "folds": {"n": len(folds), "seed": cfg.seed, "grouped_by": "patient", "stratified_by": "label",
                   "composition": comp},
+        "protocol": protocol,
         "cv": cv_brief,
+        "selection": selection_brief,
         "search": None if search is None else {"trials": len(search.trials), "best": search.best,
                                                "space": search.space.to_dict(), "seed": search.seed},
         "final": {"config": final_cfg.to_dict(), "epochs": n_final, "windows": len(data),
@@ -370,7 +395,7 @@ def train_run(cfg: RunConfig) -> RunResult:
         "version": 1, "run_id": run_id,
         "data": provenance["data"], "i3d": provenance["i3d"], "roi_detector": prep.settings.detector,
         "spec": cfg.extract.spec.to_dict(),
-        "folds": comp, "cv": cv_report,
+        "folds": comp, "protocol": protocol, "cv": cv_report, "selection": selection_brief,
         "search": None if search is None else {"best": search.best, "space": search.space.to_dict(),
                                                "seed": search.seed, "table": search.table()},
         "final": {"config": final_cfg.to_dict(), "epochs": n_final, "windows": len(data),
