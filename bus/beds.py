@@ -247,6 +247,16 @@ class BedTable:
         self.queued -= 1
         self.queued_bytes -= nbytes
 
+    def hold_bytes(self, nbytes: int) -> bool:
+        """Reserve ``nbytes`` of the frame budget for frames kept beyond their window (event evidence)."""
+        if self.held_bytes + self.queued_bytes + nbytes > self.bounds.frame_bytes:
+            return False
+        self.held_bytes += nbytes
+        return True
+
+    def release_bytes(self, nbytes: int) -> None:
+        self.held_bytes -= nbytes
+
     # ------------------------------------------------------------------------------ forgetting
     def _drop(self, bed: str) -> None:
         state = self.beds.pop(bed, None)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .protocol import EventResult
+from .reports import EventEvidence, WindowNote
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Event:
     stop_t_ns: int | None = None
     probs: list[float] = field(default_factory=list)
     pending: int = 0
+    evidence: EventEvidence | None = None  # gathered for its review report (``reports:`` configured)
 
     def summary(self, labels: tuple[str, str], bundle_id: str) -> EventResult:
         p = float(np.mean(self.probs)) if self.probs else None
@@ -49,14 +51,18 @@ class EventBook:
         store: results database; its unfinished events are restored here.
     """
 
-    def __init__(self, max_open: int, store=None) -> None:
-        self.max_open, self.store = max_open, store
+    def __init__(self, max_open: int, store=None, evidence: bool = False) -> None:
+        self.max_open, self.store, self.with_evidence = max_open, store, evidence
         self.open: dict[str, Event] = {}
         self.closing: list[Event] = []
         if store is not None:
             for ev in store.unfinished_events():
                 restored = Event(bed=ev.bed, event_id=ev.event_id, start_t_ns=ev.start_t_ns,
                                  stop_t_ns=ev.stop_t_ns, probs=list(ev.probs))
+                if evidence:  # the windows recorded before the restart; their frames died with it
+                    restored.evidence = EventEvidence(ev.bed, ev.event_id, ev.start_t_ns, windows=[
+                        WindowNote(w["first_seq"], w["last_seq"], w["first_t_ns"], w["last_t_ns"], w["p_tle"],
+                                   "scored") for w in store.windows(ev.event_id)])
                 if restored.stop_t_ns is None:
                     self.open[ev.bed] = restored
                 else:
@@ -71,6 +77,8 @@ class EventBook:
             return {"ok": False, "error": f"{len(self.open)} events are open, the limit (limits.open_events); "
                                           "stop one first"}
         ev = Event(bed=bed, event_id=f"{bed}-{uuid.uuid4().hex[:8]}", start_t_ns=time.time_ns())
+        if self.with_evidence:
+            ev.evidence = EventEvidence(bed, ev.event_id, ev.start_t_ns)
         self.open[bed] = ev
         log.info("bed %s: event %s started", bed, ev.event_id)
         return {"ok": True, "event_id": ev.event_id, **self._persist("open_event", bed, ev.event_id, ev.start_t_ns)}

@@ -41,6 +41,7 @@ class ScorerRuntime:
         beds = [b.id for b in cfg.beds] if cfg.beds is not None else None
         self.sockets = bind_sockets(cfg, self.bounds, self.refusals, beds)
         self.store = None
+        self.reports = None
         self.scorer = scorer
         self.batcher = None
         try:
@@ -71,6 +72,10 @@ class ScorerRuntime:
         max_batch = cfg.batching.max_batch or (8 if self.scorer.device.type == "cuda" else 1)
         self.batcher = self.scorer.batcher(max_batch, cfg.batching.max_wait_ms,
                                            on_batch=self.metrics.batch_size.observe)
+        if cfg.reports is not None:
+            from .reports import ReportWriter
+
+            self.reports = ReportWriter(cfg.reports, cfg.bundle, device=self.scorer.device.type)
         detector_factory = None
         if cfg.detector.kind != "full":
             from semiostream.dali_pipes.roi import make_detector
@@ -80,7 +85,7 @@ class ScorerRuntime:
         self.service = Service(
             cfg, self._submit, self.scorer.spec, self.scorer.bundle.labels, self.scorer.bundle.bundle_id,
             detector_factory=detector_factory, metrics=self.metrics, bounds=self.bounds, sockets=self.sockets,
-            store=self.store, refusals=self.refusals,
+            store=self.store, refusals=self.refusals, reports=self.reports,
         )
 
     def _submit(self, frames, roi):
@@ -94,6 +99,8 @@ class ScorerRuntime:
         self.service.run()
 
     def _release(self) -> None:
+        if self.reports is not None:
+            self.reports.close()
         if self.batcher is not None:
             self.batcher.close(timeout=30)
         if self.scorer is not None:

@@ -17,10 +17,12 @@ is bounded over all beds (:mod:`.bounds`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from .events import Event, EventBook
 from .metrics import BusMetrics
 from .protocol import ProtocolError, ScoreResult, decode_frame, encode_result
 from .refusals import Refusals
+from .reports import ReportWriter, WindowNote
 from .roles import Role
 from .store import StoreError
 
@@ -67,6 +70,8 @@ class _Pending:
     first_t_ns: int
     last_t_ns: int
     event: Event | None
+    frames: np.ndarray | None = None  # kept while the window's event gathers evidence for its report
+    roi: tuple[int, int, int, int] | None = None
 
 
 class Service:
@@ -84,12 +89,13 @@ class Service:
         sockets: already bound sockets (:func:`~.endpoints.bind_sockets`); bound in :meth:`run` if None.
         store: results database (:class:`~.store.ResultStore`) or None; its open events are restored.
         refusals: where refusals are counted (one per metrics; the sockets' authenticator uses it too).
+        reports: writes an event review report per closed event (:mod:`.reports`), or None.
     """
 
     def __init__(self, config: ServiceConfig, submit: SubmitFn, spec: PreprocessSpec,
                  labels: tuple[str, str], bundle_id: str, detector_factory: Callable[[], Any] | None = None,
                  metrics: BusMetrics | None = None, bounds: Bounds | None = None, sockets: Sockets | None = None,
-                 store=None, refusals: Refusals | None = None) -> None:
+                 store=None, refusals: Refusals | None = None, reports: ReportWriter | None = None) -> None:
         self.cfg, self.submit, self.spec = config, submit, spec
         self.labels, self.bundle_id = tuple(labels), bundle_id
         self.metrics = metrics or BusMetrics()
@@ -102,7 +108,9 @@ class Service:
                               curve=config.security.secret_key is not None, metrics=self.metrics,
                               refuse=self.refuse, detector_factory=detector_factory,
                               redetect_every=config.detector.redetect_every)
-        self.events = EventBook(self.bounds.open_events, store)
+        self.reports = reports
+        self.events = EventBook(self.bounds.open_events, store, evidence=reports is not None)
+        self._released: deque[int] = deque()  # frame bytes the report thread no longer needs
         self.pending: list[_Pending] = []
         self.reload_requested = threading.Event()
         self._stop = threading.Event()
@@ -162,6 +170,8 @@ class Service:
                     s.poll_monitors(self.refuse, events)
                 self._publish_done()
                 now = time.monotonic()
+                while self._released:
+                    self.table.release_bytes(self._released.popleft())
                 if now - last_housekeeping > 0.5:
                     self.table.housekeeping(now)
                     last_housekeeping = now
@@ -234,13 +244,17 @@ class Service:
 
     def _submit_window(self, state: BedState, window: Window) -> None:
         nbytes = window.frames.nbytes
-        refused = self.table.reserve_window(state.bed, nbytes)
-        if refused is not None:
-            self.refuse(refused, f"bed {state.bed}: window dropped, the model is behind")
-            return
         base = state.seq_times[0][0]
         _, first_seq, first_t = state.seq_times[window.start - base]
         _, last_seq, last_t = state.seq_times[window.last - base]
+        event = self.events.open.get(state.bed)
+        evidence = event.evidence if event is not None else None
+        refused = self.table.reserve_window(state.bed, nbytes)
+        if refused is not None:
+            self.refuse(refused, f"bed {state.bed}: window dropped, the model is behind")
+            if evidence is not None:
+                evidence.note(WindowNote(first_seq, last_seq, first_t, last_t, None, "dropped"))
+            return
         roi = state.roi
         if roi is None and state.tracker is not None:
             roi = state.tracker.roi_for(window.frames[0], window.start).as_tuple()
@@ -254,10 +268,15 @@ class Service:
             self.metrics.window_errors.inc()
             log.error("bed %s: window not accepted by the model: %s", state.bed, e)
             return
-        event = self.events.open.get(state.bed)
         if event is not None:
             event.pending += 1
-        self.pending.append(_Pending(state.bed, future, nbytes, first_seq, last_seq, first_t, last_t, event))
+        if evidence is not None and evidence.first_frame is None:
+            choice = state.tracker.choice if state.tracker is not None else None
+            evidence.first_frame = np.array(window.frames[0])
+            evidence.roi, evidence.roi_source = roi, state.roi_source
+            evidence.detections = [d for d in (getattr(choice, "person", None), getattr(choice, "bed", None)) if d]
+        self.pending.append(_Pending(state.bed, future, nbytes, first_seq, last_seq, first_t, last_t, event,
+                                     window.frames if evidence is not None else None, roi))
 
     # ---------------------------------------------------------------- results
     def _label(self, p: float) -> str:
@@ -280,6 +299,9 @@ class Service:
             self.pending = still
         for ev in self.events.finished():  # recorded before it is published, like every window
             summary = ev.summary(self.labels, self.bundle_id)
+            if self.reports is not None and ev.evidence is not None:
+                summary = dataclasses.replace(summary, report=str(self.reports.path_for(ev.event_id)))
+                self.reports.submit(ev.evidence, summary, self._released.append)
             self._guard(f"recording event {ev.event_id}", self.events.record, summary)
             self._send(encode_result(summary))
 
@@ -287,12 +309,22 @@ class Service:
         self.table.release_window(item.bed, item.nbytes)
         if item.event is not None:
             item.event.pending -= 1
+        evidence = item.event.evidence if item.event is not None else None
         try:
             p = float(item.future.result())
         except Exception as e:
             self.metrics.window_errors.inc()
             log.error("bed %s: scoring window %d-%d failed: %s", item.bed, item.first_seq, item.last_seq, e)
+            if evidence is not None:
+                evidence.note(WindowNote(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, None,
+                                         "failed"))
             return
+        if evidence is not None:
+            evidence.note(WindowNote(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, p, "scored"))
+            if item.frames is not None:
+                released = evidence.offer(p, item.first_seq, item.first_t_ns, item.frames, item.roi,
+                                          self.table.hold_bytes)
+                self.table.release_bytes(released)
         latency_ms = (time.time_ns() - item.last_t_ns) / 1e6
         self.metrics.latency.observe(latency_ms / 1e3)
         state = self.table.beds.get(item.bed)

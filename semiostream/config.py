@@ -26,6 +26,7 @@ Example::
       insecure: false
     limits: {beds: 256}                    # global bounds; unset ones are derived from this machine
     store: {path: results.sqlite, retention_days: 30}   # every result and event, kept across crashes
+    reports: reports/                      # an event review report (HTML + PNG) per closed event
 
 Every error names the field and how to fix it.
 """
@@ -165,6 +166,7 @@ class ServiceConfig(_Strict):
     security: SecurityConfig = SecurityConfig()
     limits: LimitsConfig = LimitsConfig()
     store: StoreConfig = StoreConfig()
+    reports: Path | None = Field(None, description="folder of event review reports (one per closed event); null = off")
     queue_seconds: float = Field(2.0, gt=0, le=60, description="seconds of frames queued per camera")
     fps: float = Field(30.0, gt=0, le=1000)
 
@@ -254,4 +256,5 @@ def resolve_paths(cfg: ServiceConfig, base: Path) -> ServiceConfig:
             "operators": fix(sec.operators),
         }),
         "store": cfg.store.model_copy(update={"path": fix(cfg.store.path)}),
+        "reports": fix(cfg.reports),
     })

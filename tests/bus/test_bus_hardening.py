@@ -242,7 +242,7 @@ def test_frame_budget_refuses_oversized_streams(bus_bundle):
         st = ControlClient(cfg.endpoints.control).status()["status"]
         for p in pubs.values():
             p.close()
-    assert set(st["beds"]) == {"k1", "k2"}  # the third does not fit in 16 MiB
+    assert len(st["beds"]) == 2 and set(st["beds"]) < {"k1", "k2", "k3"}  # the third does not fit in 16 MiB
     assert st["dropped"]["capacity"] == 2 and st["dropped"]["frame_size"] == 2
     assert st["memory"]["frame_bytes_held"] <= 16 << 20
 
