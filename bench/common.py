@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.engines.select import cpu_model, package_version
-
 DEFAULT_OUT = Path("bench/results")
 _LIBS = ("torch", "numpy", "nvidia-dali-cuda130", "pyzmq", "onnxruntime", "onnxruntime-gpu", "tensorrt",
          "tensorrt-cu13", "matplotlib")
@@ -45,6 +43,8 @@ def machine_facts() -> dict[str, Any]:
                 mem_gib = round(int(line.split()[1]) / 2**20, 1)
     except OSError:
         pass
+    from semiostream.engines.select import cpu_model, package_version  # imports torch: not at CLI start-up
+
     libs = {d: v for d in _LIBS if (v := package_version(d)) is not None}
     return {
         "cpu": cpu_model(),

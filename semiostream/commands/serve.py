@@ -45,12 +45,12 @@ def _serve(args: argparse.Namespace) -> int:
                         "`semiostream train` (or the demo)")
     logging.getLogger("semiostream").setLevel(logging.INFO)
     from semiostream.bus.runtime import ScorerRuntime
-    from semiostream.engines.base import EngineError
-    from semiostream.models.bundle import BundleError
 
     try:
-        runtime = ScorerRuntime(cfg)
-    except (SecurityError, EndpointError, StoreError, BundleError, EngineError, ValueError) as e:
+        runtime = ScorerRuntime(cfg)  # checks keys, ports and the database before loading the model
+    except (SecurityError, EndpointError, StoreError) as e:
+        raise UserError(str(e)) from e
+    except _model_errors() as e:  # evaluated only when the first clause did not match
         raise UserError(str(e)) from e
     ep = cfg.endpoints
     print(f"scoring with {runtime.scorer!r}\nframes {ep.frames}  results {ep.results}  control {ep.control}"
@@ -66,3 +66,11 @@ def _serve(args: argparse.Namespace) -> int:
     finally:
         runtime.close()
     return 0
+
+
+def _model_errors() -> tuple[type[Exception], ...]:
+    """Bundle and engine errors (imported only once an error is raised: they import torch)."""
+    from semiostream.engines.base import EngineError
+    from semiostream.models.bundle import BundleError
+
+    return BundleError, EngineError, ValueError

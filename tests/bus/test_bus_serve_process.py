@@ -84,7 +84,7 @@ def test_user_errors_are_reported_before_the_model_loads(tmp_path, bus_bundle):
             rc, out, seconds = _run_error(["serve", str(config)])
             assert rc == 2, out
             _one_line_error(out, expect)
-            assert seconds < 20, f"{expect}: {seconds:.1f} s (the model must not load before this check)"
+            assert seconds < 6, f"{expect}: {seconds:.1f} s (nothing slow may run before this check)"
     finally:
         busy.close()
     rc, out, _ = _run_error(["publish", "--synthetic", "FLE", "--bed", "bad bed", "--max-frames", "1"])
