@@ -4,6 +4,15 @@ A publisher ``connect``s a PUB socket to the scorer's frame endpoint, so it keep
 reconnects by itself) while the scorer restarts. PUB never blocks: when the scorer falls behind and
 the send queue (sized in bytes: a few seconds of frames) is full, new frames are dropped, which the
 scorer sees as sequence gaps. Live video favours bounded latency over backlog.
+
+PUB also drops silently when no scorer is connected, so the publisher watches its connection
+(:class:`~.connection.ConnectionWatch`): :meth:`Publisher.wait_for_scorer` says within seconds whether
+a scorer is there and accepted the camera key, frames sent while none is connected are counted as
+``undelivered``, and losing or regaining the scorer is logged.
+
+Live sources (:mod:`semiostream.dali_pipes.live`) are published with :meth:`Publisher.run_live`: their
+frame numbers become the sequence numbers, so frames lost while a camera reconnects show up at the
+scorer as a gap in the bed's stream, not as a restart.
 """
 
 from __future__ import annotations
@@ -13,12 +22,17 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zmq
 
+from .connection import READY, ConnectionWatch, check_endpoint
 from .protocol import check_bed, encode_frame
 from .security import ClientSecurity
+
+if TYPE_CHECKING:
+    from semiostream.dali_pipes.live import LiveSource
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +49,12 @@ def hwm_for(fps: float, seconds: float) -> int:
 
 @dataclass
 class PublisherStats:
+    """Frames ``sent`` while a scorer was connected, ``undelivered`` (sent while none was: PUB discards
+    them) and ``dropped`` (the send queue was full)."""
+
     sent: int = 0
     dropped: int = 0
+    undelivered: int = 0
 
 
 class Publisher:
@@ -55,6 +73,7 @@ class Publisher:
                  queue_seconds: float = 2.0, roi: tuple[int, int, int, int] | None = None,
                  context: zmq.Context | None = None) -> None:
         security = security or ClientSecurity()
+        check_endpoint(endpoint, "frame endpoint")
         security.check(endpoint)
         check_bed(bed)
         self.bed, self.fps, self.roi = bed, fps, roi
@@ -68,15 +87,52 @@ class Publisher:
         self._sock.setsockopt(zmq.RECONNECT_IVL, 200)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
         security.apply(self._sock)
+        self.endpoint = endpoint
+        self.connection = ConnectionWatch(self._sock, endpoint, "camera", security)
         self._sock.connect(endpoint)
+        self._state = self.connection.state
+        self._checked = 0.0
 
-    def send(self, image: np.ndarray, t_ns: int | None = None) -> int:
-        """Send one ``[H, W]`` uint16 frame (capture time ``t_ns``, default now); returns its seq."""
+    def wait_for_scorer(self, timeout_s: float = 5.0) -> str | None:
+        """Wait until a scorer accepted this publisher (at most ``timeout_s``); None when one did, else
+        one line saying what is wrong (no scorer there, key refused, encryption mismatch)."""
+        self.connection.wait(timeout_s)
+        self._state = self.connection.state
+        return self.connection.problem()
+
+    def _follow_connection(self) -> None:
+        """Log when the scorer goes away or comes back (checked at most twice a second)."""
+        now = time.monotonic()
+        if now - self._checked < 0.5:
+            return
+        self._checked = now
+        state = self.connection.poll()
+        if state == self._state:
+            return
+        if state == READY:
+            log.info("bed %s: connected to the scorer at %s", self.bed, self.endpoint)
+        elif self._state == READY or self.connection.problem() is not None:
+            log.warning("bed %s: %s; frames are discarded until a scorer accepts them", self.bed,
+                        self.connection.problem())
+        self._state = state
+
+    def send(self, image: np.ndarray, t_ns: int | None = None, seq: int | None = None) -> int:
+        """Send one ``[H, W]`` uint16 frame (capture time ``t_ns``, default now) as sequence number
+        ``seq`` (default: one after the last; a larger one leaves a gap); returns the seq sent."""
+        if seq is not None:
+            if seq < self.seq:
+                raise ValueError(f"bed {self.bed}: sequence number {seq} after {self.seq - 1}; "
+                                 "sequence numbers only go up")
+            self.seq = seq
         seq = self.seq
         parts = encode_frame(self.bed, seq, time.time_ns() if t_ns is None else t_ns, image, self.roi)
+        self._follow_connection()
         try:
             self._sock.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
-            self.stats.sent += 1
+            if self._state == READY:
+                self.stats.sent += 1
+            else:
+                self.stats.undelivered += 1
         except zmq.Again:  # PUB drops silently at its HWM; Again only if the socket cannot queue at all
             self.stats.dropped += 1
         self.seq += 1
@@ -102,7 +158,39 @@ class Publisher:
             self.send(image)
         return self.stats
 
+    def run_live(self, source: LiveSource, stop: threading.Event | None = None, max_frames: int | None = None,
+                 seconds: float | None = None) -> PublisherStats:
+        """Send the frames of a live ``source`` as they arrive (its frame numbers as sequence numbers, its
+        capture times as ``t_ns``), until ``stop`` is set, ``max_frames`` were sent or ``seconds`` passed
+        (which sets ``stop``).
+
+        Raises:
+            SourceError: the source cannot be opened at all (bad address, no device, login refused).
+        """
+        stop = stop or threading.Event()
+        timer = None
+        if seconds is not None:  # also ends a run that is waiting for the camera to come back
+            timer = threading.Timer(seconds, stop.set)
+            timer.daemon = True
+            timer.start()
+        base = self.seq
+        n = 0
+        frames = source.frames(stop)
+        try:
+            for frame in frames:
+                self.send(frame.image, frame.t_ns, seq=base + frame.index)
+                n += 1
+                if max_frames is not None and n >= max_frames:
+                    break
+        finally:
+            if timer is not None:
+                timer.cancel()
+            frames.close()
+            source.close()
+        return self.stats
+
     def close(self) -> None:
+        self.connection.close()
         self._sock.close(linger=0)
 
     def __enter__(self) -> Publisher:
