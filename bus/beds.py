@@ -165,7 +165,8 @@ class BedTable:
             return False
         if conf is not None and conf.camera is not None:
             return peer == conf.camera
-        return self.owners.setdefault(bed, peer) == peer
+        owner = self.owners.get(bed)  # set when the bed is admitted, so refused bed ids leave nothing behind
+        return owner is None or owner == peer
 
     def _restart_reason(self, state: BedState, frame: Frame) -> str | None:
         if frame.image.shape != state.shape:
@@ -217,6 +218,8 @@ class BedTable:
             roi_error=roi_error, last_seen=now,
         )
         self.beds[bed] = state
+        if peer is not None:
+            self.owners.setdefault(bed, peer)
         self.held_bytes += need
         self.metrics.beds.set(len(self.beds))
         log.info("bed %s: stream started (%dx%d)%s", bed, w, h, f" from {peer}" if peer else "")
