@@ -80,8 +80,10 @@ class ScorerRuntime:
         if cfg.detector.kind != "full":
             from semiostream.dali_pipes.roi import make_detector
 
-            detector_factory = functools.partial(make_detector, cfg.detector.kind, spec=self.scorer.spec,
-                                                 weights=cfg.detector.weights, crop_rule=cfg.detector.crop_rule)
+            # one detector shared by every bed (it is used from the service thread only)
+            detector_factory = functools.cache(functools.partial(
+                make_detector, cfg.detector.kind, spec=self.scorer.spec, weights=cfg.detector.weights,
+                crop_rule=cfg.detector.crop_rule))
         self.service = Service(
             cfg, self._submit, self.scorer.spec, self.scorer.bundle.labels, self.scorer.bundle.bundle_id,
             detector_factory=detector_factory, metrics=self.metrics, bounds=self.bounds, sockets=self.sockets,
