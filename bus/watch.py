@@ -1,4 +1,9 @@
-"""Results subscriber and control client (used by ``semiostream watch`` and ``semiostream demo``)."""
+"""Results subscriber and control client (used by ``semiostream watch``, ``event``, ``status`` and the demo).
+
+Both watch their connection (:class:`~.connection.ConnectionWatch`), so a viewer or operator whose key
+the scorer refuses, or who points at a port where no scorer listens, is told so instead of waiting
+on an empty table or a reply that never comes.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
+from .connection import ConnectionWatch, check_endpoint
 from .protocol import EVENT_PREFIX, SCORE_PREFIX, EventResult, ProtocolError, ScoreResult, decode_result
 from .security import ClientSecurity
 
@@ -18,12 +24,15 @@ class ResultsSubscriber:
     def __init__(self, endpoint: str, security: ClientSecurity | None = None,
                  context: zmq.Context | None = None) -> None:
         security = security or ClientSecurity()
+        check_endpoint(endpoint, "results endpoint")
         security.check(endpoint)
+        self.endpoint = endpoint
         self._sock = (context or zmq.Context.instance()).socket(zmq.SUB)
         self._sock.linger = 0
         security.apply(self._sock)
         self._sock.setsockopt(zmq.SUBSCRIBE, SCORE_PREFIX)
         self._sock.setsockopt(zmq.SUBSCRIBE, EVENT_PREFIX)
+        self.connection = ConnectionWatch(self._sock, endpoint, "viewer", security)
         self._sock.connect(endpoint)
         self.bad = 0
 
@@ -41,20 +50,30 @@ class ResultsSubscriber:
             except ProtocolError:
                 self.bad += 1
 
+    def wait_for_scorer(self, timeout_s: float = 5.0) -> str | None:
+        """None once the scorer accepted this subscriber (at most ``timeout_s``), else what is wrong."""
+        self.connection.wait(timeout_s)
+        return self.connection.problem()
+
     def close(self) -> None:
+        self.connection.close()
         self._sock.close(linger=0)
 
 
 class ControlClient:
-    """REQ client of a scorer's control endpoint. Each call returns the JSON reply (dict)."""
+    """REQ client of a scorer's control endpoint. Each call returns the JSON reply (dict); a request
+    that gets no reply returns ``{"ok": False, "error": ...}`` saying why (no scorer there, key refused
+    as an operator, or no reply in time)."""
 
     def __init__(self, endpoint: str, security: ClientSecurity | None = None, timeout_s: float = 5.0,
                  context: zmq.Context | None = None) -> None:
+        check_endpoint(endpoint, "control endpoint")
         self.endpoint, self.timeout_ms = endpoint, int(timeout_s * 1000)
         self.security = security or ClientSecurity()
         self.security.check(endpoint)
         self._ctx = context or zmq.Context.instance()
         self._sock: zmq.Socket | None = None
+        self.connection: ConnectionWatch | None = None
 
     def _socket(self) -> zmq.Socket:
         if self._sock is None:
@@ -62,6 +81,7 @@ class ControlClient:
             s.linger = 0
             s.rcvtimeo = s.sndtimeo = self.timeout_ms
             self.security.apply(s)
+            self.connection = ConnectionWatch(s, self.endpoint, "operator", self.security)
             s.connect(self.endpoint)
             self._sock = s
         return self._sock
@@ -72,9 +92,9 @@ class ControlClient:
             sock.send(text.encode())
             return json.loads(sock.recv())
         except zmq.Again:
-            sock.close(linger=0)  # a REQ socket that timed out cannot be reused
-            self._sock = None
-            return {"ok": False, "error": f"no reply from {self.endpoint} within {self.timeout_ms} ms"}
+            problem = self.connection.problem() if self.connection is not None else None
+            self.close()  # a REQ socket that timed out cannot be reused
+            return {"ok": False, "error": problem or f"no reply from {self.endpoint} within {self.timeout_ms} ms"}
 
     def event(self, action: str, bed: str) -> dict:
         return self.request(f"event {action} {bed}")
@@ -83,6 +103,9 @@ class ControlClient:
         return self.request("status")
 
     def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
         if self._sock is not None:
             self._sock.close(linger=0)
             self._sock = None
@@ -106,6 +129,7 @@ class LiveTable:
     rows: dict[str, BedRow] = field(default_factory=dict)
     events: list[EventResult] = field(default_factory=list)
     status: dict = field(default_factory=dict)
+    notice: str | None = None  # why the table is empty or stale (connection, no bed streaming ...)
 
     def update(self, results: list[ScoreResult | EventResult]) -> None:
         now = time.monotonic()
@@ -143,7 +167,29 @@ class LiveTable:
                 str(st.get("gaps", "-")),
                 st.get("event") or "",
             )
+        caption = []
+        if self.notice:
+            caption.append(self.notice)
         dropped = self.status.get("dropped")
         if dropped:
-            t.caption = "dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items()))
+            caption.append("dropped: " + ", ".join(f"{k}={v}" for k, v in sorted(dropped.items())))
+        if caption:
+            t.caption = "\n".join(caption)
         return t
+
+    def explain(self, results_problem: str | None, status_problem: str | None, endpoint: str) -> str | None:
+        """Set and return :attr:`notice`: why no (new) row appears, or None when results are flowing."""
+        if results_problem is not None:
+            self.notice = results_problem
+        elif self.rows:
+            self.notice = None if status_problem is None else f"bed status unavailable: {status_problem}"
+        elif status_problem is not None:
+            self.notice = (f"connected to the scorer at {endpoint}; no window scored yet (bed status "
+                           f"unavailable: {status_problem})")
+        elif not self.status.get("beds"):
+            self.notice = (f"connected to the scorer at {endpoint}; no camera is streaming to it yet "
+                           "(start one with `semiostream publish`)")
+        else:
+            n = len(self.status["beds"])
+            self.notice = f"connected; {n} bed{'s' if n > 1 else ''} streaming, waiting for the first scored window"
+        return self.notice
