@@ -156,34 +156,44 @@ class Service:
         poller = zmq.Poller()
         for sock in (s.frames, s.control, s.results, *s.monitors):
             poller.register(sock, zmq.POLLIN)
-        last_housekeeping = last_reload = last_prune = 0.0
+        self._last = {"housekeeping": 0.0, "reload": 0.0, "prune": 0.0}
         try:
             while not self._stop.is_set():
-                events = dict(poller.poll(timeout=5))
-                if s.frames in events:
-                    self._drain_frames()
-                if s.control in events:
-                    self._serve_control()
-                if s.results in events:
-                    s.grant_subscriptions(self.refuse)
-                if s.monitors:
-                    s.poll_monitors(self.refuse, events)
-                self._publish_done()
-                now = time.monotonic()
-                while self._released:
-                    self.table.release_bytes(self._released.popleft())
-                if now - last_housekeeping > 0.5:
-                    self.table.housekeeping(now)
-                    last_housekeeping = now
-                if s.auth is not None and (self.reload_requested.is_set() or now - last_reload > RELOAD_EVERY_S):
-                    self.reload_requested.clear()
-                    s.auth.reload()
-                    last_reload = now
-                if self.store is not None and now - last_prune > PRUNE_EVERY_S:
-                    self._guard("pruning the results database", self.store.prune)
-                    last_prune = now
+                try:
+                    self._turn(poller)
+                except Exception:  # a bug must not end the scorer: count, log, go on
+                    self.metrics.dropped.labels("internal_error").inc()
+                    log.exception("internal error in the service loop")
+                    time.sleep(0.01)
         finally:
             self._close()
+
+    def _turn(self, poller: zmq.Poller) -> None:
+        """One turn of the loop: bounded work on each socket, then results and housekeeping."""
+        s = self.sockets
+        events = dict(poller.poll(timeout=5))
+        if s.frames in events:
+            self._drain_frames()
+        if s.control in events:
+            self._serve_control()
+        if s.results in events:
+            s.grant_subscriptions(self.refuse)
+        if s.monitors:
+            s.poll_monitors(self.refuse, events)
+        self._publish_done()
+        while self._released:
+            self.table.release_bytes(self._released.popleft())
+        now, last = time.monotonic(), self._last
+        if now - last["housekeeping"] > 0.5:
+            self.table.housekeeping(now)
+            last["housekeeping"] = now
+        if s.auth is not None and (self.reload_requested.is_set() or now - last["reload"] > RELOAD_EVERY_S):
+            self.reload_requested.clear()
+            s.auth.reload()
+            last["reload"] = now
+        if self.store is not None and now - last["prune"] > PRUNE_EVERY_S:
+            self._guard("pruning the results database", self.store.prune)
+            last["prune"] = now
 
     def _close(self) -> None:
         if self.sockets is not None:
