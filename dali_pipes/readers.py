@@ -7,6 +7,9 @@ source                      reader                                      notes
 ``*.mkv`` FFV1 gray16le     :class:`~.read_av.AvSource`                 recommended lossless archive
 ``*.mkv`` Azure Kinect      :class:`~.read_k4a.K4aSource`               IR track, or ``stream="depth"``
 folder of PNG/TIFF frames   :class:`~.read_images.ImageFolderSource`    decoded by DALI (cpu or gpu)
+``*.dcm`` DICOM video       :class:`~.read_dicom.DicomSource`           HTJ2K archive; any grayscale
+                                                                        multi-frame DICOM (also without
+                                                                        a suffix: ``DICM`` preamble)
 ``*.mp4``/``*.avi``/...     :class:`~.read_av.AvSource`                 8-bit, PyAV on CPU
 8-bit video, device="gpu"   :class:`~.read_video_gpu.GpuVideoSource`    DALI NVDEC decoder
 ==========================  ==========================================  ==============================
@@ -62,6 +65,13 @@ def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Sour
     return src
 
 
+def _open_dicom(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    from .read_dicom import DicomSource
+
+    _single_stream(path, stream)
+    return DicomSource(path, fps=fps)
+
+
 def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Source:
     from .read_images import ImageFolderSource
 
@@ -74,6 +84,8 @@ READERS: dict[str, Callable[[Path, str, float | None, str], Source]] = {
     ".npy": _open_npy,
     "/": _open_folder,
     **{s: _open_video for s in VIDEO_SUFFIXES},
+    ".dcm": _open_dicom,
+    ".dicom": _open_dicom,
 }
 
 
@@ -96,7 +108,8 @@ def open_source(
     """Open an IR source file or folder.
 
     Args:
-        path: ``.npy``, ``.mkv`` (FFV1 or Azure Kinect), 8-bit video, or a folder of PNG/TIFF frames.
+        path: ``.npy``, ``.mkv`` (FFV1 or Azure Kinect), 8-bit video, DICOM (``.dcm``, or any file with
+            the DICOM preamble), or a folder of PNG/TIFF frames.
         stream: ``"ir"`` (default) or ``"depth"`` (Azure Kinect recordings only).
         fps: frame rate for formats that store none (``.npy``, image folders); default 30.
         device: ``"cpu"`` or ``"gpu"``: where image folders and 8-bit video are decoded (DALI).
@@ -122,11 +135,15 @@ def open_source(
         raise SourceError(p, f"is {kind}, not a regular file", "pass a video file or a folder of frames")
     opener = READERS.get(p.suffix.lower())
     if opener is None:
+        from .read_dicom import is_dicom
+
+        if is_dicom(p):
+            return _open_dicom(p, stream, fps, device)
         hint = (
             "pass the folder that holds the frames"
             if p.suffix.lower() in (".png", ".tif", ".tiff")
             else (
-                f"supported: {', '.join(supported_suffixes())} and folders of PNG/TIFF frames; "
+                f"supported: {', '.join(supported_suffixes())}, DICOM files and folders of PNG/TIFF frames; "
                 "convert other formats to FFV1 .mkv (see `semiostream convert`)"
             )
         )

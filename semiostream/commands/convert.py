@@ -1,4 +1,5 @@
-"""``semiostream convert``: re-encode any readable IR source as lossless FFV1 16-bit Matroska."""
+"""``semiostream convert``: re-encode any readable IR source losslessly, as HTJ2K DICOM (``.dcm``) or FFV1
+16-bit Matroska (``.mkv``)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,26 @@ from ..errors import UserError
 from ..progress import task_progress
 
 ORDER = 16
+OUTPUTS = {".dcm": "HTJ2K Lossless DICOM", ".mkv": "FFV1 Matroska"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert an IR recording to the recommended lossless archive format (FFV1 .mkv)",
+        help="convert an IR recording to a lossless archive format (HTJ2K DICOM .dcm, or FFV1 .mkv)",
         description=(
             "Reads an IR source (Azure Kinect .mkv, .npy array, folder of 16-bit PNG/TIFF frames, FFV1 .mkv, "
-            "or ordinary 8-bit video) and writes its frames, bit for bit, as a lossless FFV1 video in "
-            "Matroska: the archive format semiostream recommends (about half the size of raw frames, "
-            "seekable, with checksums that reveal corruption). The frame rate is kept; sources that store "
-            "none (.npy, image folders) use --fps."
+            "DICOM, or ordinary 8-bit video) and writes its frames, bit for bit, by the suffix of DST: "
+            ".dcm = a multi-frame DICOM file with the HTJ2K Lossless transfer syntax, one codestream per frame "
+            "and an offset table (decodes about 4-5x faster than FFV1 on a CPU core and natively on NVIDIA "
+            "GPUs; every frame is decoded again and compared before the file is kept, unless --no-verify); "
+            ".mkv = lossless FFV1 in Matroska. The frame rate and capture times are kept; sources that store "
+            "none (.npy, image folders) use --fps. A DICOM source's patient, study and series attributes are "
+            "kept in a .dcm copy."
         ),
     )
     p.add_argument("src", type=Path, help="the recording to convert (file or folder of frames)")
-    p.add_argument("dst", type=Path, help="output .mkv file")
+    p.add_argument("dst", type=Path, help="output file: .dcm (HTJ2K DICOM) or .mkv (FFV1)")
     p.add_argument(
         "--stream",
         choices=("ir", "depth"),
@@ -32,24 +37,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for Azure Kinect recordings: the IR image (default) or the depth map",
     )
     p.add_argument("--fps", type=float, help="frame rate for sources that store none (default 30)")
+    p.add_argument("--no-verify", action="store_true",
+                   help=".dcm: skip decoding every frame again to prove the copy bit-exact (faster)")
     p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
     p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from semiostream.dali_pipes.readers import SourceError, open_source
+    from semiostream.dali_pipes.write_dicom import convert_to_htj2k
     from semiostream.dali_pipes.writers import convert_source
 
-    if args.dst.suffix.lower() != ".mkv":
-        raise UserError(f"{args.dst}: the output must be a .mkv file (FFV1 in Matroska)")
+    suffix = args.dst.suffix.lower()
+    if suffix not in OUTPUTS:
+        raise UserError(f"{args.dst}: the output must be a .dcm (HTJ2K DICOM) or .mkv (FFV1) file")
     if args.dst.exists() and not args.force:
         raise UserError(f"{args.dst} exists; pass --force to overwrite it")
     if args.dst.resolve() == args.src.resolve():
         raise UserError("source and destination are the same file")
+    if args.fps is not None and args.fps <= 0:
+        raise UserError(f"--fps must be positive, got {args.fps:g}")
     try:
         src = open_source(args.src, stream=args.stream, fps=args.fps)
-        with src, task_progress(f"converting {args.src.name}", src.num_frames) as advance:
-            convert_source(src, args.dst, progress=advance)
+        with src, task_progress(f"converting {args.src.name} to {OUTPUTS[suffix]}", src.num_frames) as advance:
+            if suffix == ".dcm":
+                convert_to_htj2k(src, args.dst, verify=not args.no_verify, progress=advance)
+            else:
+                convert_source(src, args.dst, progress=advance)
     except SourceError as e:
         raise UserError(str(e)) from e
     print(args.dst)
