@@ -69,3 +69,25 @@ def test_report_command(run_dir, tmp_path, capsys):
     assert "report.json is missing" in capsys.readouterr().err
     with pytest.raises(ReportError):
         render(tmp_path)
+
+
+def test_summary_names_the_protocol_and_what_it_means(run_dir, tmp_path):
+    d, data, cv = run_dir
+    render(d)
+    summary = (d / "summary.md").read_text()
+    assert "protocol paper:" in summary and "optimistic" in summary  # a run without a protocol: the paper's
+    from semiostream.trainer.nested import nested_cross_validate
+
+    folds = make_folds(data, 4, seed=0)
+    nested = nested_cross_validate(data, folds, TrainConfig(lstm_units=(8, 8), dense_units=(8, 4), epochs=6,
+                                                            batch_size=32), inner_folds=2)
+    write_predictions(tmp_path / "predictions.csv", _predictions(data, nested))
+    write_json(tmp_path / REPORT_JSON, {
+        "run_id": "n", "cv": nested.to_dict(), "protocol": {"name": "nested", "inner_folds": 2},
+        "selection": {"summary": cv.summary}, "extraction": {"crop_rules": {"person+bed": 3, "full frame": 1}}})
+    render(tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "protocol nested: nested cross-validation" in text and "inner patient-grouped 2-fold" in text
+    assert "Epochs per outer fold (chosen on its inner folds)" in text
+    assert "Model selection on all folds" in text and "not the estimate" in text
+    assert "Crops: person+bed: 3 seizure(s), full frame: 1 seizure(s)" in text
