@@ -146,3 +146,69 @@ def test_import_classifier_command_writes_a_bundle(tmp_path, capsys):
         np.testing.assert_allclose(b.classifier(torch.from_numpy(x)).numpy(), _keras_p(model, x), atol=1e-5)
     assert main(["weights", "import-classifier", str(tmp_path / "nope.h5")]) != 0
     assert "does not exist" in capsys.readouterr().err
+
+
+def _keras2_h5(model, path, names: list[str], rec_act: str) -> None:
+    """Write ``model`` in the layout of a Keras 2.2.4 ``model.save('x.h5')`` (what the paper's code wrote):
+    Keras 2 layer configs, ``model_weights/<layer>/<layer>/<weight>:0`` datasets listed in ``weight_names``."""
+    import json
+
+    import h5py
+
+    kinds = [type(layer).__name__ for layer in model.layers]
+    leaves = {"LSTM": ["kernel", "recurrent_kernel", "bias"], "Dense": ["kernel", "bias"],
+              "BatchNormalization": ["gamma", "beta", "moving_mean", "moving_variance"]}
+    layers = []
+    for layer, kind, name in zip(model.layers, kinds, names, strict=True):
+        c = layer.get_config()
+        cfg = {"name": name, "trainable": True}
+        if kind == "Masking":
+            cfg.update(batch_input_shape=[None, NUM_STEPS, D], dtype="float32", mask_value=c["mask_value"])
+        elif kind == "LSTM":
+            cfg.update(units=c["units"], activation="tanh", recurrent_activation=rec_act, use_bias=True,
+                       return_sequences=c["return_sequences"], return_state=False, go_backwards=False,
+                       stateful=False, unroll=False, dropout=0.0, recurrent_dropout=c["recurrent_dropout"],
+                       implementation=1, kernel_regularizer={"class_name": "L1L2", "config": {"l1": 0.0, "l2": 2e-4}})
+        elif kind == "BatchNormalization":
+            cfg.update(axis=-1, momentum=0.99, epsilon=0.001, center=True, scale=True)
+        elif kind == "Dropout":
+            cfg.update(rate=c["rate"])
+        elif kind == "Dense":
+            cfg.update(units=c["units"], activation=c["activation"], use_bias=True)
+        layers.append({"class_name": kind, "config": cfg})
+    with h5py.File(path, "w") as f:
+        f.attrs["keras_version"] = b"2.2.4"
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["model_config"] = json.dumps({"class_name": "Sequential",
+                                              "config": {"name": "sequential_1", "layers": layers}}).encode()
+        g = f.create_group("model_weights")
+        g.attrs["layer_names"] = [n.encode() for n in names]
+        for layer, kind, name in zip(model.layers, kinds, names, strict=True):
+            lg = g.create_group(name)
+            wnames = [f"{name}/{leaf}:0" for leaf in leaves.get(kind, [])]
+            lg.attrs["weight_names"] = [w.encode() for w in wnames]
+            for wname, w in zip(wnames, layer.get_weights(), strict=True):
+                lg.create_dataset(wname, data=w)
+
+
+def test_keras2_h5_with_keras2_hard_sigmoid_imports_with_equal_outputs(tmp_path):
+    """A model in Keras 2's file layout whose LSTMs use Keras 2's hard_sigmoid (clip(0.2 x + 0.5)): the
+    reference outputs come from real Keras LSTMs given that gate function."""
+    from keras import ops
+
+    def hard_sigmoid_keras2(x):
+        return ops.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+    model = _paper_model(48, 36, 30, 12, recurrent_activation=hard_sigmoid_keras2, seed=5)
+    names = ["masking_1", "lstm_1", "lstm_2", "batch_normalization_1", "dropout_1", "dense_1",
+             "batch_normalization_2", "dropout_2", "dense_2", "batch_normalization_3", "dropout_3", "dense_3"]
+    path = tmp_path / "paper_keras2.h5"
+    _keras2_h5(model, path, names, "hard_sigmoid")
+    ours = load_keras_classifier(path)
+    assert ours.config()["recurrent_activation"] == "hard_sigmoid_keras2"
+    assert ours.config()["l2_kernel"] == pytest.approx(2e-4)
+    for length in range(1, NUM_STEPS + 1):
+        x = _inputs(4, length, seed=20 + length)
+        with torch.no_grad():
+            np.testing.assert_allclose(ours(torch.from_numpy(x)).numpy(), _keras_p(model, x), rtol=0, atol=1e-5,
+                                       err_msg=f"length {length}")
