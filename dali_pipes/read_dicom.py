@@ -31,6 +31,7 @@ import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -259,6 +260,9 @@ class DicomSource(Source):
                 if ds.get(key) and float(ds.get(key)) > 0:
                     rate = float(ds.get(key))
                     break
+        if rate:  # DS values carry ~10 digits: 1000 / 66.66666667 -> 15 (and 30000/1001 for 29.97)
+            exact = Fraction(rate).limit_denominator(1001)
+            rate = float(exact) if abs(float(exact) - rate) < 1e-7 * rate else rate
         self.fps = float(rate or fps or 30.0)
 
     # -- reading ---------------------------------------------------------------------------------------
