@@ -1,0 +1,85 @@
+"""Windows of an HTJ2K (or JPEG 2000) DICOM archive decoded and preprocessed in one DALI graph.
+
+The graph is :func:`.pipeline.preprocess_encoded_frames`, the one the PNG/TIFF frame folders use: one
+sample = one frame's codestream (uint8 bytes) -> ``fn.decoders.image`` (``device="mixed"`` on a GPU:
+nvJPEG2000 decodes the HTJ2K codestream on the device; ``"cpu"``: OpenJPEG) -> crop -> intensity window
+-> bilinear resize -> [-1, 1] -> centre pad, with no host round trip between decoding and the model
+input on the GPU. The codestreams are taken from the file as stored (:meth:`.read_dicom.DicomSource.codestreams`:
+only the window's bytes, found by the offset table), so the host never decodes a pixel, except the first
+``spec.percentile_frames`` frames of a window when the intensity window is a percentile one.
+
+The same graph runs with ``device="cpu"`` in the tests against the plain-torch reference.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from .pipeline import DaliImageWindowPreprocessor, sample_params
+from .roi import Roi
+
+#: transfer syntaxes whose codestreams DALI's image decoder takes (JPEG 2000 family, HTJ2K included)
+GRAPH_SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
+                  "1.2.840.10008.1.2.4.202", "1.2.840.10008.1.2.4.203")
+
+# OpenCV's OpenJPEG reader (DALI's CPU JPEG 2000 path) warns about the colour space of every grayscale frame
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+
+
+def decodes_in_graph(source: Any) -> bool:
+    """True if ``source`` is a DICOM file whose frames this graph can decode (JPEG 2000 / HTJ2K)."""
+    from .read_dicom import DicomSource
+
+    return isinstance(source, DicomSource) and source.header.transfer_syntax in GRAPH_SYNTAXES
+
+
+class Htj2kWindowPreprocessor(DaliImageWindowPreprocessor):
+    """Windows of an HTJ2K DICOM archive -> model input, decoded inside the DALI graph.
+
+    Args (as :class:`~.pipeline.DaliImageWindowPreprocessor`): ``spec`` (the bundle's ``PreprocessSpec``),
+    ``device`` (``"cpu"`` or ``"cuda:N"``: ``"mixed"`` decoding with nvJPEG2000), ``max_frames`` (frames per
+    graph run), ``num_threads``, ``half`` (float16 output).
+    """
+
+    def __call__(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None) -> torch.Tensor:
+        """Frames ``[start, stop)`` of a :class:`~.read_dicom.DicomSource` with JPEG 2000 / HTJ2K frames.
+
+        Returns:
+            ``[1, T, size, size]`` float32 (float16 with ``half``) in [-1, 1], on the preprocessor's device.
+
+        Raises:
+            TypeError: not a DICOM source with JPEG 2000 / HTJ2K frames (use :meth:`Source.read` + the
+                window preprocessor for others).
+            SourceError: a frame's bytes are missing or do not decode.
+        """
+        from .source import SourceError
+
+        if not decodes_in_graph(source):
+            raise TypeError("Htj2kWindowPreprocessor reads DICOM files with JPEG 2000 / HTJ2K frames")
+        if not 0 <= start < stop <= source.num_frames:
+            raise IndexError(f"{source.path}: frames [{start}, {stop}) outside [0, {source.num_frames})")
+        if self.spec.intensity_mode == "percentile":
+            head = source.read(start, min(stop, start + self.spec.percentile_frames))
+        else:
+            head = np.zeros((1, source.height, source.width), np.uint16)
+        feeds = sample_params(head, roi, self.spec).feeds()
+        parts = []
+        for s in range(start, stop, self.max_frames):
+            e = min(stop, s + self.max_frames)
+            encoded = [np.frombuffer(c, np.uint8) for c in source.codestreams(s, e)]
+            try:
+                self._pipe.feed_input("encoded", encoded)
+                for k, v in feeds.items():
+                    self._pipe.feed_input(k, [v] * len(encoded))
+                (tl,) = self._pipe.run()
+            except Exception as err:  # DALI invalidates the pipeline: rebuild, name the frames
+                self._build()
+                last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                raise SourceError(source.path, f"cannot decode/preprocess frames [{s}, {e}) ({last})") from err
+            parts.extend(torch.from_dlpack(tl[i])[..., 0] for i in range(len(encoded)))
+        return torch.stack(parts)[None]
