@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,6 +99,7 @@ class StreamSource(LiveSource):
         url = with_credentials(self._url, self._credentials)
         # while listening, give the camera a bounded wait per attempt so stop requests are noticed
         timeout = (self.open_timeout_s, self.read_timeout_s)
+        started = time.monotonic()
         try:
             container = av.open(url, mode="r", options=self.ffmpeg_options(), timeout=timeout)
         except av.error.HTTPUnauthorizedError:
@@ -109,10 +111,11 @@ class StreamSource(LiveSource):
         except av.error.HTTPNotFoundError:
             raise SourceError(self.name, "the camera has no stream at this path (404 Not Found)",
                               "check the stream path in the camera's manual or web page") from None
-        except av.error.ExitError:
-            what = "no camera pushed a stream" if self.listen else "the stream did not start"
-            raise LiveError(f"{what} within {self.open_timeout_s:g} s") from None
         except (av.error.FFmpegError, OSError) as e:
+            # the timeout interrupts FFmpeg, which reports whatever the interrupted read saw
+            if isinstance(e, av.error.ExitError) or time.monotonic() - started >= 0.9 * self.open_timeout_s:
+                what = "no camera pushed a stream" if self.listen else "the stream did not start"
+                raise LiveError(f"{what} within {self.open_timeout_s:g} s") from None
             raise LiveError(f"cannot open the stream: {_describe(e)}") from None
         self._container = container
         videos = [s for s in container.streams if s.type == "video"]
@@ -136,8 +139,10 @@ class StreamSource(LiveSource):
         import av
 
         bad = 0
+        last = time.monotonic()
         try:
             for packet in self._container.demux(self._stream):
+                last = time.monotonic()
                 try:
                     decoded = packet.decode()
                 except av.error.InvalidDataError:  # a damaged packet after a network loss: skip it
@@ -148,9 +153,9 @@ class StreamSource(LiveSource):
                 bad = 0
                 for frame in decoded:
                     yield self._image(frame), frame.time
-        except av.error.ExitError:
-            raise LiveError(f"no data for {self.read_timeout_s:g} s (stalled)") from None
         except (av.error.FFmpegError, OSError) as e:
+            if isinstance(e, av.error.ExitError) or time.monotonic() - last >= 0.9 * self.read_timeout_s:
+                raise LiveError(f"no data for {self.read_timeout_s:g} s (stalled)") from None
             raise LiveError(f"the stream broke: {_describe(e)}") from None
 
     def _image(self, frame: Any) -> np.ndarray:
