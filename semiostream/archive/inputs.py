@@ -1,7 +1,8 @@
 """Expand the command line's INPUTS (files, folders, manifests) into scoring jobs.
 
-* a **file** with a supported video suffix (:func:`~semiostream.dali_pipes.readers.supported_suffixes`)
-  is one job: the whole video;
+* a **file** with a supported video suffix (:func:`~semiostream.dali_pipes.readers.supported_suffixes`),
+  or a regular file without a suffix that starts like a DICOM file (``DICM`` preamble: PACS exports rarely
+  have a suffix), is one job: the whole video;
 * a **folder** is searched recursively: every supported video file is a job, and every folder that
   directly holds PNG/TIFF frames is one job (a frame-folder video). Hidden entries and ``*.parts`` work
   folders are skipped, other files (README, CSV ...) ignored;
@@ -94,8 +95,16 @@ def scan_folder(root: Path) -> list[Path]:
         names = [f for f in filenames if not f.startswith(".")]
         if any(Path(f).suffix.lower() in FRAME_SUFFIXES for f in names):
             found.append(Path(dirpath))
-        found += [Path(dirpath) / f for f in names if Path(f).suffix.lower() in suffixes]
+        found += [Path(dirpath) / f for f in names
+                  if Path(f).suffix.lower() in suffixes or _suffixless_dicom(Path(dirpath) / f)]
     return sorted(found)
+
+
+def _suffixless_dicom(p: Path) -> bool:
+    """A regular file without a suffix that holds a DICOM Part 10 preamble (never opens FIFOs or devices)."""
+    from semiostream.dali_pipes.read_dicom import is_dicom
+
+    return not p.suffix and is_dicom(p)
 
 
 def _manifest_jobs(p: Path, stream: str) -> list[Job]:
@@ -141,7 +150,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
                 raise UserError(f"folder {raw} holds no supported videos ({', '.join(sorted(suffixes))} or "
                                 "folders of PNG/TIFF frames)")
             jobs += [Job(f, stream, fps=fps) for f in found]
-        elif p.suffix.lower() in suffixes:
+        elif p.suffix.lower() in suffixes or _suffixless_dicom(p):
             jobs.append(Job(p, stream, fps=fps))
         else:
             raise UserError(f"input {raw}: unsupported file type {p.suffix or '(no suffix)'!r}; pass videos "
