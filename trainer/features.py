@@ -55,10 +55,10 @@ NUM_STEPS, FEATURE_DIM = 7, 1024
 
 
 class Featurizer(Protocol):
-    """``features(windows, rois[, intensity=(lo, hi)]) -> [N, 7, 1024]`` float32, pre-padded with rows of -1.
+    """``features(windows, rois[, intensities=(lo, hi)]) -> [N, 7, 1024]`` float32, pre-padded with rows of -1.
 
     ``windows``: list of ``[T, H, W]`` uint16 frame arrays; ``rois``: one ``(x0, y0, x1, y1)`` or None
-    (full frame) per window; ``intensity``: the held raw intensity window of the seizure (passed only
+    (full frame) per window; ``intensities``: the held raw intensity window of the seizure (passed only
     when the spec holds one per video).
     """
 
@@ -516,7 +516,7 @@ def extract_features(
                     continue
                 try:
                     frames = fut.result()
-                    kw = {} if pl.intensity is None else {"intensity": pl.intensity}
+                    kw = {} if pl.intensity is None else {"intensities": pl.intensity}
                     out = np.asarray(feat.features(frames, [pl.roi] * len(frames), **kw), np.float32)
                     if out.shape != (len(frames), NUM_STEPS, FEATURE_DIM):
                         raise ExtractError(

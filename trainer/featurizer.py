@@ -1,65 +1,135 @@
-"""The feature extractor of ``semiostream extract|train``: the engines' Scorer, plus held intensity windows.
+"""The engines' Scorer plus held intensity windows (``PreprocessSpec.intensity_scope="video"``).
 
 :class:`IntensityScorer` is the engines' :class:`~semiostream.engines.scorer.Scorer` (same engines,
-batching, padding) whose :meth:`~IntensityScorer.features` also accepts the seizure's held intensity
-window ``(lo, hi)`` (``PreprocessSpec.intensity_scope="video"``,
-:func:`semiostream.dali_pipes.event_intensity.segment_window`). Such windows are preprocessed by the
-plain-torch reference with that fixed window (:func:`semiostream.dali_pipes.reference.preprocess`,
-``window=``), the definition the DALI pipelines are tested against; without one the Scorer's own
-preprocessing runs.
+batching, padding) whose :meth:`~IntensityScorer.features` and :meth:`~IntensityScorer.score_windows`
+also accept each window's held intensity window ``(lo, hi)``
+(:func:`semiostream.dali_pipes.event_intensity.segment_window` for a video or seizure segment,
+:class:`~semiostream.dali_pipes.event_intensity.EventIntensity` for a live event), and whose
+:meth:`~IntensityScorer.batcher` takes ``(window, roi, intensity)`` requests. Feature extraction
+(``semiostream extract|train``) uses it, so training applies exactly the rule the bundle records.
+
+Held windows go to :meth:`Scorer.preprocess` where it takes them (DALI or the reference, as the Scorer
+chooses); with a Scorer that does not, they are applied by the plain-torch reference
+(:func:`semiostream.dali_pipes.reference.preprocess`, ``window=``), the definition the DALI pipelines are
+tested against (within 1e-3).
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from semiostream.engines.batcher import DynamicBatcher
 from semiostream.engines.scorer import Scorer
+
+Intensity = tuple[float, float]
+
+
+def per_window(intensity: Intensity | Sequence[Intensity | None] | None, n: int) -> list[Intensity | None]:
+    """One ``(lo, hi)`` or None per window, from None, one pair for all ``n`` windows, or a sequence of them.
+
+    Raises:
+        ValueError: a sequence of another length, or a pair with ``hi <= lo``.
+    """
+    if intensity is None:
+        return [None] * n
+    if len(intensity) == 2 and all(isinstance(v, int | float | np.floating) for v in intensity):
+        items: list[Any] = [intensity] * n
+    else:
+        items = list(intensity)
+        if len(items) != n:
+            raise ValueError(f"{n} windows but {len(items)} intensity windows; pass one (lo, hi) or None per window")
+    out: list[Intensity | None] = []
+    for it in items:
+        if it is None:
+            out.append(None)
+            continue
+        lo, hi = float(it[0]), float(it[1])
+        if not hi > lo:
+            raise ValueError(f"intensity window ({lo}, {hi}) must have hi > lo")
+        out.append((lo, hi))
+    return out
+
+
+def _native_intensities() -> bool:
+    """True once :meth:`Scorer.preprocess` itself takes per-window held intensity windows."""
+    return "intensities" in inspect.signature(Scorer.preprocess).parameters
 
 
 class IntensityScorer(Scorer):
-    """A :class:`Scorer` whose :meth:`features` takes an optional held intensity window.
+    """A :class:`Scorer` whose scoring calls take an optional held intensity window per window.
 
-    Calls with an intensity window are serialised by their own lock (the held window is state of the
-    call); the Scorer's lock still serialises engine use.
+    ``intensities`` arguments: None (the spec's own rule), one ``(lo, hi)`` for every window of the call,
+    or a sequence with one ``(lo, hi)`` or None per window. Where :meth:`Scorer.preprocess` accepts held
+    windows itself they are passed on (DALI or reference, as the Scorer chooses); otherwise they are
+    applied by the torch reference here. Calls with held windows are serialised by their own lock (the
+    held windows are state of the call); the Scorer's lock still serialises engine use.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._held: tuple[float, float] | None = None
+        self._held: list[Intensity | None] | None = None
         self._held_lock = threading.Lock()
 
-    def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
-                 intensity: tuple[float, float] | None = None) -> np.ndarray:
-        """I3D features ``[N, 7, 1024]`` float32 (pre-padded with rows of -1) of ``N`` windows.
-
-        Args:
-            windows: ``[T, H, W]`` uint16 windows (one seizure's, when ``intensity`` is given).
-            rois: one crop or None per window.
-            intensity: raw ``(lo, hi)`` mapped to [0, 1] for every window; None = the spec's rule.
-        """
-        if intensity is None:
-            return super().features(windows, rois)
-        lo, hi = float(intensity[0]), float(intensity[1])
-        if not hi > lo:
-            raise ValueError(f"intensity window ({lo}, {hi}) must have hi > lo")
+    @contextlib.contextmanager
+    def _holding(self, windows: Sequence[Any], intensities: Any) -> Iterator[None]:
+        held = per_window(intensities, len(windows))
+        if all(h is None for h in held):
+            yield
+            return
         with self._held_lock:
-            self._held = (lo, hi)
+            self._held = held
             try:
-                return super().features(windows, rois)
+                yield
             finally:
                 self._held = None
 
-    def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> list[torch.Tensor]:
-        """As :meth:`Scorer.preprocess`; during a :meth:`features` call with an intensity window, the
-        torch reference with that fixed window (``[1, T, size, size]`` float32 in [-1, 1] each)."""
-        held = self._held
-        if held is None:
+    def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                 intensities: Intensity | Sequence[Intensity | None] | None = None) -> np.ndarray:
+        """I3D features ``[N, 7, 1024]`` float32 (pre-padded with rows of -1) of ``N`` ``[T, H, W]`` uint16
+        windows; ``intensities`` as in the class docstring."""
+        with self._holding(windows, intensities):
+            return super().features(windows, rois)
+
+    def score_windows(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                      intensities: Intensity | Sequence[Intensity | None] | None = None) -> np.ndarray:
+        """p(TLE) ``[N]`` float32 per ``[T, H, W]`` uint16 window; ``intensities`` as in the class docstring."""
+        with self._holding(windows, intensities):
+            return super().score_windows(windows, rois)
+
+    def batcher(self, max_batch: int | None = None, max_wait_ms: float = 20.0,
+                on_batch: Callable[[int], None] | None = None) -> DynamicBatcher:
+        """A :class:`DynamicBatcher` whose requests are ``(window, roi)`` or ``(window, roi, intensity)``
+        (``intensity`` = ``(lo, hi)`` or None) and whose results are p(TLE) floats."""
+
+        def run(items: list[tuple[Any, ...]]) -> np.ndarray:
+            held = [it[2] if len(it) == 3 else None for it in items]
+            return self.score_windows([it[0] for it in items], [it[1] for it in items], held)
+
+        def validate(item: Any) -> None:
+            if not (isinstance(item, tuple) and len(item) in (2, 3)):
+                raise ValueError("a scoring request is a (window, roi) pair or a (window, roi, intensity) triple")
+            self.check_window(item[0], item[1])
+            if len(item) == 3:
+                per_window([item[2]], 1)
+
+        return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
+                              name=f"scorer-{self.backend}", on_batch=on_batch)
+
+    def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                   intensities: Sequence[Intensity | None] | None = None) -> list[torch.Tensor]:
+        """As :meth:`Scorer.preprocess`, with the held windows of the running call (or ``intensities``):
+        ``[1, T, size, size]`` float32 in [-1, 1] per window."""
+        held = per_window(intensities, len(windows)) if intensities is not None else self._held
+        if _native_intensities():
+            return super().preprocess(windows, rois, held)  # type: ignore[call-arg]
+        if held is None or all(h is None for h in held):
             return super().preprocess(windows, rois)
         from semiostream.dali_pipes.reference import preprocess
 
@@ -68,8 +138,8 @@ class IntensityScorer(Scorer):
         on_stream = getattr(self, "_on_stream", contextlib.nullcontext)
         out = []
         with on_stream():
-            for w, r in zip(windows, rois, strict=True):
+            for w, r, h in zip(windows, rois, held, strict=True):
                 a = getattr(w, "frames", w)
                 t = torch.from_numpy(np.ascontiguousarray(a)) if isinstance(a, np.ndarray) else a
-                out.append(preprocess(t.to(device), r, self.spec, window=held))
+                out.append(preprocess(t.to(device), r, self.spec, window=h))
         return out

@@ -112,7 +112,7 @@ def test_extract_cache_resume_and_failures(tmp_path, feature_scorer, small_spec,
     vb = np.load(d / "b.npy")
     held = segment_window(vb[15:15 + small_spec.percentile_frames], (8, 4, 56, 40), small_spec)
     assert eb.meta["intensity_window"] == list(held)
-    ref = feature_scorer.features([vb[15:31], vb[31:45]], [(8, 4, 56, 40)] * 2, intensity=held)
+    ref = feature_scorer.features([vb[15:31], vb[31:45]], [(8, 4, 56, 40)] * 2, intensities=held)
     np.testing.assert_allclose(eb.features, ref, rtol=1e-5, atol=1e-5)
     assert rep.crops == {"P1/1": {"rule": "full frame", "roi": None},
                          "P2/1": {"rule": "manifest", "roi": [8, 4, 56, 40]}}
@@ -191,5 +191,5 @@ def test_intensity_window_held_per_seizure_or_per_window(tmp_path, feature_score
     assert np.abs(feats["video"][1:] - feats["window"][1:]).max() > 1e-2
     v = np.load(tmp_path / "v.npy")
     held = segment_window(v[:small_spec.percentile_frames], None, small_spec)
-    ref = feature_scorer.features([v[16:32], v[32:48]], None, intensity=held)
+    ref = feature_scorer.features([v[16:32], v[32:48]], None, intensities=held)
     np.testing.assert_allclose(feats["video"][1:], ref, rtol=1e-5, atol=1e-5)
