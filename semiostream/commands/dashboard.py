@@ -57,8 +57,14 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 def _run(args: argparse.Namespace) -> int:
     from semiostream.bus.security import ClientSecurity, SecurityError
-    from semiostream.review.dashboard import (BoardState, DashboardError, DashboardServer, ScorerFeed, check_access,
-                                              read_token)
+    from semiostream.review.dashboard import (
+        BoardState,
+        DashboardError,
+        DashboardServer,
+        ScorerFeed,
+        check_access,
+        read_token,
+    )
 
     host, port = parse_bind(args.bind)
     if args.reports is not None and not args.reports.is_dir():

@@ -92,7 +92,8 @@ function tick() {
   for (const u of grid.querySelectorAll(".updated"))
     u.textContent = u.dataset.t ? "updated " + ago(now - Number(u.dataset.t)) + " ago" : "no result yet";
   for (const e of grid.querySelectorAll(".event"))
-    e.textContent = "EVENT OPEN " + e.dataset.id + (e.dataset.since ? " for " + ago(now - Number(e.dataset.since)) : "");
+    e.textContent = "EVENT OPEN " + e.dataset.id +
+      (e.dataset.since ? " for " + ago(now - Number(e.dataset.since)) : "");
 }
 function render(s) {
   snap = s; offset = s.now - Date.now() / 1000;
