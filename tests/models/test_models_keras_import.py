@@ -141,6 +141,7 @@ def test_import_classifier_command_writes_a_bundle(tmp_path, capsys):
     assert main(["weights", "import-classifier", str(path), "--bundle", str(out), "--i3d", str(i3d)]) == 0
     b = load_bundle(out)
     assert b.meta["provenance"]["classifier"]["format"] == "keras"
+    assert b.meta["provenance"]["i3d"]["variant"] == "unknown"  # a file neither known nor named
     x = _inputs(3, 4, seed=9)
     with torch.no_grad():
         np.testing.assert_allclose(b.classifier(torch.from_numpy(x)).numpy(), _keras_p(model, x), atol=1e-5)

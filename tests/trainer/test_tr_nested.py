@@ -70,3 +70,14 @@ def test_protocol_descriptions_say_what_the_numbers_mean():
         describe_protocol("paper", search_trials=3)
     with pytest.raises(ValueError, match="unknown protocol"):
         describe_protocol("holdout")
+
+
+def test_run_config_refuses_unknown_protocols(tmp_path):
+    from semiostream.trainer.run import ExtractConfig, RunConfig, TrainerError
+
+    ext = ExtractConfig(manifest=tmp_path / "m.csv")
+    assert RunConfig(extract=ext, out=tmp_path).protocol == "nested"  # the default
+    with pytest.raises(TrainerError, match="unknown protocol 'holdout'"):
+        RunConfig(extract=ext, out=tmp_path, protocol="holdout")
+    with pytest.raises(TrainerError, match="at least 2"):
+        RunConfig(extract=ext, out=tmp_path, inner_folds=1)
