@@ -6,6 +6,11 @@ worker runs preprocessing and inference on batches of up to ``max_batch`` window
 have windows waiting. A semaphore bounds the decoded windows in memory (``prefetch``). When the last window
 of a job is back, the job joins a queue; the caller's thread hands each one to ``on_done`` (which writes its
 chunk) in completion order, so a long video never holds back the finished short ones.
+
+Decoding never waits for the GIL: PyAV (FFV1) and imagecodecs (HTJ2K, JPEG-LS, JPEG 2000 ... in DICOM files)
+release it while they decode, and a DICOM source decodes the frames of one window on one thread per core
+(:func:`semiostream.dali_pipes.read_dicom.decode_threads`), so threads (not processes) put every core the
+engines leave free to work on decoding, and one long recording is not limited to one core.
 """
 
 from __future__ import annotations
