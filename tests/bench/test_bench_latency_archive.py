@@ -38,14 +38,21 @@ def test_latency_point_with_a_real_scorer(bundle, tmp_path):
     json.dumps(points)
 
 
-def test_archive_scores_a_synthetic_archive(bundle, tmp_path):
+def test_archive_scores_each_format_side_by_side(bundle, tmp_path):
     from semiostream.bench import archive
     from semiostream.engines.artifacts import bundle_dir
 
     manifest = archive.make_archive(tmp_path / "a", clips=1, seconds=2.5, width=64, height=48)
-    res = archive.run(bundle_dir(bundle), manifest, tmp_path, "torch-cpu-fp32", compile=False, max_batch=2)
-    (run,) = res["runs"]
-    assert run["inputs"] == 1 and run["failed"] == 0
-    assert run["windows_scored"] >= 1 and run["window_rows"] == run["windows_scored"]
-    assert res["archive_windows_per_s"] > 0 and res["engine_windows_per_s"] > 0
-    assert res["archive_vs_engine"] == pytest.approx(res["archive_windows_per_s"] / res["engine_windows_per_s"])
+    folders = archive.make_formats(manifest, tmp_path / "f")
+    assert {p.suffix for f in folders.values() for p in f.iterdir()} == {".mkv", ".dcm", ".npy"}
+    res = archive.run(bundle_dir(bundle), folders, tmp_path / "runs", "torch-cpu-fp32", compile=False, max_batch=2)
+    assert set(res["formats"]) == {"ffv1", "htj2k", "npy"} and res["engine_windows_per_s"] > 0
+    for name, f in res["formats"].items():
+        (run,) = f["runs"]
+        assert run["inputs"] == 1 and run["failed"] == 0 and run["windows_scored"] == run["window_rows"] == 2
+        assert f["vs_engine"] == pytest.approx(f["windows_per_s"] / res["engine_windows_per_s"])
+        assert res["max_abs_p_tle_difference_vs_ffv1"][name] < 1e-6  # lossless: the same p(TLE)
+    mkv = next(folders["ffv1"].iterdir())
+    d = archive.decode_rates(mkv, folders["htj2k"] / f"{mkv.stem}.dcm", repeats=1)
+    assert d["frames"] == 60 and d["ffv1_ms"] > 0 and d["htj2k_one_core_ms"] > 0 and d["htj2k_read_ms"] > 0
+    assert d["one_core_speedup"] == pytest.approx(d["ffv1_ms"] / d["htj2k_one_core_ms"], rel=1e-6)
