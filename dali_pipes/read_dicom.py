@@ -241,10 +241,11 @@ class DicomSource(Source):
                               "the file holds no image")
 
     def _fps_and_times(self, ds: Any, fps: float | None) -> None:
+        from pydicom.multival import MultiValue
+
         self._times: np.ndarray | None = None
-        vector = ds["FrameTimeVector"].value if "FrameTimeVector" in ds else None
-        values = [] if vector is None else (list(vector) if isinstance(vector, list | tuple) or
-                                            hasattr(vector, "__iter__") and not isinstance(vector, str) else [vector])
+        vector = ds.get("FrameTimeVector")  # ms since the previous frame, the first one 0
+        values = [] if vector is None else list(vector) if isinstance(vector, list | MultiValue) else [vector]
         if len(values) == self.num_frames > 1:
             increments = np.asarray([float(v) for v in values])
             times = np.cumsum(np.concatenate([[0.0], increments[1:]])) / 1000.0
