@@ -34,7 +34,7 @@ from .loadgen import CameraFleet
 NAME = "bus"
 
 
-def _done_submit(frames: np.ndarray, roi) -> Future:
+def _done_submit(frames: np.ndarray, roi, intensity=None) -> Future:
     """Stand-in for the engines' batcher: no scoring (transport benchmark only)."""
     f: Future = Future()
     f.set_result(0.5)

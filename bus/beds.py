@@ -68,6 +68,7 @@ class BedState:
     detected_roi: tuple[int, int, int, int] | None = None
     roi_source: str = "full frame"  # config | camera | detected | full frame (nothing detected)
     roi_error: str | None = None
+    intensity: tuple[float, float] | None = None  # raw (lo, hi) held for the stream / its open event
     seq_times: deque = field(default_factory=deque)  # (stream index, seq, t_ns) of buffered frames
     index: int = 0
 

@@ -90,8 +90,8 @@ class ScorerRuntime:
             store=self.store, refusals=self.refusals, reports=self.reports,
         )
 
-    def _submit(self, frames, roi):
-        return self.batcher.submit((frames, roi))
+    def _submit(self, frames, roi, intensity=None):
+        return self.batcher.submit((frames, roi, intensity))
 
     def start(self) -> ScorerRuntime:
         self.service.start()

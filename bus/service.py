@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: submit(frames [T, H, W] uint16, roi (x0, y0, x1, y1) | None) -> Future[p(TLE)]
-SubmitFn = Callable[[np.ndarray, tuple[int, int, int, int] | None], Future]
+#: submit(frames [T, H, W] uint16, roi (x0, y0, x1, y1) | None, intensity (lo, hi) | None) -> Future[p(TLE)]
+SubmitFn = Callable[[np.ndarray, tuple[int, int, int, int] | None, tuple[float, float] | None], Future]
 
 FRAME_BUDGET = 512  # frame messages handled per loop turn (then control, results, housekeeping)
 CONTROL_BUDGET = 64
@@ -104,6 +104,8 @@ class Service:
         self.sockets = sockets
         self.store = store
         self.hop = min(config.windows.hop, spec.window)
+        self._holds_intensity = (spec.intensity_mode == "percentile"
+                                 and getattr(spec, "intensity_scope", "window") == "video")
         self.table = BedTable(spec, self.hop, config.windows, self.bounds, config.beds, config.fps,
                               curve=config.security.secret_key is not None, metrics=self.metrics,
                               refuse=self.refuse, detector_factory=detector_factory,
@@ -271,8 +273,12 @@ class Service:
             choice = state.tracker.choice
             state.roi_source = "full frame" if choice is None or choice.fallback else "detected"
             state.detected_roi = roi
+        if state.intensity is None and self._holds_intensity:  # fixed by the stream's / event's first window
+            from semiostream.dali_pipes.event_intensity import segment_window
+
+            state.intensity = segment_window(window.frames, roi, self.spec)
         try:
-            future = self.submit(window.frames, roi)
+            future = self.submit(window.frames, roi, state.intensity)
         except Exception as e:
             self.table.release_window(state.bed, nbytes)
             self.metrics.window_errors.inc()
@@ -400,7 +406,11 @@ class Service:
             self.refuse("control_bed", f"event {req.action} for bed {req.bed}, not assigned to this scorer")
             return {"ok": False, "error": f"bed {req.bed!r} is not assigned to this scorer"}
         if req.action == "start":
-            return self.events.start(req.bed)
+            reply = self.events.start(req.bed)
+            state = self.table.beds.get(req.bed)
+            if reply["ok"] and state is not None:
+                state.intensity = None  # the event's first window fixes its intensity window
+            return reply
         return self.events.stop(req.bed)
 
     def status(self) -> dict:

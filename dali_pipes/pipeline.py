@@ -209,11 +209,13 @@ class SampleParams:
         }
 
 
-def sample_params(frames: np.ndarray | torch.Tensor, roi: Roi | Sequence[int] | None, spec) -> SampleParams:
-    """Crop, intensity window and geometry for one ``[T, H, W]`` uint16 window (as the reference)."""
+def sample_params(frames: np.ndarray | torch.Tensor, roi: Roi | Sequence[int] | None, spec,
+                  window: tuple[float, float] | None = None) -> SampleParams:
+    """Crop, intensity window and geometry for one ``[T, H, W]`` uint16 window (as the reference);
+    ``window``: a held ``(lo, hi)`` (:mod:`.event_intensity`), else the spec's rule on these frames."""
     h, w = int(frames.shape[-2]), int(frames.shape[-1])
     r = as_roi(roi, w, h)
-    lo, hi = intensity_window(frames, r, spec)
+    lo, hi = window if window is not None else intensity_window(frames, r, spec)
     out_hw = fit_size(r.height, r.width, spec.size)
     return SampleParams(r, lo, hi, out_hw, pad_offsets(*out_hw, spec.size))
 
@@ -301,6 +303,7 @@ class DaliPreprocessor:
         windows: Sequence[np.ndarray | torch.Tensor | Window],
         rois: Sequence[Roi | Sequence[int] | None] | None = None,
         stream: Any = None,
+        intensities: Sequence[tuple[float, float] | None] | None = None,
     ) -> list[torch.Tensor]:
         """Preprocess windows.
 
@@ -310,6 +313,8 @@ class DaliPreprocessor:
             stream: GPU path only: the ``torch.cuda.Stream`` the caller works on. CUDA input frames are
                 read on it and the outputs are ready on it (not host-synchronous). None = torch's
                 current stream of the device.
+            intensities: one held raw ``(lo, hi)`` or None (the spec's rule) per window
+                (:mod:`.event_intensity`); None for all.
 
         Returns:
             one ``[1, T_i, size, size]`` tensor (float32, or float16 with ``half``) in [-1, 1] per window,
@@ -317,31 +322,33 @@ class DaliPreprocessor:
         """
         arrays = [w.frames if isinstance(w, Window) else w for w in windows]
         rois = list(rois) if rois is not None else [None] * len(arrays)
-        if len(rois) != len(arrays):
-            raise ValueError(f"{len(arrays)} windows but {len(rois)} ROIs")
+        lohi = list(intensities) if intensities is not None else [None] * len(arrays)
+        if len(rois) != len(arrays) or len(lohi) != len(arrays):
+            raise ValueError(f"{len(arrays)} windows but {len(rois)} ROIs and {len(lohi)} intensity windows")
         out: list[torch.Tensor] = []
         if self.device.is_cuda and stream is None:
             stream = torch.cuda.current_stream(self.device.torch)
         for s in range(0, len(arrays), self.max_batch):
-            out.extend(self._run(arrays[s : s + self.max_batch], rois[s : s + self.max_batch], stream))
+            b = slice(s, s + self.max_batch)
+            out.extend(self._run(arrays[b], rois[b], lohi[b], stream))
         return out
 
-    def _run(self, arrays: list[Any], rois: list[Any], stream: Any = None) -> list[torch.Tensor]:
+    def _run(self, arrays: list[Any], rois: list[Any], lohi: list[Any], stream: Any = None) -> list[torch.Tensor]:
         on_gpu = [isinstance(a, torch.Tensor) and a.is_cuda for a in arrays]
         if any(on_gpu) and (not self.device.is_cuda or not all(on_gpu)):
             raise ValueError(f"CUDA frames need a GPU preprocessor (this one runs on {self.device}) and every "
                              "window of a batch on the GPU")
         input_device = "gpu" if all(on_gpu) else "cpu"
         if not self.device.is_cuda and self.host_prepare:
-            return self._run_prepared(arrays, rois)
+            return self._run_prepared(arrays, rois, lohi)
         frames, feeds = [], {k: [] for k in INPUTS[1:]}
-        for a, roi in zip(arrays, rois, strict=True):
+        for a, roi, window in zip(arrays, rois, lohi, strict=True):
             if a is None or a.ndim != 3:
                 raise ValueError(f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}")
             if input_device == "cpu":
                 a = a.numpy() if isinstance(a, torch.Tensor) else a
                 a = np.ascontiguousarray(a, dtype=np.uint16)
-            params = sample_params(a, roi, self.spec)
+            params = sample_params(a, roi, self.spec, window)
             frames.append(a[..., None])
             for k, v in params.feeds().items():
                 feeds[k].append(v)
@@ -352,16 +359,16 @@ class DaliPreprocessor:
         (tl,) = pipe.run(stream) if self.device.is_cuda else pipe.run()
         return [_to_torch(tl[i]) for i in range(len(arrays))]
 
-    def _run_prepared(self, arrays: list[Any], rois: list[Any]) -> list[torch.Tensor]:
+    def _run_prepared(self, arrays: list[Any], rois: list[Any], lohi: list[Any]) -> list[torch.Tensor]:
         """CPU path: crop + clamp on the host (:func:`prepare_window`), resize + affine + pad in DALI."""
         size = self.spec.size
         frames, feeds = [], {k: [] for k in ("out_size", "mean", "half_range", "crop_pos")}
-        for a, roi in zip(arrays, rois, strict=True):
+        for a, roi, window in zip(arrays, rois, lohi, strict=True):
             if a is None or a.ndim != 3:
                 raise ValueError(f"each window must be [T, H, W] uint16 frames, got {getattr(a, 'shape', None)}")
             a = a.numpy() if isinstance(a, torch.Tensor) else a
             a = np.asarray(a, dtype=np.uint16)
-            params = sample_params(a, roi, self.spec)
+            params = sample_params(a, roi, self.spec, window)
             prepared, base = prepare_window(a, params)
             frames.append(prepared)
             (oh, ow), (top, left) = params.out_hw, params.pad_tl

@@ -168,21 +168,27 @@ class Scorer:
         return rois
 
     # ----------------------------------------------------------------------------------------------
-    def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> list[torch.Tensor]:
+    def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                   intensities: Sequence[tuple[float, float] | None] | None = None) -> list[torch.Tensor]:
         """``[T, H, W]`` uint16 windows -> one ``[1, T, size, size]`` float32 tensor in [-1, 1] each, on
-        :attr:`device` (on the GPU: ready on :attr:`stream`)."""
+        :attr:`device` (on the GPU: ready on :attr:`stream`). ``intensities``: one held raw ``(lo, hi)``
+        per window (a video's or event's, :mod:`semiostream.dali_pipes.event_intensity`) or None for the
+        spec's own rule."""
         rois = self._check_all(windows, rois)
+        lohi = list(intensities) if intensities is not None else [None] * len(rois)
+        if len(lohi) != len(rois):
+            raise ValueError(f"{len(rois)} windows but {len(lohi)} intensity windows")
         arrays = [getattr(w, "frames", w) for w in windows]
         with self._on_stream():
             if self._dali is not None:
-                return self._dali(arrays, rois, stream=self.stream)
+                return self._dali(arrays, rois, stream=self.stream, intensities=lohi)
             from semiostream.dali_pipes.reference import preprocess
 
             out = []
-            for a, r in zip(arrays, rois, strict=True):
+            for a, r, iw in zip(arrays, rois, lohi, strict=True):
                 if self.device.is_cuda and isinstance(a, np.ndarray):
                     a = torch.from_numpy(np.ascontiguousarray(a)).to(self.device.torch, non_blocking=True)
-                out.append(preprocess(a, r, self.spec))
+                out.append(preprocess(a, r, self.spec, window=iw))
             return out
 
     def _features(self, inputs: list[torch.Tensor]) -> torch.Tensor:
@@ -238,15 +244,17 @@ class Scorer:
         with self._lock:
             return self._classify(f)
 
-    def score_windows(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> np.ndarray:
-        """p(TLE) ``[N]`` float32, one per window (arguments as :meth:`features`).
+    def score_windows(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                      intensities: Sequence[tuple[float, float] | None] | None = None) -> np.ndarray:
+        """p(TLE) ``[N]`` float32, one per window (arguments as :meth:`features`; ``intensities`` as
+        :meth:`preprocess`).
 
         Raises:
             ValueError: a window or ROI is invalid (the message names its index and the problem).
         """
         with self._lock:
             t0 = time.perf_counter()
-            inputs = self.preprocess(windows, rois)
+            inputs = self.preprocess(windows, rois, intensities)
             t1 = time.perf_counter()
             feats = self._features(inputs)
             t2 = time.perf_counter()
@@ -262,17 +270,23 @@ class Scorer:
 
     def batcher(self, max_batch: int | None = None, max_wait_ms: float = 20.0,
                 on_batch: Callable[[int], None] | None = None) -> DynamicBatcher:
-        """A :class:`DynamicBatcher` whose requests are ``(window, roi)`` pairs and results p(TLE) floats.
+        """A :class:`DynamicBatcher` whose requests are ``(window, roi)`` pairs, or ``(window, roi,
+        intensity)`` with a held raw ``(lo, hi)`` (or None), and results p(TLE) floats.
 
         A bad window fails only its own future (checked on submit by :meth:`check_window`).
         """
-        def run(items: list[tuple[Any, Any]]) -> np.ndarray:
-            return self.score_windows([w for w, _ in items], [r for _, r in items])
+        def run(items: list[tuple[Any, ...]]) -> np.ndarray:
+            return self.score_windows([it[0] for it in items], [it[1] for it in items],
+                                      [it[2] if len(it) == 3 else None for it in items])
 
         def validate(item: Any) -> None:
-            if not (isinstance(item, tuple) and len(item) == 2):
-                raise ValueError("a scoring request is a (window, roi) pair")
-            self.check_window(*item)
+            if not (isinstance(item, tuple) and len(item) in (2, 3)):
+                raise ValueError("a scoring request is a (window, roi) pair or a (window, roi, intensity) triple")
+            self.check_window(item[0], item[1])
+            if len(item) == 3 and item[2] is not None:
+                lo, hi = item[2]
+                if not (float(hi) > float(lo)):
+                    raise ValueError(f"intensity window {item[2]!r} must be (lo, hi) with hi > lo")
 
         return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
                               name=f"scorer-{self.backend}", on_batch=on_batch)

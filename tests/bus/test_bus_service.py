@@ -21,6 +21,7 @@ from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.security import ClientSecurity, new_keypair
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
+from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.engines.scorer import Scorer
 
 
@@ -71,11 +72,14 @@ def test_end_to_end_real_file_and_synthetic_beds(bundle_dir, direct_scorer, get_
     sent = {"cam-real": real, "cam-synth": synth}
     for bed, results in by_bed.items():
         assert status["beds"][bed]["gaps"] == 0
+        # one intensity window per stream (the bundle's intensity_scope "video"), fixed by its first window
+        held = segment_window(sent[bed][:WINDOW], None, direct_scorer.spec)
+        assert held is not None
         for r in results:
             assert r.last_seq - r.first_seq + 1 == WINDOW
             assert r.first_t_ns < r.last_t_ns and r.latency_ms > 0
             assert r.bundle_id == direct_scorer.bundle.bundle_id
-            expect = float(direct_scorer.score_windows([sent[bed][r.first_seq:r.last_seq + 1]])[0])
+            expect = float(direct_scorer.score_windows([sent[bed][r.first_seq:r.last_seq + 1]], None, [held])[0])
             assert r.p_tle == pytest.approx(expect, abs=1e-5)
             assert r.label == ("TLE" if expect >= 0.5 else "FLE")
         assert [r.first_seq for r in results] == [results[0].first_seq + WINDOW * i for i in range(len(results))]
@@ -304,3 +308,32 @@ def test_roi_detected_at_stream_start_with_the_real_detector(bundle_dir, direct_
     assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and (x1 - x0) * (y1 - y0) < w * h  # a real crop
     expect = float(direct_scorer.score_windows([real], [tuple(bed["roi"])])[0])
     assert result.p_tle == pytest.approx(expect, abs=1e-5)
+
+
+def test_event_holds_its_own_intensity_window(bundle_dir, direct_scorer):
+    """The bundle holds one intensity window per segment (intensity_scope "video"): a live event's windows
+    use the window fixed by the event's first window, as training used the seizure's first frames."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(0, 2000, size=(6 * WINDOW, 48, 64)).astype(np.uint16)
+    frames = (base + (np.arange(6 * WINDOW) * 40)[:, None, None]).astype(np.uint16)  # getting brighter
+    cfg = _config(bundle_dir)
+    with ScorerRuntime(cfg).start():
+        sub = ResultsSubscriber(cfg.endpoints.results)
+        ctl = ControlClient(cfg.endpoints.control)
+        pub = Publisher(cfg.endpoints.frames, "bed-i")
+        time.sleep(0.5)
+        pub.run(frames[:2 * WINDOW], realtime=False)
+        before = _collect(sub, lambda g: len(g) >= 2)
+        assert ctl.event("start", "bed-i")["ok"]
+        pub.run(frames[2 * WINDOW:], realtime=False)
+        during = _collect(sub, lambda g: sum(r.event_id is not None for r in g) >= 4)
+        for c in (sub, ctl, pub):
+            c.close()
+    stream_held = segment_window(frames[:WINDOW], None, direct_scorer.spec)
+    event_held = segment_window(frames[2 * WINDOW:3 * WINDOW], None, direct_scorer.spec)
+    assert event_held != stream_held
+    for r in before + during:
+        held = event_held if r.event_id else stream_held
+        expect = float(direct_scorer.score_windows([frames[r.first_seq:r.last_seq + 1]], None, [held])[0])
+        assert r.p_tle == pytest.approx(expect, abs=1e-5)
+    assert sum(r.event_id is not None for r in during) == 4 and len(before + during) == 6

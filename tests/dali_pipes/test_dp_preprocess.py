@@ -127,6 +127,23 @@ def test_dali_cpu_equals_reference_mixed_batch(dali_cpu):
     assert worst < 1e-3 < TOL, worst  # reached: ~3e-4 on full-range noise
 
 
+@pytest.mark.parametrize("host_prepare", [True, False])
+def test_dali_held_intensity_windows_equal_reference(host_prepare):
+    """A held (lo, hi) per window (a video's or event's, not the window's own percentiles) reaches both
+    DALI CPU graphs exactly as the reference applies it; None keeps the spec's rule for that window."""
+    from semiostream.dali_pipes.pipeline import DaliPreprocessor
+
+    pre = DaliPreprocessor(SPEC, device="cpu", max_batch=4, host_prepare=host_prepare)
+    windows = [_rand(12, 97, 131, seed=s) for s in range(3)]
+    held = [(200.0, 3000.0), None, (1000.0, 1500.0)]
+    outs = pre(windows, [None, (1, 1, 130, 96), None], intensities=held)
+    for out, fr, roi, w in zip(outs, windows, [None, (1, 1, 130, 96), None], held, strict=True):
+        ref = preprocess(fr, roi, SPEC, window=w)
+        assert float((out - ref).abs().max()) < 1e-3
+    own = preprocess(windows[0], None, SPEC)
+    assert float((outs[0] - own).abs().max()) > 0.05  # the held window really replaced the window's own
+
+
 def test_dali_cpu_batches_of_different_prepared_dtypes(dali_cpu):
     # integer intensity limits keep the host-prepared crop in uint16, fractional ones make it float32;
     # consecutive calls alternate and every one must still equal the reference
