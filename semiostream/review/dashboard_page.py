@@ -3,7 +3,7 @@
 The script opens ``/events`` (server-sent events; the browser reconnects by itself), renders one card per
 bed from each JSON snapshot with DOM text nodes only (no HTML from data), and ticks the "updated ... ago"
 and event timers every second between snapshots. Test hooks: ``body[data-version]`` is the last snapshot's
-version, each card is ``section.bed[data-bed=NAME]``.
+version, each card is ``section.bed[data-bed=NAME]`` with ``data-last-seq`` (last window's last frame).
 """
 
 PAGE_HTML = """<!doctype html>
@@ -61,6 +61,7 @@ function spark(values) {
 }
 function card(name, b, now) {
   const s = el("section", "bed"); s.dataset.bed = name;
+  s.dataset.lastSeq = b.last_seq === null ? "" : String(b.last_seq);
   if (b.stale) s.classList.add("stale"); if (b.event) s.classList.add("open");
   const top = el("div", "top"); const left = el("div");
   left.appendChild(el("span", "name", name));

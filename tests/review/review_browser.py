@@ -116,7 +116,8 @@ class Chromium:
             await asyncio.sleep(0.1)
         port, path = port_file.read_text().splitlines()[:2]
         self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=64 << 20, timeout=30)
+        self.ws = await self.http.ws_connect(f"ws://127.0.0.1:{port}{path}", max_msg_size=64 << 20,
+                                             timeout=aiohttp.ClientWSTimeout(ws_close=30))
         self._reader = asyncio.create_task(self._read())
         return self
 
