@@ -63,8 +63,8 @@ def test_folder_with_bad_inputs_then_resume_then_changed_file(arc_clips, arc_bun
     assert "1 scored now, 9 from earlier runs, 4 failed" in capsys.readouterr().out
     windows2 = rows_by_key(read_table(out))
     assert len(windows2) == 12
-    for w in (0, 1):
-        assert windows2[(str(clips[0]), w)]["p_tle"] == pytest.approx(windows2[(str(clips[1]), w)]["p_tle"], abs=1e-6)
+    for w in (0, 1):  # same frames scored in different batches: fp32 CPU convolutions differ by ~1e-6 with batch size
+        assert windows2[(str(clips[0]), w)]["p_tle"] == pytest.approx(windows2[(str(clips[1]), w)]["p_tle"], abs=1e-5)
 
     # --retry-errors scores the failed ones again (they fail again); a subset of inputs gives a subset table
     assert _score([arc_clips / "bad"], arc_bundle, out, "--retry-errors") == 6
