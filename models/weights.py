@@ -398,7 +398,8 @@ def read_i3d_state(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], se
         reader = READERS.get(p.suffix.lower())
     if reader is None:
         raise WeightsError(
-            f"{p}: unsupported weight file type {p.suffix!r}; supported: {', '.join(sorted(READERS))}"
+            f"{p}: unsupported weight file type {p.suffix!r}; supported: {', '.join(sorted(READERS))}, or a "
+            "TensorFlow checkpoint (its prefix, .index file or folder)"
         )
     state, implied, unknown = reader(p)
     if unknown:
