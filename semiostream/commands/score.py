@@ -88,6 +88,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "write --ray=ADDRESS")
     p.add_argument("--actors", type=int, help="Ray: scorer actors (default: one per GPU, else CPUs / --cpus-per-actor)")
     p.add_argument("--cpus-per-actor", type=int, help="Ray on CPUs: cores per actor (default min(4, cluster CPUs))")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="also write an event review report (HTML + PNG, opens from disk) per scored input into DIR, "
+                        "with DIR/index.html listing them (kept on resume when unchanged)")
+    p.add_argument("--no-saliency", dest="saliency", action="store_false",
+                   help="--report without the movement maps of the decisive windows (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_run)
 
@@ -115,4 +120,18 @@ def _run(args: argparse.Namespace) -> int:
     )
     summary = score_archive(cfg)
     print(summary.text())
+    if args.report is not None:
+        _reports(args, cfg)
     return summary.exit_status()
+
+
+def _reports(args: argparse.Namespace, cfg) -> None:
+    from ..archive.run import _detector
+    from ..models.bundle import check_bundle
+    from ..review.archive import write_archive_reports
+
+    detector, _ = _detector(cfg, check_bundle(args.bundle)[1])
+    say = None if args.quiet else print
+    index = write_archive_reports(args.out, args.bundle, args.report, threshold=args.threshold,
+                                  saliency=args.saliency, detector=detector, fps=args.fps, progress=say)
+    print(f"reports: {index}")

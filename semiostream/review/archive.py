@@ -1,0 +1,180 @@
+"""Review reports of ``semiostream score ... --report DIR``: one report per scored input plus ``DIR/index.html``.
+
+Runs after the scoring run, from its two result tables (the windows table ``--out`` and the inputs table
+beside it) and the videos themselves: each scored input is one "event" (a whole video, or a manifest's
+onset..offset segment); its windows come from the windows table, its first frame and its two most decisive
+windows (largest ``|p - 0.5|``) are read again from the video. Frame indices stand in for sequence numbers
+and times are seconds into the recording.
+
+The intensity step shown is the bundle's: with ``intensity_scope="video"`` one raw window held for the whole
+segment, from its first frames inside the crop (:func:`semiostream.dali_pipes.event_intensity.segment_window`).
+
+Resumable like the run: an input whose report folder already holds a ``report.json`` of the same bundle,
+input and p(TLE) is kept as it is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
+from .report import DISCLAIMER, INDEX_HTML, REPORT_JSON, write_event_report
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArchiveReport:
+    """One input's line of the index: its report folder (None when it failed) and what it says."""
+
+    input_id: str
+    folder: str | None
+    label: str | None
+    p_tle: float | None
+    windows: int
+    true_label: str | None = None
+    error: str | None = None
+
+
+def folder_name(input_id: str) -> str:
+    """A folder name for an input: its file name (safe characters only) + 8 hex digits of its id's sha256."""
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(input_id.split("#")[0].split("@")[0]).name).strip("._") or "input"
+    return f"{base[:80]}-{hashlib.sha256(input_id.encode()).hexdigest()[:8]}"
+
+
+def _roi(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in str(text).split())
+    return (x0, y0, x1, y1)
+
+
+def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike, report_dir: str | os.PathLike, *,
+                          threshold: float = 0.5, saliency: bool = True, detector: Any | None = None,
+                          fps: float | None = None, progress: Callable[[str], None] | None = None) -> Path:
+    """Write a report per scored input of a finished ``semiostream score`` run and the index page.
+
+    Args:
+        out: the run's windows table (``--out``); the inputs table is found beside it.
+        bundle_dir: the bundle the run scored with.
+        report_dir: the reports folder (created); ``report_dir/index.html`` lists every input.
+        threshold: the run's ``--threshold``.
+        saliency: compute the movement maps of the decisive windows.
+        detector: the run's ROI detector (a :class:`~semiostream.dali_pipes.roi.RoiDetector`), run again on
+            each first frame to show its boxes and scores; None when the run used none.
+        fps: the run's ``--fps`` for formats without a frame rate.
+        progress: called with one line per input.
+
+    Returns:
+        The path of ``report_dir/index.html``.
+    """
+    from semiostream.archive.output import inputs_path, read_table
+    from semiostream.dali_pipes.event_intensity import segment_window
+    from semiostream.dali_pipes.readers import open_source
+    from semiostream.models.bundle import check_bundle
+
+    meta, spec = check_bundle(bundle_dir)
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    windows_by_input: dict[str, list[dict]] = {}
+    for row in read_table(out):
+        windows_by_input.setdefault(row["input_id"], []).append(row)
+    lines: list[ArchiveReport] = []
+    for row in read_table(inputs_path(out)):
+        iid = row["input_id"]
+        if row["error"] is not None or row["p_tle"] is None:
+            lines.append(ArchiveReport(iid, None, None, None, 0, row.get("true_label"), row["error"] or "not scored"))
+            continue
+        rows = sorted(windows_by_input.get(iid, []), key=lambda r: r["window"])
+        folder = report_dir / folder_name(iid)
+        line = ArchiveReport(iid, folder.name, row["label"], row["p_tle"], len(rows), row.get("true_label"))
+        try:
+            if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"]):
+                lines.append(line)
+                continue
+            with open_source(row["path"], stream=row["stream"], fps=fps) as src:
+                ev = _evidence(src, row, rows, meta["bundle_id"], spec, detector, segment_window, threshold)
+            write_event_report(ev, bundle_dir, folder, saliency=saliency, threshold=threshold)
+        except Exception as e:  # one unreadable video must not stop the others' reports
+            log.warning("report of %s failed: %s", iid, e)
+            line.folder, line.error = None, f"report failed: {type(e).__name__}: {e}"
+        lines.append(line)
+        if progress is not None:
+            progress(f"report {len(lines)}: {iid} -> {folder / INDEX_HTML if line.folder else line.error}")
+    index = report_dir / INDEX_HTML
+    tmp = report_dir / f".{INDEX_HTML}.tmp"
+    tmp.write_text(_index_html(lines, meta["bundle_id"], threshold), encoding="utf-8")
+    os.replace(tmp, index)
+    return index
+
+
+def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float) -> bool:
+    try:
+        doc = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (doc.get("bundle_id") == bundle_id and doc.get("source") == input_id
+            and doc.get("p_tle") is not None and abs(doc["p_tle"] - p) < 1e-9 and (folder / INDEX_HTML).is_file())
+
+
+def _evidence(src, row: dict, rows: list[dict], bundle_id: str, spec, detector, segment_window,
+              threshold: float) -> EventEvidence:
+    def ns(t: float) -> int:
+        return int(round(float(t) * 1e9))
+
+    roi = _roi(row["roi"])
+    start = int(row["first_frame"] if row["first_frame"] is not None else rows[0]["first_frame"])
+    first = src.read(start, start + 1)[0]
+    windows = [WindowRecord(r["first_frame"], r["last_frame"], ns(r["t_first"]), ns(r["t_last"]), r["p_tle"])
+               for r in rows]
+    head = src.read(start, min(start + spec.percentile_frames, src.num_frames))
+    held = segment_window(head, roi, spec)  # None unless the spec holds one window per segment
+    cands = [DecisiveWindow(src.read(w.first_seq, w.last_seq + 1), roi, w.p_tle, w.first_seq, w.first_t_ns, held)
+             for w in sorted(windows, key=lambda w: -abs(w.p_tle - 0.5))[:2]]
+    detections, source_of_roi, notes = [], ("manifest" if roi is not None else "full frame"), []
+    if detector is not None:
+        choice = detector.locate(first)
+        detections = [d for d in (choice.person, choice.bed) if d is not None]
+        if roi is not None and choice.roi.as_tuple() == roi:
+            source_of_roi = f"detected ({choice.rule})"
+        elif roi is None and choice.fallback:
+            source_of_roi = "full frame (detection fallback)"
+            notes.append(choice.message)
+    if row.get("true_label"):
+        notes.append(f"Label in the manifest: {row['true_label']} (for comparison; the model did not see it).")
+    t_end = ns(rows[-1]["t_last"]) if rows else ns(0)
+    return EventEvidence(
+        bed=folder_name(row["input_id"])[:128], event_id=folder_name(row["input_id"]),
+        start_t_ns=windows[0].first_t_ns if windows else 0, stop_t_ns=t_end, windows=windows,
+        p_tle=row["p_tle"], label=row["label"], bundle_id=bundle_id, first_frame=first, roi=roi,
+        roi_source=source_of_roi, detections=detections, decisive=pick_decisive(cands), source=row["input_id"],
+        notes=notes)
+
+
+def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float) -> str:
+    e = html.escape
+    rows = []
+    for ln in lines:
+        link = (f"<a href='{e(ln.folder)}/{INDEX_HTML}'>report</a>" if ln.folder else
+                f"<span class=err>{e(ln.error or '')}</span>")
+        rows.append(f"<tr><td>{e(ln.input_id)}</td><td>{e(ln.label or '')}</td>"
+                    f"<td>{'' if ln.p_tle is None else f'{ln.p_tle:.3f}'}</td><td>{ln.windows}</td>"
+                    f"<td>{e(ln.true_label or '')}</td><td>{link}</td></tr>")
+    n_ok = sum(ln.folder is not None for ln in lines)
+    return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>semiostream: archive reports</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:20px;background:#f4f6f8}table{border-collapse:"
+            "collapse}td,th{border:1px solid #ccd;padding:3px 9px;text-align:left}.err{color:#a00}"
+            ".banner{background:#fff4d6;border:1px solid #e0b84a;padding:8px 12px;border-radius:6px}</style>"
+            f"</head><body><p class=banner>{e(DISCLAIMER)}</p><h1>Archive re-scoring: {len(lines)} inputs</h1>"
+            f"<p>{n_ok} reports; bundle <code>{e(bundle_id)}</code>; label TLE when mean p(TLE) &ge; {threshold:g}."
+            "</p><table id=inputs><tr><th>input</th><th>label</th><th>p(TLE)</th><th>windows</th>"
+            f"<th>manifest label</th><th>report</th></tr>{''.join(rows)}</table></body></html>\n")
