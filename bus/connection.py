@@ -162,6 +162,9 @@ class ConnectionWatch:
             return (f"the scorer at {ep} requires encryption: pass --key (this client's NAME.key_secret) and "
                     "--server-key (the scorer's public .key)")
         if state == SERVER_KEY:
+            if not self.security.curve:
+                return (f"the scorer at {ep} requires encryption: pass --key (this client's NAME.key_secret) and "
+                        "--server-key (the scorer's public .key)")
             return (f"the encrypted handshake with the scorer at {ep} failed: --server-key "
                     f"({self.security.server_key}) is not this scorer's public key")
         if state == CONNECTED:

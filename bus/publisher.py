@@ -5,10 +5,12 @@ reconnects by itself) while the scorer restarts. PUB never blocks: when the scor
 the send queue (sized in bytes: a few seconds of frames) is full, new frames are dropped, which the
 scorer sees as sequence gaps. Live video favours bounded latency over backlog.
 
-PUB also drops silently when no scorer is connected, so the publisher watches its connection
-(:class:`~.connection.ConnectionWatch`): :meth:`Publisher.wait_for_scorer` says within seconds whether
-a scorer is there and accepted the camera key, frames sent while none is connected are counted as
-``undelivered``, and losing or regaining the scorer is logged.
+PUB also drops silently when no scorer is connected, or when the scorer has not subscribed to the
+bed's topic. So the publisher's socket is an XPUB (the same on the wire), which sees the scorer's
+subscriptions, and it watches its connection (:class:`~.connection.ConnectionWatch`):
+:meth:`Publisher.wait_for_scorer` says within seconds whether a scorer is there, accepted the camera
+key and takes this bed's frames; frames sent while none does are counted as ``undelivered``, and
+losing or regaining the scorer is logged.
 
 Live sources (:mod:`semiostream.dali_pipes.live`) are published with :meth:`Publisher.run_live`: their
 frame numbers become the sequence numbers, so frames lost while a camera reconnects show up at the
@@ -28,7 +30,7 @@ import numpy as np
 import zmq
 
 from .connection import READY, ConnectionWatch, check_endpoint
-from .protocol import check_bed, encode_frame
+from .protocol import check_bed, encode_frame, frame_topic
 from .security import ClientSecurity
 
 if TYPE_CHECKING:
@@ -81,7 +83,7 @@ class Publisher:
         self.stats = PublisherStats()
         self.seq = 0
         self._ctx = context or zmq.Context.instance()
-        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock = self._ctx.socket(zmq.XPUB)  # a PUB that reads the scorer's subscriptions
         self._sock.linger = 0
         self._sock.sndhwm = hwm_for(fps, queue_seconds)
         self._sock.setsockopt(zmq.RECONNECT_IVL, 200)
@@ -90,31 +92,63 @@ class Publisher:
         self.endpoint = endpoint
         self.connection = ConnectionWatch(self._sock, endpoint, "camera", security)
         self._sock.connect(endpoint)
-        self._state = self.connection.state
+        self._topic = frame_topic(bed)
+        self._subscriptions = 0  # subscriptions that cover this bed's topic (one per scorer)
+        self._delivering = False
         self._checked = 0.0
 
-    def wait_for_scorer(self, timeout_s: float = 5.0) -> str | None:
-        """Wait until a scorer accepted this publisher (at most ``timeout_s``); None when one did, else
-        one line saying what is wrong (no scorer there, key refused, encryption mismatch)."""
-        self.connection.wait(timeout_s)
-        self._state = self.connection.state
-        return self.connection.problem()
+    @property
+    def delivering(self) -> bool:
+        """True while a scorer has accepted this publisher and subscribed to its bed."""
+        return self._delivering
 
-    def _follow_connection(self) -> None:
-        """Log when the scorer goes away or comes back (checked at most twice a second)."""
+    def _read_subscriptions(self) -> None:
+        while True:
+            try:
+                msg = self._sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if msg[:1] in (b"\x00", b"\x01") and self._topic.startswith(msg[1:]):
+                self._subscriptions += 1 if msg[:1] == b"\x01" else -1
+
+    def problem(self) -> str | None:
+        """What keeps this bed's frames from a scorer (one line), or None while they are delivered."""
+        self._check(force=True)
+        problem = self.connection.problem()
+        if problem is None and not self._delivering:
+            return (f"the scorer at {self.endpoint} does not take frames of bed {self.bed}: add it to the "
+                    "scorer's `beds:` list (or check the bed id)")
+        return problem
+
+    def wait_for_scorer(self, timeout_s: float = 5.0) -> str | None:
+        """Wait until a scorer accepted this publisher and subscribed to its bed (at most ``timeout_s``);
+        None when one did, else one line saying what is wrong (no scorer there, key refused, encryption
+        mismatch, bed not served)."""
+        deadline = time.monotonic() + timeout_s
+        self.connection.wait(timeout_s)
+        while True:
+            self._check(force=True)
+            if self._delivering or self.connection.state != READY or time.monotonic() >= deadline:
+                return self.problem()
+            time.sleep(0.02)
+
+    def _check(self, force: bool = False) -> None:
+        """Follow the connection and subscriptions; log when the scorer goes away or comes back. While
+        frames are delivered this runs at most twice a second."""
         now = time.monotonic()
-        if now - self._checked < 0.5:
+        if not force and self._delivering and now - self._checked < 0.5:
             return
         self._checked = now
         state = self.connection.poll()
-        if state == self._state:
-            return
-        if state == READY:
-            log.info("bed %s: connected to the scorer at %s", self.bed, self.endpoint)
-        elif self._state == READY or self.connection.problem() is not None:
-            log.warning("bed %s: %s; frames are discarded until a scorer accepts them", self.bed,
-                        self.connection.problem())
-        self._state = state
+        self._read_subscriptions()
+        delivering = state == READY and self._subscriptions > 0
+        if delivering != self._delivering:
+            if delivering:
+                log.info("bed %s: the scorer at %s takes its frames", self.bed, self.endpoint)
+            else:
+                log.warning("bed %s: %s; frames are discarded until a scorer takes them", self.bed,
+                            self.connection.problem() or "the scorer unsubscribed")
+        self._delivering = delivering
 
     def send(self, image: np.ndarray, t_ns: int | None = None, seq: int | None = None) -> int:
         """Send one ``[H, W]`` uint16 frame (capture time ``t_ns``, default now) as sequence number
@@ -126,10 +160,10 @@ class Publisher:
             self.seq = seq
         seq = self.seq
         parts = encode_frame(self.bed, seq, time.time_ns() if t_ns is None else t_ns, image, self.roi)
-        self._follow_connection()
+        self._check()
         try:
             self._sock.send_multipart(parts, copy=False, flags=zmq.NOBLOCK)
-            if self._state == READY:
+            if self._delivering:
                 self.stats.sent += 1
             else:
                 self.stats.undelivered += 1
@@ -189,9 +223,12 @@ class Publisher:
             source.close()
         return self.stats
 
-    def close(self) -> None:
+    def close(self, flush_s: float = 2.0) -> None:
+        """Close the socket. Frames still queued get up to ``flush_s`` to reach the scorer while the
+        context lives on (a program that ends right after terminates its own context to wait for them:
+        ``context.term()``); none when no scorer takes them."""
         self.connection.close()
-        self._sock.close(linger=0)
+        self._sock.close(linger=int(flush_s * 1000) if self._delivering else 0)
 
     def __enter__(self) -> Publisher:
         return self

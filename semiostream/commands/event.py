@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import UTC, datetime
 
@@ -168,11 +169,12 @@ def _status(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t = Table(title=f"scorer at {args.control} (bundle {status.get('bundle_id')}) {stamp}")
     for col in ("bed", "frames", "gaps", "age s", "windows", "p(TLE)", "latency ms", "crop", "owner", "event"):
-        t.add_column(col, justify="left" if col in ("bed", "crop", "owner", "event") else "right")
+        t.add_column(col, justify="left" if col in ("bed", "crop", "owner", "event") else "right",
+                     no_wrap=col in ("bed", "event"))
     for bed, b in sorted(status.get("beds", {}).items()):
         p = b.get("last_p_tle")
         lat = b.get("last_latency_ms")

@@ -81,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _publish(args: argparse.Namespace) -> int:
+    import zmq
+
     from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
     from semiostream.bus.security import SecurityError
     from semiostream.dali_pipes.live import live_scheme, open_live
@@ -97,6 +99,7 @@ def _publish(args: argparse.Namespace) -> int:
         raise UserError("--credentials-*, --listen and --seconds are for live sources (rtsp://, genicam:// ...)")
     source = frames = None
     fps = args.fps
+    context = zmq.Context()  # terminated at the end: waits (bounded) for the last frames to leave
     try:
         if live:
             creds = load_credentials(args.credentials_env, args.credentials_file)
@@ -114,8 +117,9 @@ def _publish(args: argparse.Namespace) -> int:
             frames = source_frames(args.source, args.stream, loop=args.loop)
             what = args.source
         pub = Publisher(args.endpoint, args.bed, client_security(args), fps=fps,
-                        roi=tuple(args.roi) if args.roi else None)
+                        roi=tuple(args.roi) if args.roi else None, context=context)
     except (SourceError, SecurityError, CredentialError, ValueError) as e:
+        context.term()
         raise UserError(redact(str(e))) from None
     stop = threading.Event()
     try:
@@ -136,11 +140,12 @@ def _publish(args: argparse.Namespace) -> int:
             stats = pub.stats
         except SourceError as e:
             raise UserError(redact(str(e))) from None
-        problem = pub.connection.problem()
+        problem = pub.problem()
     finally:
         if source is not None:
             source.close()
         pub.close()
+        context.term()
     print(f"sent {stats.sent} frames; {stats.undelivered} while no scorer was connected (discarded), "
           f"{stats.dropped} could not be queued")
     if source is not None:
