@@ -38,6 +38,8 @@ INDEX_HTML = "index.html"
 DISCLAIMER = ("This is a research second opinion computed by software, not a diagnosis. It classifies seizure "
               "movement as frontal-lobe (FLE) or temporal-lobe (TLE) from video alone; a clinician decides.")
 MONTAGE_MOMENTS = 4
+#: |recomputed - published| p(TLE) above which the report warns that its pictures are not the scorer's input
+MISMATCH = 0.01
 
 
 def report_dir_for(root: str | os.PathLike, bed: str, event_id: str) -> Path:
@@ -301,6 +303,10 @@ def _html(ev: EventEvidence, doc: dict[str, Any]) -> str:
         elif s:
             line = (f"Saliency: {_e(s['method'])} at {_e(s['layer'])}, evidence for {_e(s['target'])} "
                     f"(p(TLE) recomputed {_f(s['p_tle_recomputed'])}), {s['seconds']:.1f} s.")
+            if abs(s["p_tle_recomputed"] - d["p_tle"]) > MISMATCH:
+                line += (f" <span class=err>The recomputed p(TLE) differs from the scorer's {_f(d['p_tle'])}: "
+                         "this picture is not exactly what the scorer's model received (different intensity window "
+                         "or preprocessing); read it with care.</span>")
         else:
             line = "Saliency not requested."
         parts.append(f"<img class=montage id=montage-{k} src='{_e(d['image'])}' alt='model input of a decisive "

@@ -61,6 +61,7 @@ def test_report_folder_is_self_contained_and_shows_the_models_view(review_bundle
             assert s["target"] == ("TLE" if expect >= 0.5 else "FLE")
             assert s["seconds"] < 60
     assert "motion occlusion" in html and "Mixed_4f" in html
+    assert "differs from the scorer" in html  # the test evidence carries made-up p(TLE) values
 
 
 def test_a_crash_leaves_the_previous_report_and_no_half_folder(review_bundle, clip, tmp_path, monkeypatch):
