@@ -106,6 +106,15 @@ def test_state_and_server_sent_events_follow_the_scorer(server):
     assert bed["closed"][0]["report_url"] == "/reports/bed-01/ev-1/index.html"  # found in the reports folder
     state.add_results([EventResult("bed-01", "ev-2", 1, 9, 2, 0.9, "TLE", "b1")])
     assert state.snapshot()["beds"]["bed-01"]["closed"][0]["report_url"] is None  # not written (yet)
+    flat = state.reports_dir / "ev-3" / "index.html"  # the live scorer's layout: DIR/<event_id>/index.html
+    flat.parent.mkdir()
+    flat.write_text("<html>ev-3</html>")
+    outside = state.reports_dir.parent / "elsewhere.html"
+    outside.write_text("x")
+    state.add_results([EventResult("bed-01", "ev-3", 1, 9, 2, 0.9, "TLE", "b1", report=str(flat)),
+                       EventResult("bed-01", "ev-4", 1, 9, 2, 0.9, "TLE", "b1", report=str(outside))])
+    closed = {e["event_id"]: e["report_url"] for e in state.snapshot()["beds"]["bed-01"]["closed"]}
+    assert closed["ev-3"] == "/reports/ev-3/index.html" and closed["ev-4"] is None  # never a link out of DIR
     state.set_status({"ok": False, "error": "this key is not on the operators allow-list"})
     assert "operators" in state.snapshot()["status_error"]
 

@@ -145,8 +145,8 @@ class BoardState:
         """``/reports/<relative path>`` of an event's report when it exists inside the reports folder."""
         if self.reports_dir is None:
             return None
-        candidates = [Path(path)] if path else []
-        candidates.append(self.reports_dir / bed / event_id / "index.html")
+        candidates = [Path(path)] if path else []  # the event message's path, else the two usual layouts
+        candidates += [self.reports_dir / event_id / "index.html", self.reports_dir / bed / event_id / "index.html"]
         for c in candidates:
             try:
                 real = (c if c.is_absolute() else self.reports_dir / c).resolve()
