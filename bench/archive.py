@@ -226,6 +226,9 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         raise UserError(f"--formats {args.formats!r}: choose from {', '.join(FORMATS)} (ffv1 included: the "
                         "decode comparison and the p(TLE) check are against it)")
     facts = common.machine_facts()
+    bundle = cached_bundle(args.bundle, args.ckpt)  # fails now, not after the archive is written
+    backend = fast_backend(bundle, args.backend)
+    bdir = bundle_dir(bundle)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="semiostream-bench-archive-"))
     try:
         t0 = time.perf_counter()
@@ -238,9 +241,6 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
         kin = kinect_decode(work / "kinect")
         if kin is not None:
             decode["kinect_ir_noise"] = kin
-        bundle = cached_bundle(args.bundle, args.ckpt)
-        backend = fast_backend(bundle, args.backend)
-        bdir = bundle_dir(bundle)
         res = run(bdir, folders, work / "runs", backend, args.repeats, args.workers, args.max_batch,
                   compile=False if args.no_compile else None)
     finally:
