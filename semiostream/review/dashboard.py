@@ -75,6 +75,7 @@ class BoardState:
         self._status_error: str | None = None
         self._results_error: str | None = None
         self._lock = threading.Lock()
+        self._report_urls: dict[tuple[str, str], str] = {}
         self.version = 0
         self._listeners: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
@@ -142,9 +143,21 @@ class BoardState:
             self._listeners = [(lp, e) for lp, e in self._listeners if e is not ev]
 
     def report_url(self, path: str | None, event_id: str, bed: str) -> str | None:
-        """``/reports/<relative path>`` of an event's report when it exists inside the reports folder."""
+        """``/reports/<relative path>`` of an event's report when it exists inside the reports folder (a found
+        link is remembered; a missing one is looked for again at the next snapshot)."""
         if self.reports_dir is None:
             return None
+        key = (bed, event_id)
+        if key in self._report_urls:
+            return self._report_urls[key]
+        url = self._find_report(path, event_id, bed)
+        if url is not None:
+            if len(self._report_urls) >= 4 * CLOSED_EVENTS * max(len(self._beds), 1):
+                self._report_urls.clear()  # bounded: rebuilt from the files on the next snapshots
+            self._report_urls[key] = url
+        return url
+
+    def _find_report(self, path: str | None, event_id: str, bed: str) -> str | None:
         candidates = [Path(path)] if path else []  # the event message's path, else the two usual layouts
         candidates += [self.reports_dir / event_id / "index.html", self.reports_dir / bed / event_id / "index.html"]
         for c in candidates:
