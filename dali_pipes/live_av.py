@@ -81,12 +81,16 @@ class StreamSource(LiveSource):
     def ffmpeg_options(self) -> dict[str, str]:
         """The FFmpeg demuxer/protocol options this source opens its stream with."""
         opts: dict[str, str] = {}
+        wait_s = max(1, int(round(self.open_timeout_s)))  # a listener's bounded wait for the camera
         if self.scheme in ("rtsp", "rtsps"):
             opts["rtsp_transport"] = "tcp" if self.scheme == "rtsps" else self.transport
-            if self.listen:
+            if self.listen:  # FFmpeg's default (-1: forever) fails with ERANGE; seconds here
                 opts["rtsp_flags"] = "listen"
+                opts["listen_timeout"] = str(wait_s)
         elif self.listen and self.scheme in ("tcp", "rtmp", "http"):
             opts["listen"] = "1"
+            if self.scheme == "tcp":
+                opts["listen_timeout"] = str(wait_s * 1000)  # milliseconds
         elif self.scheme == "srt":
             opts["mode"] = "listener" if self.listen else "caller"
         opts.update(self._extra)
