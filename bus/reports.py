@@ -50,6 +50,7 @@ class KeptWindow:
     first_t_ns: int
     frames: np.ndarray  # [T, H, W] uint16, the raw window
     roi: tuple[int, int, int, int] | None
+    intensity: tuple[float, float] | None  # the raw (lo, hi) the scorer held for it, or None
 
 
 @dataclass
@@ -64,13 +65,14 @@ class EventEvidence:
     roi: tuple[int, int, int, int] | None = None
     roi_source: str = "full frame"
     detections: list = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     decisive: list[KeptWindow] = field(default_factory=list)  # most decisive first
 
     def note(self, record: WindowNote) -> None:
         if len(self.windows) < MAX_WINDOW_RECORDS:
             self.windows.append(record)
 
-    def offer(self, p: float, first_seq: int, first_t_ns: int, frames: np.ndarray, roi, hold) -> int:
+    def offer(self, p: float, first_seq: int, first_t_ns: int, frames: np.ndarray, roi, intensity, hold) -> int:
         """Keep ``frames`` (``[T, H, W]`` uint16) if they are among the most decisive; ``hold(nbytes) ->
         bool`` reserves memory (False: no room). Returns the bytes released (of a window pushed out)."""
         margin = abs(p - 0.5)
@@ -78,7 +80,7 @@ class EventEvidence:
             return 0
         if not hold(frames.nbytes):
             return 0
-        self.decisive.append(KeptWindow(margin, p, first_seq, first_t_ns, frames, roi))
+        self.decisive.append(KeptWindow(margin, p, first_seq, first_t_ns, frames, roi, intensity))
         self.decisive.sort(key=lambda d: -d.margin)
         released = 0
         while len(self.decisive) > DECISIVE_KEPT:
@@ -161,12 +163,13 @@ def write_report(evidence: EventEvidence, summary: Any, bundle_dir: Path, folder
     from semiostream.review.report import write_event_report
 
     decisive = [ev.DecisiveWindow(frames=d.frames, roi=d.roi, p_tle=d.p_tle, first_seq=d.first_seq,
-                                  first_t_ns=d.first_t_ns) for d in evidence.decisive]
+                                  first_t_ns=d.first_t_ns, intensity=d.intensity) for d in evidence.decisive]
     data = ev.EventEvidence(
         bed=evidence.bed, event_id=evidence.event_id, start_t_ns=evidence.start_t_ns, stop_t_ns=summary.stop_t_ns,
         windows=[ev.WindowRecord(first_seq=w.first_seq, last_seq=w.last_seq, first_t_ns=w.first_t_ns,
                                  last_t_ns=w.last_t_ns, p_tle=w.p_tle, status=w.status) for w in evidence.windows],
         p_tle=summary.p_tle, label=summary.label, bundle_id=summary.bundle_id, first_frame=evidence.first_frame,
         roi=evidence.roi, roi_source=evidence.roi_source, detections=list(evidence.detections), decisive=decisive,
+        notes=list(evidence.notes),
     )
     return write_event_report(data, bundle_dir, folder / evidence.event_id, device=device)

@@ -72,6 +72,7 @@ class _Pending:
     event: Event | None
     frames: np.ndarray | None = None  # kept while the window's event gathers evidence for its report
     roi: tuple[int, int, int, int] | None = None
+    intensity: tuple[float, float] | None = None
 
 
 class Service:
@@ -291,8 +292,9 @@ class Service:
             evidence.first_frame = np.array(window.frames[0])
             evidence.roi, evidence.roi_source = roi, state.roi_source
             evidence.detections = [d for d in (getattr(choice, "person", None), getattr(choice, "bed", None)) if d]
+            evidence.notes = [m for m in (getattr(choice, "message", ""), state.roi_error) if m]
         self.pending.append(_Pending(state.bed, future, nbytes, first_seq, last_seq, first_t, last_t, event,
-                                     window.frames if evidence is not None else None, roi))
+                                     window.frames if evidence is not None else None, roi, state.intensity))
 
     # ---------------------------------------------------------------- results
     def _label(self, p: float) -> str:
@@ -338,7 +340,7 @@ class Service:
         if evidence is not None:
             evidence.note(WindowNote(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, p, "scored"))
             if item.frames is not None:
-                released = evidence.offer(p, item.first_seq, item.first_t_ns, item.frames, item.roi,
+                released = evidence.offer(p, item.first_seq, item.first_t_ns, item.frames, item.roi, item.intensity,
                                           self.table.hold_bytes)
                 self.table.release_bytes(released)
         latency_ms = (time.time_ns() - item.last_t_ns) / 1e6
