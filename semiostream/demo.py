@@ -175,11 +175,12 @@ class ScriptedBed:
             while True:
                 if self.requested.is_set() and i % self.window == 0:
                     self.requested.clear()
+                    time.sleep(0.5)  # frames and control are separate sockets: let the quiet frames land first
                     self.replies.append(ctl.event("start", self.bed))
                     for f in self.seizure:
                         yield f
                         i += 1
-                    time.sleep(0.5)  # frames and control are separate sockets: let the last frames land first
+                    time.sleep(0.5)  # likewise for the seizure's last frames
                     self.replies.append(ctl.event("stop", self.bed))
                 yield self.quiet[i % len(self.quiet)]
                 i += 1
