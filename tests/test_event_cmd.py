@@ -60,8 +60,20 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
+def _wait_for_windows(capsys, ctl: list[str], n: int) -> dict:
+    deadline = time.monotonic() + 90
+    while True:
+        rc, out, err = _run(capsys, "status", "--json", *ctl)
+        assert rc == 0, err
+        bed = json.loads(out)["beds"].get("bed-01", {})
+        if bed.get("windows_scored", 0) >= n or time.monotonic() > deadline:
+            return bed
+        time.sleep(0.5)
+
+
 def test_event_start_list_stop_prints_the_summary(scorer, capsys):
     ctl = ["--control", scorer.endpoints.control]
+    assert _wait_for_windows(capsys, ctl, 1).get("windows_scored", 0) >= 1
     rc, out, err = _run(capsys, "event", "start", "bed-01", *ctl)
     assert rc == 0, err
     event_id = out.split()[1]
@@ -74,12 +86,7 @@ def test_event_start_list_stop_prints_the_summary(scorer, capsys):
     assert rc == 0 and {"bed": "bed-01", "event_id": event_id} in [
         {k: e[k] for k in ("bed", "event_id")} for e in json.loads(out)]
 
-    deadline = time.monotonic() + 90  # let a few windows be scored during the event
-    while time.monotonic() < deadline:
-        rc, out, _ = _run(capsys, "status", "--json", *ctl)
-        if json.loads(out)["beds"]["bed-01"]["windows_scored"] >= 3:
-            break
-        time.sleep(0.5)
+    _wait_for_windows(capsys, ctl, 3)  # a few windows scored during the event
     rc, out, err = _run(capsys, "event", "stop", "bed-01", *ctl, "--results", scorer.endpoints.results)
     assert rc == 0, err
     lines = out.strip().splitlines()
@@ -103,7 +110,8 @@ def test_event_for_a_bed_the_scorer_does_not_serve(scorer, capsys):
 def test_status_shows_the_streaming_bed(scorer, capsys):
     rc, out, err = _run(capsys, "status", "--control", scorer.endpoints.control)
     assert rc == 0, err
-    row = next(line for line in out.splitlines() if "bed-01" in line)
+    row = next((line for line in out.splitlines() if "bed-01" in line), None)
+    assert row is not None, out
     assert "full frame" in row or "detected" in row
     assert "refused: " in out and "frame memory:" in out
 
