@@ -25,8 +25,12 @@ def load_pyk4a() -> Any:
     try:
         import pyk4a
     except ImportError as e:
-        raise SourceError("k4a://", f"pyk4a cannot be loaded ({str(e).splitlines()[0]})",
-                          'pip install ".[k4a]" (the Azure Kinect SDK comes with pyk4a-bundle)') from None
+        why = str(e).splitlines()[0]
+        if e.__cause__ is not None:  # e.g. a module built against NumPy 1.x under NumPy 2
+            why += f"; cause: {str(e.__cause__).splitlines()[0]}"
+        raise SourceError("k4a://", f"pyk4a cannot be loaded ({why})",
+                          'pip install ".[k4a]" (the Azure Kinect SDK comes with pyk4a-bundle; under NumPy 2 '
+                          "build pyk4a from source against the SDK instead)") from None
     return pyk4a
 
 
