@@ -359,7 +359,7 @@ def build_app(state: BoardState, token: str | None = None, secure_cookie: bool =
                         await asyncio.wait_for(changed.wait(), 15.0)
                     except TimeoutError:
                         await resp.write(b": keep-alive\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
+        except ConnectionResetError:  # the page went away (a cancellation propagates)
             pass
         finally:
             state.unlisten(changed)
