@@ -90,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cpus-per-actor", type=int, help="Ray on CPUs: cores per actor (default min(4, cluster CPUs))")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write an event review report (HTML + PNG, opens from disk) per scored input into DIR, "
-                        "with DIR/index.html listing them (kept on resume when unchanged)")
+                        "with DIR/index.html listing them (kept on resume when unchanged); written on this machine "
+                        "after scoring, reading each input's first frame and two most decisive windows again")
     p.add_argument("--no-saliency", dest="saliency", action="store_false",
                    help="--report without the movement maps of the decisive windows (faster)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
