@@ -177,12 +177,23 @@ class LiveTable:
             t.caption = "\n".join(caption)
         return t
 
-    def explain(self, results_problem: str | None, status_problem: str | None, endpoint: str) -> str | None:
-        """Set and return :attr:`notice`: why no (new) row appears, or None when results are flowing."""
+    def explain(self, results_problem: str | None, status_problem: str | None, endpoint: str,
+                status_asked: bool = True) -> str | None:
+        """Set and return :attr:`notice`: why no (new) row appears, or None when results are flowing.
+
+        Args:
+            results_problem: what is wrong with the results connection, or None.
+            status_problem: why the scorer's status could not be read, or None.
+            endpoint: the results endpoint (for messages).
+            status_asked: False when no control endpoint is used (no status to explain with).
+        """
         if results_problem is not None:
             self.notice = results_problem
         elif self.rows:
             self.notice = None if status_problem is None else f"bed status unavailable: {status_problem}"
+        elif not status_asked:
+            self.notice = (f"connected to the scorer at {endpoint}; no window scored yet (give --control and an "
+                           "operator key to see which beds stream)")
         elif status_problem is not None:
             self.notice = (f"connected to the scorer at {endpoint}; no window scored yet (bed status "
                            f"unavailable: {status_problem})")

@@ -74,7 +74,7 @@ def _watch(args: argparse.Namespace) -> int:
     table, console = LiveTable(), Console()
     deadline = None if args.seconds is None else time.monotonic() + args.seconds
     last_status = 0.0
-    status_problem = None if ctl is not None else "no --control endpoint given"
+    status_problem = None
     shown_events = 0
     try:
         with Live(table.render(), console=console, refresh_per_second=4) as live:
@@ -85,7 +85,7 @@ def _watch(args: argparse.Namespace) -> int:
                     table.status = reply.get("status", {}) if reply.get("ok") else {}
                     status_problem = None if reply.get("ok") else reply.get("error", "no reply")
                     last_status = time.monotonic()
-                table.explain(sub.connection.problem(), status_problem, args.results)
+                table.explain(sub.connection.problem(), status_problem, args.results, status_asked=ctl is not None)
                 for ev in table.events[shown_events:]:
                     live.console.print(f"event {ev.event_id} on {ev.bed}: {ev.windows} windows, "
                                        f"p(TLE)={ev.p_tle if ev.p_tle is None else round(ev.p_tle, 3)} "

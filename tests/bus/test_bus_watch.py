@@ -25,3 +25,21 @@ def test_table_shows_latest_result_status_and_events():
     assert "0.910" in lines["bed-02"] and "TLE" in lines["bed-02"] and "420" in lines["bed-02"]
     assert "(stale)" in lines["bed-05"]  # known to the scorer, no result yet
     assert "backlog=4" in text
+
+
+def test_an_empty_table_says_why():
+    t = LiveTable()
+    ep = "tcp://10.0.0.5:5556"
+    assert t.explain("no scorer at tcp://10.0.0.5:5556: nothing accepts connections there", None, ep).startswith(
+        "no scorer at")
+    assert "no camera is streaming" in t.explain(None, None, ep)
+    t.status = {"beds": {"bed-01": {"age_s": 0.1}}}
+    assert t.explain(None, None, ep) == "connected; 1 bed streaming, waiting for the first scored window"
+    assert "operator key" in t.explain(None, None, ep, status_asked=False)
+    assert "bed status unavailable: refused" in t.explain(None, "refused", ep)
+    t.update([ScoreResult("bed-01", 0, 59, 1, 2, 0.2, "FLE", "b1", 350.0)])
+    assert t.explain(None, None, ep) is None
+    console = Console(width=140, record=True)
+    t.notice = "lost the scorer at tcp://10.0.0.5:5556; reconnecting"
+    console.print(t.render())
+    assert "lost the scorer" in console.export_text()
