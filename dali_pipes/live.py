@@ -94,7 +94,7 @@ class Backoff:
     """Waits between reconnection attempts: ``initial_s``, doubling up to ``max_s``; :meth:`reset`
     after a frame arrives."""
 
-    def __init__(self, initial_s: float = 0.5, max_s: float = 4.0) -> None:
+    def __init__(self, initial_s: float = 0.5, max_s: float = 2.0) -> None:
         self.initial_s, self.max_s = initial_s, max_s
         self.next_s = initial_s
 

@@ -219,9 +219,10 @@ def test_rtsp_camera_is_scored_and_scoring_resumes_after_the_server_restarts(bus
     outage_s = t_back - t_kill
     assert 0.5 * outage_s * 28 <= lost <= 3 * (outage_s + 10) * 28, (lost, outage_s)
     assert "1 reconnection(s)" in out and "streaming again after" in out, out
+    reconnected = next(line for line in out.splitlines() if "streaming again after" in line)
     figures = {"first_window_s": round(t_first - t_publish, 2), "resumed_after_restart_s": round(t_resumed - t_back, 2),
-               "outage_s": round(outage_s, 2), "frames_lost_counted_by_scorer": lost,
-               "windows_before": bed_before["windows_scored"]}
+               "server_down_s": round(outage_s, 2), "frames_lost_counted_by_scorer": lost,
+               "windows_before": bed_before["windows_scored"], "publisher_said": reconnected.split(": ", 1)[-1]}
     print("rtsp live figures:", json.dumps(figures))
 
 
