@@ -85,13 +85,17 @@ class Publisher:
         self._ctx = context or zmq.Context.instance()
         self._sock = self._ctx.socket(zmq.XPUB)  # a PUB that reads the scorer's subscriptions
         self._sock.linger = 0
-        self._sock.sndhwm = hwm_for(fps, queue_seconds)
-        self._sock.setsockopt(zmq.RECONNECT_IVL, 200)
-        self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
-        security.apply(self._sock)
-        self.endpoint = endpoint
-        self.connection = ConnectionWatch(self._sock, endpoint, "camera", security)
-        self._sock.connect(endpoint)
+        try:
+            self._sock.sndhwm = hwm_for(fps, queue_seconds)
+            self._sock.setsockopt(zmq.RECONNECT_IVL, 200)
+            self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+            security.apply(self._sock)
+            self.endpoint = endpoint
+            self.connection = ConnectionWatch(self._sock, endpoint, "camera", security)
+            self._sock.connect(endpoint)
+        except BaseException:  # e.g. an unreadable key file: leave no socket behind (its context may be ended)
+            self._sock.close(linger=0)
+            raise
         self._topic = frame_topic(bed)
         self._subscriptions = 0  # subscriptions that cover this bed's topic (one per scorer)
         self._delivering = False

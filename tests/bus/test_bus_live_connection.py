@@ -155,3 +155,11 @@ def test_publish_for_a_bed_the_scorer_does_not_serve(scorer, capsys):
                             *_client(made, "cam-1"))
     assert rc == 2 and took < 10
     assert "does not take frames of bed bed-99" in err and "beds:" in err
+
+
+def test_publish_with_a_public_key_as_its_secret_returns_at_once(scorer, capsys):
+    cfg, made, _ = scorer
+    rc, _, err, took = _run(capsys, "publish", "--synthetic", "TLE", "--bed", "bed-01", "--endpoint",
+                            cfg.endpoints.frames, "--key", str(made["cam-1"][0]), "--server-key",
+                            str(made["scorer"][0]))
+    assert rc == 2 and took < 10 and "holds no secret key" in err
