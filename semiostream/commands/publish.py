@@ -14,7 +14,7 @@ ORDER = 51
 LIVE_HELP = """\
 live sources:
   rtsp://HOST[:PORT]/PATH   IP camera (RTSP over TCP; --transport udp); rtsps:// over TLS
-  udp://@:PORT, rtp://...   a camera that sends to this machine
+  udp://0.0.0.0:PORT, rtp://...   a camera that sends to this machine
   srt://HOST:PORT, tcp://HOST:PORT, http(s)://..., rtmp://...   other streams FFmpeg reads
   genicam://[DEVICE_ID]     GenICam camera in Mono16 through Aravis (genicam://Fake_1: simulated)
   k4a://[INDEX]             Azure Kinect (IR, or --stream depth)
