@@ -3,6 +3,9 @@
 The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_windows`: ``spec.window``
 frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept). The crop is the
 manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
+With a bundle whose spec holds one intensity window per video (``intensity_scope="video"``) it is computed
+here, once, from the segment's first frames inside the crop
+(:func:`semiostream.dali_pipes.event_intensity.segment_window`), exactly as training did.
 Planning reads only the metadata and (with a detector) one frame; the windows are read later, by whoever
 scores them. Frames (and a manifest ROI) outside the sizes of :mod:`.guard` are refused here, before any
 window is cut.
@@ -34,6 +37,7 @@ class JobPlan:
         num_frames, fps: of the whole video; ``seg_start``/``seg_stop``: the segment's frame range.
         starts, stops: ``[N]`` int64 window ranges; ``t_first``, ``t_last``: ``[N]`` float64 seconds.
         roi: ``(x0, y0, x1, y1)`` or None (full frame).
+        intensity: the segment's held raw intensity window ``(lo, hi)``, or None (the spec's per-window rule).
     """
 
     job: Job
@@ -49,6 +53,7 @@ class JobPlan:
     t_last: np.ndarray
     roi: tuple[int, int, int, int] | None
     notes: list[str] = field(default_factory=list)
+    intensity: tuple[float, float] | None = None
 
     @property
     def num_windows(self) -> int:
@@ -80,6 +85,7 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
         PlanError: the frames are smaller or larger than :mod:`.guard` allows, the segment is empty or shorter
             than ``spec.min_frames``, or the ROI is invalid.
     """
+    from semiostream.dali_pipes.event_intensity import holds_window, segment_window
     from semiostream.dali_pipes.roi import as_roi
     from semiostream.dali_pipes.windows import plan_windows
     from semiostream.trainer.features import segment_frames
@@ -114,8 +120,11 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
                 notes.append(choice.message)
         else:
             roi = None
+        intensity = None
+        if holds_window(spec):  # one intensity window for the whole segment, as in training
+            intensity = segment_window(src.read(start, min(stop, start + spec.percentile_frames)), roi, spec)
         starts = np.array([a for a, _ in ranges], np.int64)
         stops = np.array([b for _, b in ranges], np.int64)
         times = np.asarray(src.frame_times(start, stop), np.float64)  # [stop - start] seconds
         t_first, t_last = times[starts - start], times[stops - 1 - start]
-    return JobPlan(job, key, sha256, n, fps, start, stop, starts, stops, t_first, t_last, roi, notes)
+    return JobPlan(job, key, sha256, n, fps, start, stop, starts, stops, t_first, t_last, roi, notes, intensity)

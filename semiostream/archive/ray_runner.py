@@ -63,23 +63,25 @@ class ScoreActor:
         n = len(batch["seq"])
         p = np.full(n, np.nan)
         err = [""] * n
-        frames, rois, idx = [], [], []
+        frames, rois, held, idx = [], [], [], []
         for i in range(n):
             try:
                 src = self._source(str(batch["path"][i]), str(batch["stream"][i]), float(batch["fps"][i]))
                 frames.append(src.read(int(batch["start"][i]), int(batch["stop"][i])))  # [T, H, W] uint16
                 roi = [int(v) for v in batch["roi"][i]]
                 rois.append(None if roi[0] < 0 else tuple(roi))
+                lo, hi = (float(v) for v in batch["intensity"][i])
+                held.append(None if np.isnan(lo) else (lo, hi))
                 idx.append(i)
             except Exception as e:
                 err[i] = error_text(e)
         if idx:
             try:
-                p[idx] = self.scorer.score_windows(frames, rois)
+                p[idx] = self.scorer.score_windows(frames, rois, held)
             except Exception:  # score alone, so that only the bad window fails
                 for k, i in enumerate(idx):
                     try:
-                        p[i] = self.scorer.score_windows([frames[k]], [rois[k]])[0]
+                        p[i] = self.scorer.score_windows([frames[k]], [rois[k]], [held[k]])[0]
                     except Exception as e:
                         err[i] = error_text(e)
         return {"seq": np.asarray(batch["seq"], np.int64), "p": p, "error": np.array(err, dtype=object),
@@ -91,9 +93,10 @@ def _items(plans: Sequence[JobPlan]) -> tuple[list[dict[str, Any]], list[tuple[i
     for j, pl in enumerate(plans):
         roi = list(pl.roi) if pl.roi else [-1, -1, -1, -1]
         fps = float("nan") if pl.job.fps is None else float(pl.job.fps)
+        held = list(pl.intensity) if pl.intensity else [float("nan"), float("nan")]
         for w, (a, b) in enumerate(pl.ranges()):
             items.append({"seq": len(where), "path": str(pl.job.path), "stream": pl.job.stream, "fps": fps,
-                          "start": a, "stop": b, "roi": roi})
+                          "start": a, "stop": b, "roi": roi, "intensity": held})
             where.append((j, w))
     return items, where
 

@@ -102,7 +102,7 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
                     while not slots.acquire(timeout=0.2):
                         if stop.is_set():
                             raise _Cancelled
-                    fut = batcher.submit((frames, plan.roi))
+                    fut = batcher.submit((frames, plan.roi, plan.intensity))
                     fut.add_done_callback(release)
                     futures.append(fut)
         except BaseException as e:  # every plan reports exactly once
