@@ -7,15 +7,16 @@ and explains with a saliency map. The kept frames count against the global frame
 is no room they are not kept and the report says so.
 
 When the event closes, :class:`ReportWriter` writes ``DIR/<event_id>/index.html`` in a background
-thread (:func:`semiostream.review.report.write_event_report`), one report at a time, so the socket loop
-never waits for plotting or saliency. Its path is known at once: it goes into the ``event/<bed>``
-message and the results database, and the folder appears when the report is complete (written to a
-temporary folder, then renamed).
+thread (:func:`semiostream.review.report.write_event_report`), one report at a time and at a lower
+scheduling priority, so neither the socket loop nor live scoring waits for plotting or saliency. Its
+path is known at once: it goes into the ``event/<bed>`` message and the results database, and the
+folder appears when the report is complete (written to a temporary folder, then renamed).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 DECISIVE_KEPT = 2
 MAX_WINDOW_RECORDS = 100_000  # about 55 h of 2-s windows per event
 QUEUE_SIZE = 16
+REPORT_NICENESS = 10  # Linux: the report thread (and the compute threads it starts) run at lower priority
 
 
 @dataclass
@@ -125,6 +127,10 @@ class ReportWriter:
             return False
 
     def _run(self) -> None:
+        try:  # below the scoring threads: a report (saliency) must not starve live windows of CPU
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), REPORT_NICENESS)
+        except (AttributeError, OSError):
+            pass
         while True:
             item = self._queue.get()
             if item is None:
