@@ -36,3 +36,21 @@ def collect(sub, until, timeout: float = 90.0) -> list:
     return got
 
 
+
+
+def wait_until(condition, timeout: float = 60.0, every: float = 0.05):
+    """Poll ``condition()`` until it returns a truthy value (returned) or ``timeout`` s pass (returns the
+    last value): tests wait for what they need rather than sleeping a guessed time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(every)
+
+
+def wait_for_scorer(*publishers, timeout: float = 60.0) -> None:
+    """Block until the scorer subscribed to every publisher's bed (no slow-joiner losses afterwards)."""
+    for p in publishers:
+        problem = p.wait_for_scorer(timeout)
+        assert problem is None, problem

@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-from bus_helpers import collect, make_config
+from bus_helpers import collect, make_config, wait_for_scorer, wait_until
 
 from semiostream.bus.protocol import ScoreResult, encode_frame
 from semiostream.bus.publisher import Publisher
@@ -209,22 +209,24 @@ def test_global_bed_bound_and_series_removed(bus_bundle):
                       windows={"hop": 16, "stale_after_s": 0.5, "forget_after_s": 1.5})
     with ScorerRuntime(cfg, warmup=False).start() as rt:
         pubs = [Publisher(cfg.endpoints.frames, f"b{i}") for i in range(8)]
-        time.sleep(0.5)
-        for p in pubs:
+        wait_for_scorer(*pubs)
+        ctl = ControlClient(cfg.endpoints.control)
+        for p in pubs[:3]:
             p.run([FRAME] * 3, realtime=False)
-        time.sleep(0.5)
-        held = set(rt.service.beds)
-        refused = rt.refusals.counts().get("capacity", 0)
-        assert len(held) == 3 and refused == 5 * 3
-        time.sleep(2.5)  # all quiet: forgotten, series gone
+        assert wait_until(lambda: len(ctl.status()["status"]["beds"]) == 3)
+        for p in pubs[3:]:  # no room: the three held beds are streaming
+            p.run([FRAME] * 3, realtime=False)
+        assert wait_until(lambda: ctl.status()["status"]["dropped"].get("capacity", 0) == 5 * 3)
+        held = set(ctl.status()["status"]["beds"])
+        assert held == {"b0", "b1", "b2"}
+        # all quiet: forgotten, their metric series gone
+        assert wait_until(lambda: not ctl.status()["status"]["beds"], timeout=30)
         text = rt.metrics.registry.get_sample_value
-        assert not rt.service.beds
         assert all(text("semiostream_frames_total", {"bed": b}) is None for b in held)
         for p in pubs[5:]:  # room again for new beds
             p.run([FRAME] * 3, realtime=False)
-        time.sleep(0.5)
-        assert set(rt.service.beds) == {"b5", "b6", "b7"}
-        for p in pubs:
+        assert wait_until(lambda: set(ctl.status()["status"]["beds"]) == {"b5", "b6", "b7"})
+        for p in (*pubs, ctl):
             p.close()
 
 
@@ -234,13 +236,13 @@ def test_frame_budget_refuses_oversized_streams(bus_bundle):
                       beds=[{"id": "k1"}, {"id": "k2"}, {"id": "k3"}, {"id": "tiny", "size": [8, 8]}])
     with ScorerRuntime(cfg, warmup=False).start():
         pubs = {b: Publisher(cfg.endpoints.frames, b) for b in ("k1", "k2", "k3", "tiny")}
-        time.sleep(0.5)
+        wait_for_scorer(*pubs.values())
         for b in ("k1", "k2", "k3"):
             pubs[b].run([big] * 2, realtime=False)
         pubs["tiny"].run([FRAME] * 2, realtime=False)  # not its configured size
-        time.sleep(0.5)
-        st = ControlClient(cfg.endpoints.control).status()["status"]
-        for p in pubs.values():
+        ctl = ControlClient(cfg.endpoints.control)
+        st = wait_until(lambda: (lambda s: s if sum(s["dropped"].values()) >= 4 else None)(ctl.status()["status"]))
+        for p in (*pubs.values(), ctl):
             p.close()
     assert len(st["beds"]) == 2 and set(st["beds"]) < {"k1", "k2", "k3"}  # the third does not fit in 16 MiB
     assert st["dropped"]["capacity"] == 2 and st["dropped"]["frame_size"] == 2
@@ -251,11 +253,11 @@ def test_roi_outside_the_frame_is_reported(bus_bundle):
     cfg = make_config(bus_bundle, beds=[{"id": "r1", "roi": [10, 10, 900, 900]}])
     with ScorerRuntime(cfg, warmup=False).start():
         pub = Publisher(cfg.endpoints.frames, "r1")
-        time.sleep(0.5)
+        wait_for_scorer(pub)
         pub.run([FRAME] * 2, realtime=False)
-        time.sleep(0.3)
-        bed = ControlClient(cfg.endpoints.control).status()["status"]["beds"]["r1"]
-        pub.close()
+        ctl = ControlClient(cfg.endpoints.control)
+        bed = wait_until(lambda: ctl.status()["status"]["beds"].get("r1"))
+        pub.close(), ctl.close()
     assert "outside the 64x48 frame" in bed["roi_error"] and bed["roi_source"] == "full frame"
 
 
@@ -288,21 +290,22 @@ def test_roles_and_bed_ownership_with_curve(bus_bundle, tmp_path):
             hijack = Publisher(cfg.endpoints.frames, "bed-1", _client(made, "cam-2"))  # cam-2 owns bed-2 only
             squat = Publisher(cfg.endpoints.frames, "bed-3", _client(made, "cam-2"))  # first to stream bed-3
             other = Publisher(cfg.endpoints.frames, "bed-3", _client(made, "cam-1"))
-            time.sleep(0.5)
+            wait_for_scorer(hijack, squat, other)
             hijack.seq = 0
             hijack.run([FRAME] * 20, realtime=False)
             squat.run([FRAME] * 5, realtime=False)
+            assert wait_until(lambda: ctl.status()["status"]["beds"].get("bed-3", {}).get("frames") == 5)
             other.run([FRAME] * 5, realtime=False)
             scores = _scores_of(sub, "bed-1", 2)
             assert ctl.event("start", "bed-1")["ok"]
             assert not cam_ctl.request("ping")["ok"]  # handshake refused: no reply
-            st = ctl.status()["status"]
+            st = wait_until(lambda: (lambda s: s if s["dropped"].get("not_owner", 0) >= 25 else None)(
+                ctl.status()["status"]))
             # a new operator key is picked up without a restart
             (folders["operators"] / "stranger.key").write_bytes(made["stranger"][0].read_bytes())
             rt.service.reload_requested.set()
-            time.sleep(1.0)
             late = ControlClient(cfg.endpoints.control, _client(made, "stranger"))
-            assert late.request("ping")["ok"]
+            assert wait_until(lambda: late.request("ping")["ok"], timeout=30)
             late.close()
             assert ctl.event("stop", "bed-1")["ok"]
             for c in (hijack, squat, other):

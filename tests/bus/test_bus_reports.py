@@ -3,10 +3,8 @@ is in the ``event/<bed>`` message and the results database, and the report shows
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
-from bus_helpers import WINDOW, collect, make_config
+from bus_helpers import WINDOW, collect, make_config, wait_for_scorer
 
 from semiostream.bus.protocol import EventResult, ScoreResult
 from semiostream.bus.publisher import Publisher, synthetic_frames
@@ -24,7 +22,7 @@ def test_closed_event_gets_a_review_report(bus_bundle, tmp_path):
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
         pub = Publisher(cfg.endpoints.frames, "bed-rep", fps=120)  # its queue holds all 64 frames
-        time.sleep(0.5)
+        wait_for_scorer(pub)
         event_id = ctl.event("start", "bed-rep")["event_id"]
         pub.run(frames, realtime=False)
         scores = collect(sub, lambda g: sum(isinstance(r, ScoreResult) for r in g) >= 4)

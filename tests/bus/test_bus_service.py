@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 import zmq
-from bus_helpers import BACKEND, WINDOW, collect, free_port, make_config
+from bus_helpers import BACKEND, WINDOW, collect, free_port, make_config, wait_for_scorer, wait_until
 
 from semiostream.bus.protocol import EventResult, ScoreResult, encode_frame
 from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
@@ -50,7 +50,7 @@ def test_end_to_end_real_file_and_synthetic_beds(bundle_dir, direct_scorer, get_
         assert ctl.request("ping")["ok"]
         pubs = {"cam-real": Publisher(cfg.endpoints.frames, "cam-real"),
                 "cam-synth": Publisher(cfg.endpoints.frames, "cam-synth")}
-        time.sleep(0.5)  # PUB/SUB: let the subscription reach the publishers
+        wait_for_scorer(*pubs.values())  # PUB/SUB: let the subscription reach the publishers
         assert ctl.event("start", "cam-synth")["ok"]
         threads = [threading.Thread(target=pubs["cam-real"].run, args=(real,)),
                    threading.Thread(target=pubs["cam-synth"].run, args=(synth,))]
@@ -164,6 +164,7 @@ def test_unknown_publisher_never_reaches_a_window(bundle_dir, tmp_path):
         evil = Publisher(cfg.endpoints.frames, "bed-evil", ClientSecurity(evil_sec, server_pub))
         plain = Publisher(cfg.endpoints.frames, "bed-plain")
         sub = ResultsSubscriber(cfg.endpoints.results, ClientSecurity(good_sec, server_pub))
+        wait_for_scorer(good)
         time.sleep(0.7)
         for p in (good, evil, plain):
             p.run(frames, realtime=False)
@@ -211,7 +212,7 @@ def test_slow_scorer_keeps_memory_bounded_and_counts_drops(bundle_dir):
     beds = ["s1", "s2", "s3"]
     with ScorerRuntime(cfg).start() as rt:
         pubs = [Publisher(cfg.endpoints.frames, b, fps=30, queue_seconds=1.0) for b in beds]
-        time.sleep(0.5)
+        wait_for_scorer(*pubs)
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         n = 1500  # per bed: 3 x 1500 x 434 KB = 1.9 GB offered as fast as possible
         threads = [threading.Thread(target=p.run, args=((big[i % 8] for i in range(n)),),
@@ -243,23 +244,21 @@ def test_stale_bed_is_reported_then_forgotten_and_size_change_reinitialises(bund
     with ScorerRuntime(cfg).start() as rt:
         pub = Publisher(cfg.endpoints.frames, "bed-s")
         ctl = ControlClient(cfg.endpoints.control)
-        time.sleep(0.5)
+        wait_for_scorer(pub)
+        bed = lambda: ctl.status()["status"]["beds"].get("bed-s", {})  # noqa: E731
         pub.run(small, realtime=False)
+        assert wait_until(lambda: bed().get("frames") == 5)
         time.sleep(cfg.windows.restart_quiet_s + 0.2)  # without CURVE a restart needs the stream to pause
         pub.run(other, realtime=False)  # same stream, new frame size
-        time.sleep(0.3)
-        st = ctl.status()["status"]["beds"]["bed-s"]
-        assert st["size"] == [32, 24] and st["frames"] == 5 and not st["stale"]
+        st = wait_until(lambda: (lambda b: b if b.get("size") == [32, 24] and b["frames"] == 5 else None)(bed()))
+        assert st and not st["stale"]
         assert rt.metrics.value("semiostream_stream_restarts_total", reason="frame_size") == 1
-        time.sleep(1.0)
-        assert ctl.status()["status"]["beds"]["bed-s"]["stale"]
+        assert wait_until(lambda: bed().get("stale"), timeout=10)
         assert rt.metrics.value("semiostream_bed_staleness_seconds", bed="bed-s") > 0.6
-        time.sleep(1.5)
-        assert "bed-s" not in ctl.status()["status"]["beds"]
+        assert wait_until(lambda: "bed-s" not in ctl.status()["status"]["beds"], timeout=10)
         pub.seq = 0  # a restarted camera starts its sequence again
         pub.run(small, realtime=False)
-        time.sleep(0.3)
-        assert ctl.status()["status"]["beds"]["bed-s"]["frames"] == 5
+        assert wait_until(lambda: bed().get("frames") == 5)
         pub.close(), ctl.close()
 
 
@@ -271,10 +270,10 @@ def test_assigned_beds_only_and_metrics_endpoint(bundle_dir):
     with ScorerRuntime(cfg).start():
         pubs = [Publisher(cfg.endpoints.frames, b) for b in ("bed-1", "bed-10", "bed-2")]
         ctl = ControlClient(cfg.endpoints.control)
-        time.sleep(0.5)
+        wait_for_scorer(pubs[0])  # the scorer subscribes to bed-1 only
         for p in pubs:
             p.run(np.zeros((4, 8, 8), np.uint16), realtime=False)
-        time.sleep(0.3)
+        assert wait_until(lambda: ctl.status()["status"]["beds"].get("bed-1", {}).get("frames") == 4)
         status = ctl.status()["status"]
         assert not ctl.event("start", "bed-2")["ok"]  # not this scorer's bed
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -296,7 +295,7 @@ def test_roi_detected_at_stream_start_with_the_real_detector(bundle_dir, direct_
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
         pub = Publisher(cfg.endpoints.frames, "bed-d")
-        time.sleep(0.5)
+        wait_for_scorer(pub)
         pub.run(real, realtime=False)
         (result,) = _collect(sub, lambda g: len(g) >= 1)
         bed = ctl.status()["status"]["beds"]["bed-d"]
@@ -320,8 +319,8 @@ def test_event_holds_its_own_intensity_window(bundle_dir, direct_scorer):
     with ScorerRuntime(cfg).start():
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
-        pub = Publisher(cfg.endpoints.frames, "bed-i")
-        time.sleep(0.5)
+        pub = Publisher(cfg.endpoints.frames, "bed-i", fps=120)  # its queue holds the 64 frames sent at once
+        wait_for_scorer(pub)
         pub.run(frames[:2 * WINDOW], realtime=False)
         before = _collect(sub, lambda g: len(g) >= 2)
         assert ctl.event("start", "bed-i")["ok"]
