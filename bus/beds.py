@@ -7,6 +7,9 @@
   ``limits.frame_pixels`` pixels (``frame_size``);
 * **ownership** (CURVE only): a bed with a configured ``camera`` accepts frames only from that key;
   any other bed is owned by the first key that streams it until it is forgotten (``not_owner``);
+* **gaps**: frames missing from the sequence are counted; after a gap longer than a window (an outage,
+  not a few frames dropped under load) the bed's window buffer starts afresh, so no window mixes frames
+  from before and after it;
 * **restarts**: a sequence number that goes backwards, jumps forward by more than a minute of frames,
   or a changed frame size starts the bed's stream afresh. With CURVE the owner may do so at any time;
   without CURVE (loopback) only after the stream was silent for ``windows.restart_quiet_s``, so a
@@ -97,6 +100,7 @@ class BedTable:
         self.curve, self.metrics, self.refuse = curve, metrics, refuse
         self.detector_factory, self.redetect_every = detector_factory, redetect_every
         self.max_jump = max(spec.window, int(fps * MAX_JUMP_SECONDS))
+        self.max_gap = spec.window  # frames missing beyond which the window buffer restarts (an outage)
         self.beds: OrderedDict[str, BedState] = OrderedDict()  # least recently seen first
         self.owners: dict[str, str] = {}  # bed -> key name that owns it (CURVE, no configured camera)
         self.inflight: dict[str, int] = {}  # bed id -> windows waiting for the model
@@ -151,6 +155,8 @@ class BedTable:
             missing = frame.seq - state.last_seq - 1
             state.gaps += missing
             self.metrics.gaps.labels(bed).inc(missing)
+            if missing > self.max_gap:  # no window spans an outage: the next one starts after it
+                self._cut_windows(state)
         state.last_seq = frame.seq
         state.last_seen = now
         state.frames += 1
@@ -160,6 +166,12 @@ class BedTable:
             log.info("bed %s: streaming again", bed)
         self.metrics.frames.labels(bed).inc()
         return state
+
+    def _cut_windows(self, state: BedState) -> None:
+        """Drop the frames buffered before a gap, so the next window holds only frames after it."""
+        state.assembler = WindowAssembler(state.bed, self.spec.window, self.hop, self.spec.min_frames)
+        state.seq_times.clear()
+        state.index = 0
 
     def _owned_by(self, bed: str, conf: BedConfig | None, peer: str | None) -> bool:
         if peer is None:

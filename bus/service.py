@@ -431,6 +431,9 @@ class Service:
         t = self.table
         return {"bundle_id": self.bundle_id, "beds": beds, "dropped": self.refuse.counts(),
                 "pending_windows": len(self.pending), "open_events": sorted(self.events.open),
+                "events": {bed: {"event_id": ev.event_id, "start_t_ns": ev.start_t_ns,
+                                 "windows_so_far": len(ev.probs), "pending": ev.pending}
+                           for bed, ev in sorted(self.events.open.items())},
                 "memory": {"frame_bytes_held": t.held_bytes + t.queued_bytes,
                            "frame_bytes_limit": self.bounds.frame_bytes, "queued_windows": t.queued,
                            "queued_windows_limit": self.bounds.queued_windows}}

@@ -60,7 +60,8 @@ class Endpoints(_Strict):
     @classmethod
     def _endpoint(cls, v: str) -> str:
         if not v.startswith(("tcp://", "ipc://", "inproc://")):
-            raise ValueError(f"{v!r} is not a ZeroMQ endpoint; write e.g. tcp://127.0.0.1:5555")
+            hint = f"tcp://{v}" if ":" in v and "://" not in v else "tcp://127.0.0.1:5555"
+            raise ValueError(f"{v!r} is not a ZeroMQ endpoint; write e.g. {hint}")
         return v
 
 

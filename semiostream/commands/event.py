@@ -145,9 +145,10 @@ def _summary(r) -> str:
 
 def _list(args: argparse.Namespace) -> int:
     status = _ask(args, "status")["status"]
-    beds = status.get("beds", {})
-    open_events = [{"bed": bed, "event_id": beds.get(bed, {}).get("event"),
-                    "windows_scored": beds.get(bed, {}).get("windows_scored")}
+    events = status.get("events", {})
+    open_events = [{"bed": bed, "event_id": events.get(bed, {}).get("event_id"),
+                    "start_t_ns": events.get(bed, {}).get("start_t_ns"),
+                    "windows_scored": events.get(bed, {}).get("windows_so_far")}
                    for bed in status.get("open_events", [])]
     if args.json:
         print(json.dumps(open_events, indent=2))
@@ -155,9 +156,11 @@ def _list(args: argparse.Namespace) -> int:
     if not open_events:
         print("no event is open")
         return 0
-    print(f"{'bed':<20} event")
+    print(f"{'bed':<20} {'event':<28} windows  started (UTC)")
     for ev in open_events:
-        print(f"{ev['bed']:<20} {ev['event_id'] or '(bed not streaming)'}")
+        started = "-" if ev["start_t_ns"] is None else time.strftime(
+            "%Y-%m-%d %H:%M:%S", time.gmtime(ev["start_t_ns"] / 1e9))
+        print(f"{ev['bed']:<20} {ev['event_id'] or '-':<28} {ev['windows_scored'] or 0:>7}  {started}")
     return 0
 
 

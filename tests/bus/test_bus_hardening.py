@@ -366,3 +366,18 @@ def test_memory_is_bounded_over_all_beds(bus_bundle):
     assert 0 < len(st["beds"]) < 60 and st["dropped"]["capacity"] > 0
     assert held <= 64 << 20
     assert peak - rss0 < 250  # 60 beds x 16 frames x 434 KB = 417 MB of window buffers alone without the budget
+
+
+def test_no_window_spans_an_outage(bus_bundle):
+    """After a gap longer than a window, the next window holds only frames after the gap."""
+    cfg = make_config(bus_bundle)
+    with ScorerRuntime(cfg, warmup=False).start():
+        sub = ResultsSubscriber(cfg.endpoints.results)
+        pub = Publisher(cfg.endpoints.frames, "gap-bed", fps=120)
+        wait_for_scorer(pub)
+        pub.run([FRAME] * 24, realtime=False)  # one window (0-15) and 8 frames
+        pub.seq += 100  # an outage of 100 frames
+        pub.run([FRAME] * 20, realtime=False)
+        got = _scores_of(sub, "gap-bed", 2)
+        sub.close(), pub.close()
+    assert [(r.first_seq, r.last_seq) for r in got] == [(0, 15), (124, 139)]
