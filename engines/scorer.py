@@ -59,6 +59,37 @@ def _dali_importable() -> bool:
     return importlib.util.find_spec("nvidia.dali") is not None
 
 
+Intensity = tuple[float, float]
+#: held intensity windows of a call: None, one ``(lo, hi)`` for every window, or one ``(lo, hi)`` / None each
+Intensities = Intensity | Sequence[Intensity | None] | None
+
+
+def held_windows(intensities: Intensities, n: int) -> list[Intensity | None]:
+    """One raw ``(lo, hi)`` or None per window, from None, one pair for all ``n`` windows, or a sequence.
+
+    Raises:
+        ValueError: a sequence of another length, or a pair with ``hi <= lo``.
+    """
+    if intensities is None:
+        return [None] * n
+    if len(intensities) == 2 and all(isinstance(v, int | float | np.floating) for v in intensities):
+        items: list[Any] = [intensities] * n
+    else:
+        items = list(intensities)
+        if len(items) != n:
+            raise ValueError(f"{n} windows but {len(items)} intensity windows; pass one (lo, hi) or None per window")
+    out: list[Intensity | None] = []
+    for it in items:
+        if it is None:
+            out.append(None)
+            continue
+        lo, hi = float(it[0]), float(it[1])
+        if not hi > lo:
+            raise ValueError(f"intensity window ({lo}, {hi}) must have hi > lo")
+        out.append((lo, hi))
+    return out
+
+
 class Scorer:
     """Score IR windows with a model bundle.
 
@@ -169,15 +200,13 @@ class Scorer:
 
     # ----------------------------------------------------------------------------------------------
     def preprocess(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
-                   intensities: Sequence[tuple[float, float] | None] | None = None) -> list[torch.Tensor]:
+                   intensities: Intensities = None) -> list[torch.Tensor]:
         """``[T, H, W]`` uint16 windows -> one ``[1, T, size, size]`` float32 tensor in [-1, 1] each, on
-        :attr:`device` (on the GPU: ready on :attr:`stream`). ``intensities``: one held raw ``(lo, hi)``
-        per window (a video's or event's, :mod:`semiostream.dali_pipes.event_intensity`) or None for the
-        spec's own rule."""
+        :attr:`device` (on the GPU: ready on :attr:`stream`). ``intensities``: held raw intensity windows
+        (a video's, seizure's or live event's, :mod:`semiostream.dali_pipes.event_intensity`), see
+        :func:`held_windows`; None applies the spec's own rule to each window."""
         rois = self._check_all(windows, rois)
-        lohi = list(intensities) if intensities is not None else [None] * len(rois)
-        if len(lohi) != len(rois):
-            raise ValueError(f"{len(rois)} windows but {len(lohi)} intensity windows")
+        lohi = held_windows(intensities, len(rois))
         arrays = [getattr(w, "frames", w) for w in windows]
         with self._on_stream():
             if self._dali is not None:
@@ -218,17 +247,19 @@ class Scorer:
             return torch.cat(probs).cpu().numpy() if probs else np.zeros(0, np.float32)
 
     # ----------------------------------------------------------------------------------------------
-    def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None) -> np.ndarray:
+    def features(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
+                 intensities: Intensities = None) -> np.ndarray:
         """I3D features of each window: ``[N, 7, 1024]`` float32, pre-padded with rows of -1.
 
         Args:
             windows: ``N`` windows, each ``[T, H, W]`` uint16 (numpy or torch; T from ``min_frames`` to the
                 engine's maximum, 60 normally; lengths may differ).
             rois: one ``(x0, y0, x1, y1)`` crop or None (full frame) per window; None for all full frames.
+            intensities: held intensity windows (:func:`held_windows`), or None for the spec's rule.
         """
         with self._lock:
             t0 = time.perf_counter()
-            inputs = self.preprocess(windows, rois)
+            inputs = self.preprocess(windows, rois, intensities)
             t1 = time.perf_counter()
             with self._on_stream():
                 feats = self._features(inputs).cpu()
@@ -245,7 +276,7 @@ class Scorer:
             return self._classify(f)
 
     def score_windows(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
-                      intensities: Sequence[tuple[float, float] | None] | None = None) -> np.ndarray:
+                      intensities: Intensities = None) -> np.ndarray:
         """p(TLE) ``[N]`` float32, one per window (arguments as :meth:`features`; ``intensities`` as
         :meth:`preprocess`).
 
@@ -283,10 +314,8 @@ class Scorer:
             if not (isinstance(item, tuple) and len(item) in (2, 3)):
                 raise ValueError("a scoring request is a (window, roi) pair or a (window, roi, intensity) triple")
             self.check_window(item[0], item[1])
-            if len(item) == 3 and item[2] is not None:
-                lo, hi = item[2]
-                if not (float(hi) > float(lo)):
-                    raise ValueError(f"intensity window {item[2]!r} must be (lo, hi) with hi > lo")
+            if len(item) == 3:
+                held_windows([item[2]], 1)
 
         return DynamicBatcher(run, max_batch or self.max_batch, max_wait_ms, validate=validate,
                               name=f"scorer-{self.backend}", on_batch=on_batch)

@@ -16,7 +16,6 @@ Modules (import as ``semiostream.trainer.<module>``; importing this package is c
 * :mod:`.cv`        -- ``cross_validate(data, folds, cfg) -> CVResult``;
 * :mod:`.nested`    -- evaluation protocols: ``nested_cross_validate`` (default; selection on inner folds)
   and the paper's (selection on the reported folds, optimistic), ``describe_protocol``;
-* :mod:`.featurizer` -- ``IntensityScorer``: the engines' Scorer taking a seizure's held intensity window;
 * :mod:`.search`    -- ``SearchSpace`` (the paper's ranges), ``random_search``;
 * :mod:`.report`    -- ``report.json`` / ``predictions.csv`` -> PNG plots + ``summary.md`` (``render``);
 * :mod:`.run`       -- ``prepare`` / ``extract`` / ``train_run``: the ``semiostream extract|train`` commands.

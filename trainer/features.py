@@ -7,7 +7,8 @@ choose the crop (the row's ROI, else the ROI detector on the segment's first fra
 else the full frame; which one applied is recorded per seizure), fix the segment's intensity window when
 the spec holds one per video (``intensity_scope="video"``: computed once from the segment's first frames,
 :func:`~semiostream.dali_pipes.event_intensity.segment_window`), and ask a *featurizer* (the engines'
-``Scorer``, :class:`~.featurizer.IntensityScorer`) for the features of each window, pre-padded with -1.
+:class:`~semiostream.engines.scorer.Scorer`, with the held window) for the features of each window,
+pre-padded with -1.
 
 The cache holds one ``.npz`` per seizure under ``<cache>/<key[:2]>/<key>.npz``. The key is the sha256 of
 

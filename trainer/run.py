@@ -177,8 +177,8 @@ def _detector(cfg: ExtractConfig) -> tuple[Any | None, str]:
 
 
 class _ScorerFactory:
-    """Builds a feature-only :class:`~.featurizer.IntensityScorer` on first use: a temporary bundle of the
-    I3D + a fresh classifier (features do not depend on the classifier)."""
+    """Builds a feature-only :class:`~semiostream.engines.scorer.Scorer` on first use: a temporary bundle of
+    the I3D + a fresh classifier (features do not depend on the classifier)."""
 
     def __init__(self, i3d: Any, spec: Any, backend: str | None) -> None:
         self.i3d, self.spec, self.backend = i3d, spec, backend
@@ -189,16 +189,15 @@ class _ScorerFactory:
         import torch
 
         from semiostream.engines.registry import REFERENCE
+        from semiostream.engines.scorer import Scorer
         from semiostream.models.bundle import save_bundle
         from semiostream.models.classifier import SeizureClassifier
-
-        from .featurizer import IntensityScorer
 
         self.tmp = tempfile.TemporaryDirectory(prefix="semiostream-featurizer-")
         path = save_bundle(Path(self.tmp.name) / "bundle", self.i3d, SeizureClassifier(), self.spec,
                            provenance={"purpose": "feature extraction only (classifier untrained)"})
         backend = self.backend or REFERENCE["cuda" if torch.cuda.is_available() else "cpu"]
-        self.scorer = IntensityScorer(path, backend)
+        self.scorer = Scorer(path, backend)
         log.info("feature extraction with %r", self.scorer)
         return self.scorer
 

@@ -1,4 +1,5 @@
-"""IntensityScorer: the engines' Scorer with held intensity windows (per call, per window, via the batcher)."""
+"""The engines' Scorer with held intensity windows (per call, per window, via the batcher), as feature
+extraction uses it."""
 
 from __future__ import annotations
 
