@@ -438,35 +438,48 @@ class DaliImageWindowPreprocessor:
         self._pipe = preprocess_encoded_frames(**self._kw)
         self._pipe.build()
 
-    def __call__(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None) -> torch.Tensor:
-        """Frames ``[start, stop)`` of an :class:`~.read_images.ImageFolderSource` -> ``[1, T, S, S]``."""
+    def __call__(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None,
+                 intensity: tuple[float, float] | None = None) -> torch.Tensor:
+        """Frames ``[start, stop)`` of an :class:`~.read_images.ImageFolderSource` -> ``[1, T, S, S]``;
+        ``intensity``: a held raw ``(lo, hi)`` (:mod:`.event_intensity`), else the spec's rule."""
         from .read_images import ImageFolderSource
-        from .source import SourceError
 
         if not isinstance(source, ImageFolderSource):
             raise TypeError("DaliImageWindowPreprocessor reads folders of PNG/TIFF frames")
+
+        def chunk(s: int, e: int) -> list[np.ndarray]:
+            return [np.fromfile(f, dtype=np.uint8) for f in source.files[s:e]]
+
+        def where(s: int, e: int) -> str:
+            return f"{source.files[s].name}..{source.files[e - 1].name}"
+
+        return self._window(source, start, stop, roi, intensity, chunk, where)
+
+    def _window(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None,
+                intensity: tuple[float, float] | None, chunk: Any, where: Any) -> torch.Tensor:
+        """Run the graph over frames ``[start, stop)`` of ``source``: ``chunk(s, e)`` gives the encoded
+        frames (uint8 arrays), ``where(s, e)`` names them in errors. ``[1, T, S, S]`` on the device."""
+        from .source import SourceError
+
         if not 0 <= start < stop <= source.num_frames:
             raise IndexError(f"{source.path}: frames [{start}, {stop}) outside [0, {source.num_frames})")
-        if self.spec.intensity_mode == "percentile":
+        if intensity is None and self.spec.intensity_mode == "percentile":  # decoded on the host once more
             head = source.read(start, min(stop, start + self.spec.percentile_frames))
         else:
             head = np.zeros((1, source.height, source.width), np.uint16)
-        feeds = sample_params(head, roi, self.spec).feeds()
+        feeds = sample_params(head, roi, self.spec, intensity).feeds()
         parts = []
         for s in range(start, stop, self.max_frames):
-            files = source.files[s : min(stop, s + self.max_frames)]
-            encoded = [np.fromfile(f, dtype=np.uint8) for f in files]
+            e = min(stop, s + self.max_frames)
+            encoded = chunk(s, e)
             try:
                 self._pipe.feed_input("encoded", encoded)
                 for k, v in feeds.items():
-                    self._pipe.feed_input(k, [v] * len(files))
+                    self._pipe.feed_input(k, [v] * len(encoded))
                 (tl,) = self._pipe.run()
-            except Exception as e:  # DALI invalidates the pipeline: rebuild, name the files
+            except Exception as err:  # DALI invalidates the pipeline: rebuild, name the frames
                 self._build()
-                raise SourceError(
-                    source.path,
-                    f"cannot decode/preprocess {files[0].name}..{files[-1].name} "
-                    f"({str(e).strip().splitlines()[-1] if str(e).strip() else e})",
-                ) from e
-            parts.extend(torch.from_dlpack(tl[i])[..., 0] for i in range(len(files)))
+                last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+                raise SourceError(source.path, f"cannot decode/preprocess {where(s, e)} ({last})") from err
+            parts.extend(torch.from_dlpack(tl[i])[..., 0] for i in range(len(encoded)))
         return torch.stack(parts)[None]

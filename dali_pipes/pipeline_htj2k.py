@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .pipeline import DaliImageWindowPreprocessor, sample_params
+from .pipeline import DaliImageWindowPreprocessor
 from .roi import Roi
 
 #: transfer syntaxes whose codestreams DALI's image decoder takes (JPEG 2000 family, HTJ2K included)
@@ -46,8 +46,11 @@ class Htj2kWindowPreprocessor(DaliImageWindowPreprocessor):
     graph run), ``num_threads``, ``half`` (float16 output).
     """
 
-    def __call__(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None) -> torch.Tensor:
-        """Frames ``[start, stop)`` of a :class:`~.read_dicom.DicomSource` with JPEG 2000 / HTJ2K frames.
+    def __call__(self, source: Any, start: int, stop: int, roi: Roi | Sequence[int] | None,
+                 intensity: tuple[float, float] | None = None) -> torch.Tensor:
+        """Frames ``[start, stop)`` of a :class:`~.read_dicom.DicomSource` with JPEG 2000 / HTJ2K frames;
+        ``intensity``: a held raw ``(lo, hi)`` (:mod:`.event_intensity`; then no frame is decoded on the
+        host), else the spec's rule.
 
         Returns:
             ``[1, T, size, size]`` float32 (float16 with ``half``) in [-1, 1], on the preprocessor's device.
@@ -57,29 +60,10 @@ class Htj2kWindowPreprocessor(DaliImageWindowPreprocessor):
                 window preprocessor for others).
             SourceError: a frame's bytes are missing or do not decode.
         """
-        from .source import SourceError
-
         if not decodes_in_graph(source):
             raise TypeError("Htj2kWindowPreprocessor reads DICOM files with JPEG 2000 / HTJ2K frames")
-        if not 0 <= start < stop <= source.num_frames:
-            raise IndexError(f"{source.path}: frames [{start}, {stop}) outside [0, {source.num_frames})")
-        if self.spec.intensity_mode == "percentile":
-            head = source.read(start, min(stop, start + self.spec.percentile_frames))
-        else:
-            head = np.zeros((1, source.height, source.width), np.uint16)
-        feeds = sample_params(head, roi, self.spec).feeds()
-        parts = []
-        for s in range(start, stop, self.max_frames):
-            e = min(stop, s + self.max_frames)
-            encoded = [np.frombuffer(c, np.uint8) for c in source.codestreams(s, e)]
-            try:
-                self._pipe.feed_input("encoded", encoded)
-                for k, v in feeds.items():
-                    self._pipe.feed_input(k, [v] * len(encoded))
-                (tl,) = self._pipe.run()
-            except Exception as err:  # DALI invalidates the pipeline: rebuild, name the frames
-                self._build()
-                last = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-                raise SourceError(source.path, f"cannot decode/preprocess frames [{s}, {e}) ({last})") from err
-            parts.extend(torch.from_dlpack(tl[i])[..., 0] for i in range(len(encoded)))
-        return torch.stack(parts)[None]
+
+        def chunk(s: int, e: int) -> list[np.ndarray]:
+            return [np.frombuffer(c, np.uint8) for c in source.codestreams(s, e)]
+
+        return self._window(source, start, stop, roi, intensity, chunk, lambda s, e: f"frames [{s}, {e})")

@@ -39,6 +39,18 @@ def test_htj2k_graph_on_the_cpu_equals_the_reference(tmp_path, spec, roi):
     assert float((out - ref).abs().max()) < 1e-3
 
 
+def test_htj2k_graph_with_a_held_intensity_window_equals_the_reference(tmp_path):
+    """A segment's held (lo, hi) (intensity_scope "video") reaches the graph as the reference applies it."""
+    from semiostream.dali_pipes.pipeline_htj2k import Htj2kWindowPreprocessor
+
+    frames, path = _archive(tmp_path)
+    held = (500.0, 7000.0)
+    with open_source(path) as src:
+        out = Htj2kWindowPreprocessor(SPEC, device="cpu", max_frames=8)(src, 1, 14, None, held)
+    assert float((out - preprocess(frames[1:14], None, SPEC, window=held)).abs().max()) < 1e-3
+    assert float((out - preprocess(frames[1:14], None, SPEC)).abs().max()) > 0.05
+
+
 def test_htj2k_graph_refuses_other_sources_and_names_bad_frames(tmp_path):
     from semiostream.dali_pipes.pipeline_htj2k import Htj2kWindowPreprocessor
     from semiostream.dali_pipes.source import SourceError
