@@ -32,6 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -58,6 +59,16 @@ def _dali_importable() -> bool:
 
     return importlib.util.find_spec("nvidia.dali") is not None
 
+
+
+@dataclass(frozen=True)
+class PreparedWindow:
+    """A window already preprocessed by its reader (e.g. HTJ2K decoded and preprocessed in one DALI graph,
+    :mod:`semiostream.dali_pipes.pipeline_htj2k`): ``input`` is ``[1, T, size, size]`` float32 in [-1, 1],
+    on the Scorer's device and ready (its producer synchronised). Accepted wherever a raw window is; its
+    ROI and intensity window were applied by the producer."""
+
+    input: torch.Tensor
 
 Intensity = tuple[float, float]
 #: held intensity windows of a call: None, one ``(lo, hi)`` for every window, or one ``(lo, hi)`` / None each
@@ -164,6 +175,15 @@ class Scorer:
     # ----------------------------------------------------------------------------------------------
     def check_window(self, window: Any, roi: Any = None) -> None:
         """Raise :class:`ValueError` saying what is wrong with one ``[T, H, W]`` uint16 window / ROI."""
+        if isinstance(window, PreparedWindow):
+            shape = tuple(window.input.shape)
+            size = self.spec.size
+            if len(shape) != 4 or shape[0] != 1 or shape[2:] != (size, size):
+                raise ValueError(f"a prepared window must be [1, T, {size}, {size}], got {shape}")
+            if not self.min_frames <= shape[1] <= self.max_frames:
+                raise ValueError(f"prepared window has {shape[1]} frames; this scorer takes "
+                                 f"{self.min_frames}..{self.max_frames}")
+            return
         frames = getattr(window, "frames", window)  # dali_pipes Window objects carry .frames
         if not isinstance(frames, np.ndarray | torch.Tensor):
             raise ValueError(f"a window must be a [T, H, W] uint16 array, got {type(frames).__name__}")
@@ -207,7 +227,16 @@ class Scorer:
         :func:`held_windows`; None applies the spec's own rule to each window."""
         rois = self._check_all(windows, rois)
         lohi = held_windows(intensities, len(rois))
-        arrays = [getattr(w, "frames", w) for w in windows]
+        out: list[Any] = [w.input.to(self.device.torch) if isinstance(w, PreparedWindow) else None for w in windows]
+        raw = [i for i, o in enumerate(out) if o is None]
+        if raw:
+            arrays = [getattr(windows[i], "frames", windows[i]) for i in raw]
+            done = self._preprocess_raw(arrays, [rois[i] for i in raw], [lohi[i] for i in raw])
+            for i, x in zip(raw, done, strict=True):
+                out[i] = x
+        return out
+
+    def _preprocess_raw(self, arrays: list[Any], rois: list[Any], lohi: list[Any]) -> list[torch.Tensor]:
         with self._on_stream():
             if self._dali is not None:
                 return self._dali(arrays, rois, stream=self.stream, intensities=lohi)

@@ -11,6 +11,11 @@ Decoding never waits for the GIL: PyAV (FFV1) and imagecodecs (HTJ2K, JPEG-LS, J
 release it while they decode, and a DICOM source decodes the frames of one window on one thread per core
 (:func:`semiostream.dali_pipes.read_dicom.decode_threads`), so threads (not processes) put every core the
 engines leave free to work on decoding, and one long recording is not limited to one core.
+
+On a GPU scorer, HTJ2K / JPEG 2000 DICOM archives skip the host entirely: each decoding thread runs the
+DALI graph that decodes the window's codestreams on the device (nvJPEG2000) and preprocesses them there
+(:class:`~semiostream.dali_pipes.pipeline_htj2k.Htj2kWindowPreprocessor`), and submits the model input
+(:class:`~semiostream.engines.scorer.PreparedWindow`) instead of frames (``graph_decode``).
 """
 
 from __future__ import annotations
@@ -61,9 +66,38 @@ def _result(index: int, fut: Future) -> float:
         raise WindowFailed(index, e) from e
 
 
+class _GraphPreparer:
+    """One DALI decode + preprocess graph per decoding thread (a DALI pipeline serves one thread)."""
+
+    def __init__(self, scorer: Any) -> None:
+        self.scorer = scorer
+        self._local = threading.local()
+
+    def takes(self, source: Any) -> bool:
+        from semiostream.dali_pipes.pipeline_htj2k import decodes_in_graph
+
+        return decodes_in_graph(source)
+
+    def __call__(self, source: Any, start: int, stop: int, roi: Any, intensity: Any) -> Any:
+        """``PreparedWindow`` of frames ``[start, stop)``: ``[1, T, S, S]`` on the scorer's device, ready."""
+        import torch
+
+        from semiostream.dali_pipes.pipeline_htj2k import Htj2kWindowPreprocessor
+        from semiostream.engines.scorer import PreparedWindow
+
+        pre = getattr(self._local, "pre", None)
+        if pre is None:
+            pre = self._local.pre = Htj2kWindowPreprocessor(self.scorer.spec, self.scorer.device,
+                                                            max_frames=self.scorer.spec.window)
+        x = pre(source, start, stop, roi, intensity)
+        if self.scorer.device.is_cuda:  # the scorer's stream reads it: finish this thread's work first
+            torch.cuda.current_stream(self.scorer.device.torch).synchronize()
+        return PreparedWindow(x.float())
+
+
 def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, workers: int = 2,
                 max_batch: int | None = None, max_wait_ms: float = 20.0, prefetch: int | None = None,
-                progress: Any = None) -> Any:
+                progress: Any = None, graph_decode: bool | None = None) -> Any:
     """Score every plan's windows with ``scorer`` and call ``on_done`` once per plan, as each one completes.
 
     Args:
@@ -75,6 +109,8 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         max_batch, max_wait_ms: dynamic batching (default: the scorer's ``max_batch``).
         prefetch: most decoded windows held at once (default ``2 * max_batch + workers``).
         progress: object with ``advance(n)`` (e.g. :class:`~.progress.WindowProgress`), or None.
+        graph_decode: decode + preprocess HTJ2K DICOM windows in one DALI graph on the scorer's device
+            (default: when the scorer runs on a GPU).
 
     Returns:
         The batcher's :class:`~semiostream.engines.batcher.BatcherStats` (requests, batches, largest batch).
@@ -84,6 +120,8 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
     stop = threading.Event()
     finished: queue.Queue = queue.Queue()  # (plan index, window futures or None, error or None)
     batcher = scorer.batcher(batch, max_wait_ms)
+    prepare = _GraphPreparer(scorer) if (scorer.device.is_cuda if graph_decode is None else graph_decode) \
+        else None
 
     def release(_: Future) -> None:
         slots.release()
@@ -94,15 +132,19 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
         futures: list[Future] = []
         try:
             with open_job(plan.job) as src:
+                in_graph = prepare is not None and prepare.takes(src)
                 for w, (a, b) in enumerate(plan.ranges()):
                     try:
-                        frames = src.read(a, b)  # [T, H, W] uint16
+                        if in_graph:  # the model input, decoded and preprocessed on the device
+                            item = (prepare(src, a, b, plan.roi, plan.intensity), None)
+                        else:
+                            item = (src.read(a, b), plan.roi, plan.intensity)  # [T, H, W] uint16
                     except Exception as e:
                         raise WindowFailed(w, e) from e
                     while not slots.acquire(timeout=0.2):
                         if stop.is_set():
                             raise _Cancelled
-                    fut = batcher.submit((frames, plan.roi, plan.intensity))
+                    fut = batcher.submit(item)
                     fut.add_done_callback(release)
                     futures.append(fut)
         except BaseException as e:  # every plan reports exactly once

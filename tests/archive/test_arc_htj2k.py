@@ -84,3 +84,31 @@ def test_dicom_identifiers_never_reach_logs_or_tables(arc_clips, arc_bundle, tmp
     for secret in (NAME, "Janet", MRN, "19611231"):
         assert secret not in everything
     np.testing.assert_array_equal(open_source(folder / "IM000001").read(0, 3), frames[:3])
+
+
+def test_htj2k_windows_decoded_and_preprocessed_in_the_graph_score_like_host_decoding(arc_clips, arc_bundle,
+                                                                                          tmp_path):
+    """The GPU path of `score` on HTJ2K (decode + preprocess in one DALI graph, the model input submitted
+    instead of frames) run with the same graph on the CPU: the same p(TLE) as decoding on the host."""
+    from semiostream.archive.inputs import Job
+    from semiostream.archive.plan import plan_job
+    from semiostream.archive.runner import score_local
+    from semiostream.engines.scorer import Scorer
+
+    mkv = sorted(arc_clips.glob("*.mkv"))[0]
+    dcm = tmp_path / "w.dcm"
+    assert main(["convert", str(mkv), str(dcm)]) == 0
+    from semiostream.dali_pipes.pipeline_htj2k import decodes_in_graph
+    from semiostream.dali_pipes.readers import open_source
+
+    with open_source(dcm) as src:
+        assert decodes_in_graph(src)  # the graph path is taken, not the host fallback
+    got = {}
+    with Scorer(arc_bundle, "torch-cpu-fp32") as scorer:
+        plan = plan_job(Job(dcm), "k", "sha", scorer.spec)
+        for graph in (False, True):
+            score_local([plan], scorer, lambda p, probs, err, g=graph: got.__setitem__(g, (probs, err)),
+                        graph_decode=graph)
+    (host, err_h), (in_graph, err_g) = got[False], got[True]
+    assert err_h is None and err_g is None and len(host) == len(in_graph) >= 2
+    np.testing.assert_allclose(in_graph, host, atol=2e-3)  # DALI's graph = the reference within its tolerance
