@@ -55,6 +55,15 @@ def _fp(made, name: str) -> str:
     return fingerprint(public)
 
 
+def test_watch_explains_an_empty_table(scorer, capsys):
+    """First in this module: no camera has streamed to the scorer yet, so no result can arrive."""
+    cfg, made, _ = scorer
+    rc, out, err, _ = _run(capsys, "watch", "--results", cfg.endpoints.results, "--control", "",
+                           "--seconds", "8", *_client(made, "nurse"))  # time for the CURVE handshake on a busy CI
+    assert rc == 0, err
+    assert "connected to the scorer at" in out and "no window scored yet" in out
+
+
 def test_publish_to_a_port_where_nothing_listens(capsys):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     rc, out, err, took = _run(capsys, "publish", "--synthetic", "TLE", "--bed", "b1", "--endpoint", endpoint,
@@ -127,14 +136,6 @@ def test_watch_with_a_key_that_is_not_a_viewer(scorer, capsys):
                             "--seconds", "30", *_client(made, "cam-1"))
     assert rc == 2 and took < 10
     assert "refused this key" in err and _fp(made, "cam-1") in err and "security.viewers" in err
-
-
-def test_watch_explains_an_empty_table(scorer, capsys):
-    cfg, made, _ = scorer
-    rc, out, err, _ = _run(capsys, "watch", "--results", cfg.endpoints.results, "--control", "",
-                           "--seconds", "8", *_client(made, "nurse"))  # time for the CURVE handshake on a busy CI
-    assert rc == 0, err
-    assert "connected to the scorer at" in out and "no window scored yet" in out
 
 
 def test_operator_commands_need_an_operator_key(scorer, capsys):
