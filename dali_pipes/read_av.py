@@ -7,6 +7,21 @@
 
 Opening a file scans its packet headers once (demuxing only, no decoding) to count frames and to index
 their timestamps, so ``read(start, stop)`` can seek. Sequential reads continue decoding without seeking.
+
+Frame ``i`` is the ``i``-th frame in presentation order, exactly as a decoder run over the whole file
+outputs it. Two ways to find it:
+
+* **by timestamp** (Matroska, MP4, and AVI whose parser recovers presentation times, e.g. MPEG-4 Part 2):
+  the packets carry presentation timestamps, in decode order and out of order when the stream has
+  B-frames; their sorted values are the frame index, a decoded frame is placed by its timestamp, and a
+  read seeks to the keyframe before its first frame;
+* **by decoding order** (AVI with H.264 and other files whose packets carry only a decode-order counter,
+  i.e. timestamps that never go back in a stream that can reorder frames, or packets without any): the
+  decoder's output is counted from the start of the file, the only anchor whose presentation index is
+  certain. Reading on from the last frame read continues decoding; reading backwards decodes from the
+  start again.
+
+A file whose decoded timestamps turn out not to match its packets' falls back to decoding order once.
 """
 
 from __future__ import annotations
@@ -35,22 +50,46 @@ def _open_container(path: Path) -> Any:
         ) from e
 
 
-def index_packets(container: Any, stream: Any, path: Path, what: str) -> np.ndarray:
-    """Sorted presentation timestamps ``[N]`` int64 of ``stream``'s non-empty packets (one per frame).
-
-    Closes ``container`` and raises :class:`SourceError` when the packets are corrupt or there are none.
-    """
+def packet_pts(container: Any, stream: Any, path: Path, what: str) -> list[int | None]:
+    """Presentation timestamps of ``stream``'s non-empty, non-discarded packets, in decode (file) order
+    (None where a packet has none). Closes ``container`` and raises :class:`SourceError` when the packets
+    are corrupt or there are none."""
     import av
 
     try:
-        pts = [p.pts for p in container.demux(stream) if p.size and p.pts is not None]
+        pts = [p.pts for p in container.demux(stream) if p.size and not getattr(p, "is_discard", False)]
     except av.error.FFmpegError as e:
         container.close()
         raise SourceError(path, f"packet stream is corrupt ({e})") from e
     if not pts:
         container.close()
         raise SourceError(path, f"{what} holds no frames", "the recording is empty")
+    return pts
+
+
+def index_packets(container: Any, stream: Any, path: Path, what: str) -> np.ndarray:
+    """Sorted presentation timestamps ``[N]`` int64 of ``stream``'s non-empty packets (one per frame).
+
+    Closes ``container`` and raises :class:`SourceError` when the packets are corrupt or there are none.
+    """
+    pts = [p for p in packet_pts(container, stream, path, what) if p is not None]
+    if not pts:
+        container.close()
+        raise SourceError(path, f"{what} holds no frames with timestamps", "the recording is corrupt")
     return np.array(sorted(pts), dtype=np.int64)
+
+
+def decode_order_only(pts: list[int | None], may_reorder: bool) -> bool:
+    """True when packet timestamps cannot place decoded frames: some packet has none, or the stream can
+    reorder frames (B-frames) yet its timestamps never go back in decode order (AVI stores a decode-order
+    counter, not presentation times)."""
+    if any(p is None for p in pts):
+        return True
+    return may_reorder and all(a < b for a, b in zip(pts, pts[1:]))
+
+
+class _OutOfOrder(Exception):
+    """A decoded frame's timestamp is not the next one of the packet index."""
 
 
 class AvSource(Source):
@@ -85,7 +124,17 @@ class AvSource(Source):
         self.bit_depth = 16 if bits > 8 else 8
         self._to_format = "gray16le" if self.bit_depth == 16 else "gray"
         self._tb = s.time_base
-        self._pts = index_packets(c, s, self.path, "video stream")
+        raw = packet_pts(c, s, self.path, "video stream")
+        #: frames numbered by the decoder's output order (see the module docstring), not by timestamp
+        self.decode_order = decode_order_only(raw, bool(getattr(cc, "has_b_frames", 0)))
+        if self.decode_order:
+            known = [p for p in raw if p is not None]
+            pts = sorted(known) if len(known) == len(raw) else None
+            self._pts = np.array(pts if pts is not None else range(len(raw)), dtype=np.int64)
+            self._times_known = pts is not None
+        else:
+            self._pts = np.array(sorted(raw), dtype=np.int64)
+            self._times_known = True
         self._index = {int(p): i for i, p in enumerate(self._pts)}
         self.num_frames = len(self._pts)
         expected = c.metadata.get(FRAMES_TAG)
@@ -97,42 +146,67 @@ class AvSource(Source):
                 "copy or convert the recording again",
             )
         rate = s.average_rate or s.guessed_rate
+        self.fps_from = "file"
         if rate:
             self.fps = float(rate)
-        elif self.num_frames > 1:
+        elif self._times_known and self.num_frames > 1 and self._pts[-1] > self._pts[0]:
             self.fps = float((self.num_frames - 1) / ((self._pts[-1] - self._pts[0]) * self._tb))
         else:
-            self.fps = 30.0
+            self.fps, self.fps_from = 30.0, "assumed"  # the reader fills in a given rate
         self._frames: Iterator[Any] | None = None
         self._next = -1  # index of the frame the live decoder yields next
 
     def frame_times(self, start: int, stop: int) -> np.ndarray:
+        if not self._times_known:
+            return super().frame_times(start, stop)
         return ((self._pts[start:stop] - self._pts[0]) * float(self._tb)).astype(np.float64)
 
-    def _decoded(self) -> Iterator[tuple[int, np.ndarray]]:
+    def _restart(self) -> None:
+        """Decode from the start of the file again (frame 0 is the decoder's first output)."""
+        index = self._stream.index
+        self._container.close()
+        self._container = _open_container(self.path)
+        self._stream = next(s for s in self._container.streams if s.index == index)
+        self._frames = self._container.decode(self._stream)
+        self._next = 0
+
+    def _decoded(self) -> Iterator[tuple[int, Any]]:
+        """``(frame index, av.VideoFrame)`` in decoding output order (index -1: not a frame of the index)."""
         assert self._frames is not None
         for frame in self._frames:
-            if frame.pts is None or int(frame.pts) not in self._index:
-                continue
-            yield self._index[int(frame.pts)], frame.to_ndarray(format=self._to_format)
+            if self.decode_order:
+                i, self._next = self._next, self._next + 1
+                yield i, frame
+            elif frame.pts is not None and int(frame.pts) in self._index:
+                yield self._index[int(frame.pts)], frame
 
     def _read(self, start: int, stop: int) -> np.ndarray:
+        try:
+            return self._read_frames(start, stop)
+        except _OutOfOrder:
+            # the decoded timestamps do not match the packets': number frames as the decoder outputs them
+            self.decode_order, self._frames, self._next = True, None, -1
+            return self._read_frames(start, stop)
+
+    def _read_frames(self, start: int, stop: int) -> np.ndarray:
         import av
 
         out = np.empty((stop - start, self.height, self.width), np.uint16)
+        got = start
         try:
-            if self._frames is None or self._next != start:
+            if self.decode_order:
+                if self._frames is None or self._next > start:
+                    self._restart()
+            elif self._frames is None or self._next != start:
                 self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
                 self._frames = self._container.decode(self._stream)
-            got = start
-            for i, arr in self._decoded():
+            for i, frame in self._decoded():
                 if i < start:
                     continue
                 if i != got:
-                    raise SourceError(
-                        self.path, f"frame {got} is missing from the decoded stream", "the file is corrupt"
-                    )
-                out[i - start] = arr
+                    self._frames, self._next = None, -1
+                    raise _OutOfOrder
+                out[i - start] = frame.to_ndarray(format=self._to_format)
                 got += 1
                 if got == stop:
                     break

@@ -31,11 +31,21 @@ STREAMS = ("ir", "depth")
 VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".m4v", ".webm")
 
 
+#: the frame rate assumed for a source that stores none when none is given (frames/s)
+ASSUMED_FPS = 30.0
+
+
+def _rate_from(src: Source, fps: float | None) -> Source:
+    """Set ``src.fps_from`` for a source that stores no rate: ``given`` or ``assumed``."""
+    src.fps_from = "given" if fps else "assumed"
+    return src
+
+
 def _open_npy(path: Path, stream: str, fps: float | None, device: str) -> Source:
     from .read_npy import NpySource
 
     _single_stream(path, stream)
-    return NpySource(path, fps=fps or 30.0)
+    return _rate_from(NpySource(path, fps=fps or ASSUMED_FPS), fps)
 
 
 def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Source:
@@ -57,7 +67,9 @@ def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Sour
         return K4aSource(path, stream=stream)
     _single_stream(path, stream)
     src = AvSource(path)
-    if device == "gpu" and src.bit_depth == 8:
+    if src.fps_from == "assumed" and fps:  # neither a stream rate nor timestamps: the rate given
+        src.fps, src.fps_from = float(fps), "given"
+    if device == "gpu" and src.bit_depth == 8 and not src.decode_order:  # NVDEC places frames by timestamp
         from .read_video_gpu import GpuVideoSource
 
         src.close()
@@ -69,14 +81,34 @@ def _open_dicom(path: Path, stream: str, fps: float | None, device: str) -> Sour
     from .read_dicom import DicomSource
 
     _single_stream(path, stream)
-    return DicomSource(path, fps=fps)
+    src = DicomSource(path, fps=fps)
+    if not _dicom_stores_rate(path):
+        _rate_from(src, fps)
+    return src
+
+
+def _dicom_stores_rate(path: Path) -> bool:
+    """Whether a DICOM file's header holds one of the frame-rate attributes :class:`~.read_dicom.DicomSource`
+    reads (Frame Time, Frame Time Vector, Cine Rate, Recommended Display Frame Rate)."""
+    import warnings
+
+    import pydicom
+
+    tags = ["FrameTime", "FrameTimeVector", "CineRate", "RecommendedDisplayFrameRate"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
+    except Exception:  # noqa: BLE001 - the source itself opened; no rate found here
+        return False
+    return any(ds.get(t) not in (None, "") for t in tags)
 
 
 def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Source:
     from .read_images import ImageFolderSource
 
     _single_stream(path, stream)
-    return ImageFolderSource(path, fps=fps or 30.0, device=device)
+    return _rate_from(ImageFolderSource(path, fps=fps or ASSUMED_FPS, device=device), fps)
 
 
 #: suffix (lower case; ``"/"`` = a folder of frames) -> opener(path, stream, fps, device)
@@ -111,7 +143,9 @@ def open_source(
         path: ``.npy``, ``.mkv`` (FFV1 or Azure Kinect), 8-bit video, DICOM (``.dcm``, or any file with
             the DICOM preamble), or a folder of PNG/TIFF frames.
         stream: ``"ir"`` (default) or ``"depth"`` (Azure Kinect recordings only).
-        fps: frame rate for formats that store none (``.npy``, image folders); default 30.
+        fps: frame rate for sources that store none (``.npy``, image folders, DICOM files without Frame
+            Time, videos without a stream rate or timestamps); default :data:`ASSUMED_FPS`. The source's
+            ``fps_from`` says whether its rate was stored, given or assumed.
         device: ``"cpu"`` or ``"gpu"``: where image folders and 8-bit video are decoded (DALI).
 
     Returns:

@@ -41,6 +41,9 @@ class Source(ABC):
         stream: which stream of the file (``"ir"`` or ``"depth"``; single-stream files are ``"ir"``).
         num_frames, height, width: frame count and frame size in pixels.
         fps: nominal frame rate (frames per second).
+        fps_from: where ``fps`` comes from: ``"file"`` (the file stores it: stream rate, timestamps, DICOM
+            Frame Time), ``"given"`` (``--fps`` or a manifest's ``fps``) or ``"assumed"`` (none stored or given:
+            30 fps assumed).
         bit_depth: 16 for IR/depth sensors, 8 for ordinary video (values 0..255).
     """
 
@@ -50,6 +53,7 @@ class Source(ABC):
     height: int
     width: int
     fps: float
+    fps_from: str = "file"
     bit_depth: int = 16
 
     @property
