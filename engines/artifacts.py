@@ -8,6 +8,7 @@ Runtime reads (or the reverse)::
     <bundle>/onnx/i3d.onnx, <bundle>/onnx/classifier.onnx                  ONNX Runtime (fp32)
     <bundle>/onnx/tensorrt/<model>_<precision>.onnx                       TensorRT builds (typed fp16/bf16, fp32)
     <bundle>/engines/<model>_b<maxbatch>_<sm-arch>_<precision>_trt<version>.engine (+ .json sidecar)
+    <bundle>/openvino_cache/                                               OpenVINO compiled models
     <bundle>/verified_backends.json
 """
 
@@ -20,6 +21,8 @@ from pathlib import Path
 ONNX_DIR = "onnx"
 ENGINE_DIR = "engines"
 VERDICT_FILE = "verified_backends.json"
+#: OpenVINO's compiled-model cache (``CACHE_DIR``) inside a bundle
+OPENVINO_CACHE_DIR = "openvino_cache"
 #: who reads an ONNX file (each has its own copy; see the module docstring)
 ONNX_CONSUMERS = ("onnxruntime", "tensorrt")
 #: model name per engine role (file stems)

@@ -44,6 +44,22 @@ def _ort_cuda() -> tuple[bool, str]:
     return _torch_cuda()
 
 
+def _openvino() -> tuple[bool, str]:
+    if importlib.util.find_spec("openvino") is None:
+        return False, "OpenVINO is not installed (pip install 'semiostream[openvino]')"
+    return True, ""
+
+
+def _openvino_bf16() -> tuple[bool, str]:
+    ok, why = _openvino()
+    if not ok:
+        return ok, why
+    from .backend_openvino import bf16_supported
+
+    return (True, "") if bf16_supported() else (
+        False, "OpenVINO's CPU plugin has no bf16 on this CPU (needs AVX512-BF16 or AMX)")
+
+
 def _tensorrt() -> tuple[bool, str]:
     if importlib.util.find_spec("tensorrt") is None:
         return False, "TensorRT is not installed (pip install 'semiostream[trt]' on a CUDA machine)"
@@ -110,6 +126,8 @@ BACKENDS: dict[str, BackendInfo] = dict([
     _b("torch-cuda-fp16", "backend_torch", "cuda", "fp16", _torch_cuda),
     _b("onnxruntime-cpu-fp32", "backend_onnxruntime", "cpu", "fp32", _always),
     _b("onnxruntime-cuda-fp32", "backend_onnxruntime", "cuda", "fp32", _ort_cuda),
+    _b("openvino-cpu-fp32", "backend_openvino", "cpu", "fp32", _openvino),
+    _b("openvino-cpu-bf16", "backend_openvino", "cpu", "bf16", _openvino_bf16),
     _b("tensorrt-fp16", "backend_tensorrt", "cuda", "fp16", _tensorrt),
     _b("tensorrt-bf16", "backend_tensorrt", "cuda", "bf16", _tensorrt_bf16),
     _b("tensorrt-fp32", "backend_tensorrt", "cuda", "fp32", _tensorrt),

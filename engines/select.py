@@ -10,7 +10,7 @@ Verdicts (written by :func:`semiostream.trt_build.verify.verify_bundle`) live ne
                   "frames": 60, "checked_at": "2026-...Z", "details": {...}}, ...]}
 
 The machine fingerprint hashes what decides numerical results and speed (CPU model and core count, GPU
-names, torch / onnxruntime / TensorRT versions), not the host name, so a rebuilt container with the same
+names, torch / onnxruntime / TensorRT / OpenVINO versions), not the host name, so a rebuilt container with the same
 stack keeps its verdicts and a driver or library upgrade asks for verification again. Without any verdict
 the reference backend (plain PyTorch fp32, CUDA when present) is used.
 """
@@ -77,6 +77,7 @@ def machine_info() -> dict[str, Any]:
         "torch": torch.__version__,
         "onnxruntime": ort,
         "tensorrt": trt,
+        "openvino": package_version("openvino"),
         "python": platform.python_version(),
     }
 
@@ -84,7 +85,10 @@ def machine_info() -> dict[str, Any]:
 def machine_fingerprint(info: dict[str, Any] | None = None) -> str:
     info = info or machine_info()
     keys = ("cpu", "cpu_count", "torch_threads", "gpus", "torch", "onnxruntime", "tensorrt")
-    blob = json.dumps({k: info.get(k) for k in keys}, sort_keys=True)
+    facts = {k: info.get(k) for k in keys}
+    if info.get("openvino"):  # only where installed: machines without it keep their fingerprints
+        facts["openvino"] = info["openvino"]
+    blob = json.dumps(facts, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -178,3 +182,24 @@ def select_backend(bundle, requested: str | None = None) -> str:
                 "Run `semiostream verify %s` to enable faster backends.", bundle.bundle_id, ref,
                 art.bundle_dir(bundle))
     return ref
+
+
+def explain_cpu_choice(bundle=None) -> str:
+    """One line: which CPU backend a Scorer picks here (for ``bundle``, or in general) and why."""
+    from .registry import BACKENDS
+
+    usable = [n for n, i in BACKENDS.items() if i.device == "cpu" and i.available()[0]]
+    if bundle is not None:
+        ranked = [(n, ms) for n, ms in verified_backends(bundle) if n in usable]
+        if ranked:
+            others = ", ".join(f"{n} {ms:.0f} ms" for n, ms in ranked[1:]) or "no other verified"
+            return (f"{ranked[0][0]}: the fastest verified for bundle {bundle.bundle_id} on this machine "
+                    f"({ranked[0][1]:.0f} ms/window; {others})")
+        return (f"{REFERENCE['cpu']} (reference): no CPU backend verified for bundle {bundle.bundle_id} here; "
+                f"`semiostream verify {art.bundle_dir(bundle)}` times {', '.join(usable)} and enables the fastest")
+    ov = [n for n in usable if n.startswith("openvino")]
+    if ov:
+        return (f"fastest verified per bundle among {', '.join(usable)} (`semiostream verify BUNDLE`); "
+                f"OpenVINO installed ({', '.join(ov)})")
+    return (f"fastest verified per bundle among {', '.join(usable)} (`semiostream verify BUNDLE`); OpenVINO, "
+            "often fastest on CPUs, is not installed: pip install 'semiostream[openvino]'")

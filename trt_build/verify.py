@@ -250,7 +250,7 @@ def verify_bundle(bundle: Bundle | str, backends: Sequence[str] | None = None, *
         if not ok:
             results.append(BackendResult(name, False, reason=why, precision=registry.get_backend(name).precision))
             continue
-        if export and name.startswith("onnxruntime"):
+        if export and name.startswith(("onnxruntime", "openvino")):
             from .export import onnx_from_bundle
 
             onnx_from_bundle(b)
