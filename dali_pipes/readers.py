@@ -31,7 +31,8 @@ STREAMS = ("ir", "depth")
 VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".m4v", ".webm")
 
 
-#: the frame rate assumed for a source that stores none when none is given (frames/s)
+#: the frame rate assumed for a source that stores none when none is given (frames/s); a source read
+#: for a model takes the bundle's rate instead (:func:`~.rate.at_rate`)
 ASSUMED_FPS = 30.0
 
 

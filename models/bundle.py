@@ -46,6 +46,8 @@ BUNDLE_JSON = "bundle.json"
 I3D_FILE = "i3d.safetensors"
 CLASSIFIER_FILE = "classifier.pt"
 DEFAULT_LABELS = ("FLE", "TLE")
+#: the frame rate of a bundle's windows when its spec names none (the paper's 30 fps)
+DEFAULT_FPS = 30.0
 #: a bundle.json larger than this is refused unread (a real one is a few kB)
 MAX_BUNDLE_JSON_BYTES = 16 << 20
 
@@ -63,6 +65,10 @@ class PreprocessSpec:
 
     Attributes:
         window: frames per window (60 = 2 s at 30 fps).
+        fps: the frame rate the model's windows are made at (frames/s): sources at another rate are
+            resampled to it (:mod:`semiostream.dali_pipes.rate`), so a window always spans
+            ``window / fps`` seconds. Stored only when it is not the default 30 (bundle ids of 30 fps bundles
+            are unchanged).
         min_frames: shortest window kept (9 = shortest input giving one I3D feature step).
         intensity_mode: ``"fixed"`` maps raw ``[intensity_lo, intensity_hi]`` to [0, 1];
             ``"percentile"`` uses percentiles of the first frames inside the crop instead.
@@ -81,6 +87,7 @@ class PreprocessSpec:
     """
 
     window: int = 60
+    fps: float = DEFAULT_FPS
     min_frames: int = 9
     intensity_mode: Literal["fixed", "percentile"] = "percentile"
     intensity_scope: Literal["video", "window"] = "video"
@@ -97,6 +104,8 @@ class PreprocessSpec:
         problems = []
         if self.min_frames < 9:
             problems.append(f"min_frames={self.min_frames} is below 9, the shortest input I3D accepts")
+        if not (isinstance(self.fps, int | float) and 1 <= self.fps <= 1000):
+            problems.append(f"fps={self.fps} must be a frame rate between 1 and 1000 frames/s")
         if self.window < self.min_frames:
             problems.append(f"window={self.window} is shorter than min_frames={self.min_frames}")
         if self.intensity_mode not in ("fixed", "percentile"):
@@ -121,7 +130,10 @@ class PreprocessSpec:
             raise ValueError("invalid PreprocessSpec: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["fps"] == DEFAULT_FPS:  # as written before the field existed: the ids of 30 fps bundles stay
+            del d["fps"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:

@@ -2,7 +2,9 @@
 
 For every manifest row: open the video (:func:`semiostream.dali_pipes.readers.open_source`), take the
 clinical segment ``[onset, offset)``, cut it into the bundle spec's windows (non-overlapping ``window``
-frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.dali_pipes.windows.plan_windows`),
+frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.dali_pipes.windows.plan_windows`) of
+the video read at the spec's rate ``fps`` (resampled by nearest timestamp when its own rate differs, as
+``semiostream score`` does: :func:`~semiostream.dali_pipes.rate.at_rate`),
 choose the crop (the row's ROI, else the ROI detector on the segment's first frame by its crop rule,
 else the full frame; which one applied is recorded per seizure), fix the segment's intensity window when
 the spec holds one per video (``intensity_scope="video"``: computed once from the segment's first frames,
@@ -51,7 +53,7 @@ from .ui import progress
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: windows made at the spec's rate (videos at other rates resampled)
 NUM_STEPS, FEATURE_DIM = 7, 1024
 
 
@@ -324,10 +326,12 @@ def segment_frames(row: SeizureRow, num_frames: int, fps: float) -> tuple[int, i
     return min(max(start, 0), num_frames), min(max(stop, 0), num_frames)
 
 
-def _open(row: SeizureRow):
+def _open(row: SeizureRow, fps: float):
+    """The row's video read at ``fps`` frames/s (the spec's rate; resampled when its own differs)."""
+    from semiostream.dali_pipes.rate import at_rate
     from semiostream.dali_pipes.readers import open_source
 
-    return open_source(row.path, stream=row.stream, fps=row.fps)
+    return at_rate(open_source(row.path, stream=row.stream, fps=row.fps), fps)
 
 
 def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector: Any | None) -> _Plan:
@@ -336,7 +340,7 @@ def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector:
     from semiostream.dali_pipes.windows import plan_windows
 
     spec = settings.spec
-    with _open(row) as src:
+    with _open(row, spec.fps) as src:
         start, stop = segment_frames(row, src.num_frames, src.fps)
         if row.onset is not None and start >= src.num_frames:
             raise ExtractError(
@@ -373,7 +377,8 @@ def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector:
 class _SourcePool:
     """One open source per thread (the last one used), so consecutive chunks of a video reuse it."""
 
-    def __init__(self) -> None:
+    def __init__(self, fps: float) -> None:
+        self.fps = fps  # the spec's rate: every video is read at it
         self._local = threading.local()
         self._open: list[Any] = []
         self._lock = threading.Lock()
@@ -384,7 +389,7 @@ class _SourcePool:
             return cur[1]
         if cur is not None:
             cur[1].close()
-        src = _open(row)
+        src = _open(row, self.fps)
         self._local.cur = ((row.path, row.stream, row.fps), src)
         with self._lock:
             self._open.append(src)
@@ -482,7 +487,7 @@ def extract_features(
 
         # 3. decode ahead in threads, featurize in this thread, write each seizure when complete
         feat = featurizer if hasattr(featurizer, "features") else featurizer()
-        sources = _SourcePool()
+        sources = _SourcePool(settings.spec.fps)
         stack.callback(sources.close)
 
         def read_chunk(pl: _Plan, ranges: list[tuple[int, int]]) -> list[np.ndarray]:

@@ -26,7 +26,7 @@ from semiostream.trainer.features import ContentHashMemo
 
 from .inputs import Job
 
-KEY_VERSION = 1
+KEY_VERSION = 2  # 2: windows made at the bundle's rate (resampled), frame-rate columns
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,10 @@
 """Plan one job: open its video, find its segment, cut the windows, choose the crop.
 
 The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_windows`: ``spec.window``
-frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept). The crop is the
+frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept), in time: the video
+is read at the bundle's rate ``spec.fps`` (:func:`semiostream.dali_pipes.rate.at_rate`: as it is when it
+has that rate, else resampled by nearest timestamp, or refused when far too slow), so a window always spans
+``spec.window / spec.fps`` seconds of the recording. The crop is the
 manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
 With a bundle whose spec holds one intensity window per video (``intensity_scope="video"``) it is computed
 here, once, from the segment's first frames inside the crop
@@ -34,8 +37,14 @@ class JobPlan:
     Attributes:
         job, key: the job and its result key (:func:`~.identity.input_key`).
         sha256: content hash of the video.
-        num_frames, fps: of the whole video; ``seg_start``/``seg_stop``: the segment's frame range.
-        starts, stops: ``[N]`` int64 window ranges; ``t_first``, ``t_last``: ``[N]`` float64 seconds.
+        num_frames, fps: frame count and frame rate of the whole video itself; ``fps_from``: whether that
+            rate is stored in the file, given (``--fps``, manifest) or assumed (``file``/``given``/``assumed``).
+        rate: frames/s the windows are made at: the bundle's rate when the video was resampled
+            (``resampled``), else the video's own.
+        seg_start, seg_stop: the segment's frame range in the video's own frame numbers.
+        starts, stops: ``[N]`` int64 window ranges in the frames as read (:meth:`open`: resampled or not);
+            ``first_frames``, ``last_frames``: ``[N]`` int64 the video's own numbers of each window's first
+            and last frame; ``t_first``, ``t_last``: ``[N]`` float64 their capture times in seconds.
         roi: ``(x0, y0, x1, y1)`` or None (full frame).
         intensity: the segment's held raw intensity window ``(lo, hi)``, or None (the spec's per-window rule).
     """
@@ -54,20 +63,37 @@ class JobPlan:
     roi: tuple[int, int, int, int] | None
     notes: list[str] = field(default_factory=list)
     intensity: tuple[float, float] | None = None
+    fps_from: str = "file"
+    rate: float = 0.0
+    resampled: bool = False
+    first_frames: np.ndarray | None = None
+    last_frames: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.rate = self.rate or self.fps
+        if self.first_frames is None:
+            self.first_frames, self.last_frames = self.starts, self.stops - 1
 
     @property
     def num_windows(self) -> int:
         return int(len(self.starts))
 
+    def open(self):
+        """The job's source as planned: at :attr:`rate` (resampled when :attr:`resampled`)."""
+        return open_job(self.job, self.rate if self.resampled else None)
+
     def ranges(self) -> list[tuple[int, int]]:
         return [(int(a), int(b)) for a, b in zip(self.starts, self.stops, strict=True)]
 
 
-def open_job(job: Job):
-    """The job's open :class:`~semiostream.dali_pipes.source.Source` (raises ``SourceError``)."""
+def open_job(job: Job, fps: float | None = None):
+    """The job's open :class:`~semiostream.dali_pipes.source.Source` (raises ``SourceError``), read at
+    ``fps`` frames/s when given (:func:`~semiostream.dali_pipes.rate.at_rate`)."""
+    from semiostream.dali_pipes.rate import at_rate
     from semiostream.dali_pipes.readers import open_source
 
-    return open_source(job.path, stream=job.stream, fps=job.fps)
+    src = open_source(job.path, stream=job.stream, fps=job.fps)
+    return src if fps is None else at_rate(src, fps)
 
 
 def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None, detector: Any | None = None,
@@ -75,25 +101,26 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
     """Open ``job``'s video and plan its windows (see the module docstring).
 
     Args:
-        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (window, min_frames).
+        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (window, fps, min_frames).
         hop: frames between window starts (None = ``spec.window``, non-overlapping).
         detector: a :class:`~semiostream.dali_pipes.roi.RoiDetector` for jobs without an ROI, or None.
         detector_lock: serialises ``detector`` calls when plans run in several threads.
 
     Raises:
-        SourceError: the video cannot be opened or read.
+        SourceError: the video cannot be opened or read, or its frame rate is too low to be resampled.
         PlanError: the frames are smaller or larger than :mod:`.guard` allows, the segment is empty or shorter
             than ``spec.min_frames``, or the ROI is invalid.
     """
     from semiostream.dali_pipes.event_intensity import holds_window, segment_window
+    from semiostream.dali_pipes.rate import ResampledSource, source_index, source_rate
     from semiostream.dali_pipes.roi import as_roi
     from semiostream.dali_pipes.windows import plan_windows
     from semiostream.trainer.features import segment_frames
 
-    with open_job(job) as src:
+    with open_job(job, spec.fps) as src:
         if problem := frame_size_problem(src.width, src.height):
             raise PlanError(problem)
-        n, fps = int(src.num_frames), float(src.fps)
+        n, fps = int(src.num_frames), float(src.fps)  # of the frames as read (at the bundle's rate)
         start, stop = segment_frames(job, n, fps)
         if stop <= start:
             raise PlanError(f"the segment onset={job.onset} s .. offset={job.offset} s lies outside the video "
@@ -127,4 +154,10 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
         stops = np.array([b for _, b in ranges], np.int64)
         times = np.asarray(src.frame_times(start, stop), np.float64)  # [stop - start] seconds
         t_first, t_last = times[starts - start], times[stops - 1 - start]
-    return JobPlan(job, key, sha256, n, fps, start, stop, starts, stops, t_first, t_last, roi, notes, intensity)
+        resampled = isinstance(src, ResampledSource)
+        own = src.source if resampled else src
+        seg = source_index(src, np.array([start, stop - 1]))
+        return JobPlan(job, key, sha256, int(own.num_frames), source_rate(src), int(seg[0]), int(seg[1]) + 1,
+                       starts, stops, t_first, t_last, roi, notes, intensity,
+                       fps_from=getattr(src, "fps_from", "file"), rate=fps, resampled=resampled,
+                       first_frames=source_index(src, starts), last_frames=source_index(src, stops - 1))

@@ -48,15 +48,17 @@ class ScoreActor:
         self.scorer.warmup()
         self._src: tuple[tuple, Any] | None = None
 
-    def _source(self, path: str, stream: str, fps: float):
+    def _source(self, path: str, stream: str, fps: float, rate: float):
+        from semiostream.dali_pipes.rate import at_rate
         from semiostream.dali_pipes.readers import open_source
 
-        key = (path, stream, fps)
+        key = (path, stream, fps, rate)
         if self._src is None or self._src[0] != key:
             if self._src is not None:
                 self._src[1].close()
             self._src = None
-            self._src = (key, open_source(path, stream=stream, fps=None if math.isnan(fps) else fps))
+            src = open_source(path, stream=stream, fps=None if math.isnan(fps) else fps)
+            self._src = (key, src if math.isnan(rate) else at_rate(src, rate))  # as planned
         return self._src[1]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -66,7 +68,8 @@ class ScoreActor:
         frames, rois, held, idx = [], [], [], []
         for i in range(n):
             try:
-                src = self._source(str(batch["path"][i]), str(batch["stream"][i]), float(batch["fps"][i]))
+                src = self._source(str(batch["path"][i]), str(batch["stream"][i]), float(batch["fps"][i]),
+                                   float(batch["rate"][i]))
                 frames.append(src.read(int(batch["start"][i]), int(batch["stop"][i])))  # [T, H, W] uint16
                 roi = [int(v) for v in batch["roi"][i]]
                 rois.append(None if roi[0] < 0 else tuple(roi))
@@ -93,10 +96,11 @@ def _items(plans: Sequence[JobPlan]) -> tuple[list[dict[str, Any]], list[tuple[i
     for j, pl in enumerate(plans):
         roi = list(pl.roi) if pl.roi else [-1, -1, -1, -1]
         fps = float("nan") if pl.job.fps is None else float(pl.job.fps)
+        rate = float(pl.rate) if pl.resampled else float("nan")
         held = list(pl.intensity) if pl.intensity else [float("nan"), float("nan")]
         for w, (a, b) in enumerate(pl.ranges()):
             items.append({"seq": len(where), "path": str(pl.job.path), "stream": pl.job.stream, "fps": fps,
-                          "start": a, "stop": b, "roi": roi, "intensity": held})
+                          "rate": rate, "start": a, "stop": b, "roi": roi, "intensity": held})
             where.append((j, w))
     return items, where
 

@@ -33,6 +33,7 @@ def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = 
         "onset_s": job.onset, "offset_s": job.offset,
         "first_frame": plan.seg_start if plan else None, "stop_frame": plan.seg_stop if plan else None,
         "num_frames": plan.num_frames if plan else None, "fps": plan.fps if plan else None,
+        "fps_from": plan.fps_from if plan else None, "fps_used": plan.rate if plan else None,
         "roi": _roi_text(plan.roi) if plan else (_roi_text(job.roi) if job.roi else None),
         "windows": ev.n_windows if ev else 0,
         "p_tle": ev.p if ev else None, "p_min": ev.p_min if ev else None, "p_max": ev.p_max if ev else None,
@@ -54,7 +55,7 @@ def window_columns(plan: JobPlan | None = None, probs: np.ndarray | None = None)
     job = plan.job
     cols.update({
         "input_id": [job.input_id] * n, "path": [str(job.path)] * n, "stream": [job.stream] * n,
-        "window": list(range(n)), "first_frame": plan.starts.tolist(), "last_frame": (plan.stops - 1).tolist(),
+        "window": list(range(n)), "first_frame": plan.first_frames.tolist(), "last_frame": plan.last_frames.tolist(),
         "t_first": plan.t_first.tolist(), "t_last": plan.t_last.tolist(),
         "p_tle": [float(v) for v in p],
     })

@@ -91,6 +91,8 @@ class ScoreSummary:
     backend: str = ""
     batches: int = 0  # inference batches (this machine only)
     largest_batch: int = 0
+    #: (input_id, fps of the video, fps_from, fps_used) of every scored current input
+    rates: list[tuple[str, float, str, float]] = field(default_factory=list)
 
     @property
     def windows_per_s(self) -> float:
@@ -112,11 +114,32 @@ class ScoreSummary:
             if self.batches:
                 s += f"; {self.batches} batches, largest {self.largest_batch}"
 
+        s += rate_text(self.rates)
         for input_id, reason in self.failed[:20]:
             s += f"\n  failed: {input_id}: {reason}"
         if len(self.failed) > 20:
             s += f"\n  ... and {len(self.failed) - 20} more (see the error column of {self.out_inputs})"
         return s
+
+
+def rate_text(rates: Sequence[tuple[str, float, str, float]], show: int = 5) -> str:
+    """Summary lines on frame rates: inputs resampled to the bundle's rate and inputs whose rate was
+    assumed (none stored or given), each with up to ``show`` examples; empty when every input was read
+    frame for frame at a rate stored in it or given."""
+    def names(ids: list[str]) -> str:
+        more = f" and {len(ids) - show} more" if len(ids) > show else ""
+        return ", ".join(Path(i).name for i in ids[:show]) + more
+
+    s = ""
+    resampled = [(i, f, u) for i, f, _, u in rates if f != u]
+    if resampled:
+        s += (f"\nframe rate: {len(resampled)} inputs resampled to the bundle's {resampled[0][2]:g} fps (windows of "
+              f"the same seconds): " + names([f"{i} ({f:g} fps)" for i, f, _ in resampled]))
+    assumed = [(i, f) for i, f, src, _ in rates if src == "assumed"]
+    if assumed:
+        s += (f"\nframe rate: {len(assumed)} inputs store no frame rate; {assumed[0][1]:g} fps assumed (give the "
+              f"true one with --fps or a manifest's fps column): " + names([i for i, _ in assumed]))
+    return s
 
 
 def _bundle_meta(path: Path) -> dict[str, Any]:
@@ -269,6 +292,8 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
 
         # 5. the tables
         summary.failed = sorted((r["input_id"], r["error"]) for r, _ in final if r["error"])
+        summary.rates = sorted((r["input_id"], r["fps"], r["fps_from"], r["fps_used"]) for r, _ in final
+                               if not r["error"] and r.get("fps_used") is not None)
         summary.window_rows, _ = write_tables(
             cfg.out, final, lambda key: store.read(key)[1],
             metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})

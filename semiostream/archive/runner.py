@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .plan import JobPlan, open_job
+from .plan import JobPlan
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def score_local(plans: Sequence[JobPlan], scorer: Any, on_done: OnDone, *, worke
     def decode(index: int, plan: JobPlan) -> None:
         futures: list[Future] = []
         try:
-            with open_job(plan.job) as src:
+            with plan.open() as src:  # at the planned rate
                 in_graph = prepare is not None and prepare.takes(src)
                 for w, (a, b) in enumerate(plan.ranges()):
                     try:

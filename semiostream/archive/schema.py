@@ -29,7 +29,8 @@ WINDOW_COLUMNS: tuple[Column, ...] = (
     Column("stream", "string", "ir or depth"),
     Column("window", "int64", "0-based index of the window within the input"),
     Column("first_frame", "int64", "first frame of the window (0-based frame index in the video)"),
-    Column("last_frame", "int64", "last frame of the window (inclusive)"),
+    Column("last_frame", "int64", "last frame of the window (inclusive; a resampled window repeats or skips "
+                                  "frames in between, see fps_used)"),
     Column("t_first", "float64", "capture time of the first frame, seconds after the video's first frame"),
     Column("t_last", "float64", "capture time of the last frame, seconds"),
     Column("p_tle", "float64", "p(TLE) of the window = p(labels[1]) of the bundle (model float32 output)"),
@@ -47,7 +48,11 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("first_frame", "int64", "first frame of the scored segment", True),
     Column("stop_frame", "int64", "end of the scored segment (exclusive)", True),
     Column("num_frames", "int64", "frames in the whole video", True),
-    Column("fps", "float64", "frame rate of the video", True),
+    Column("fps", "float64", "frame rate of the video itself, frames/s (see fps_from)", True),
+    Column("fps_from", "string", "where fps comes from: file (stored in it), given (--fps or the manifest's "
+                                 "fps) or assumed (none stored or given: 30 fps assumed)", True),
+    Column("fps_used", "float64", "frame rate the windows were made at: the bundle's (the video resampled to "
+                                  "it by nearest timestamp) or, within 1% of it, the video's own", True),
     Column("roi", "string", "crop x0 y0 x1 y1 in pixels (null = full frame)", True),
     Column("windows", "int64", "windows scored (0 on error)"),
     Column("p_tle", "float64", "mean p(TLE) over the windows (null on error)", True),

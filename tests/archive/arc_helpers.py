@@ -14,7 +14,7 @@ FAST = ["--backend", "torch-cpu-fp32", "--no-compile", "--preprocessing", "refer
 
 def make_bundle(path, ckpt, seed: int):
     """A bundle of the real I3D and an untrained, seeded random classifier (16-frame windows)."""
-    return make_random_bundle(path, ckpt, seed, PreprocessSpec(window=16, min_frames=9), reuse=False)
+    return make_random_bundle(path, ckpt, seed, PreprocessSpec(window=16, fps=15, min_frames=9), reuse=False)
 
 
 def add_bad_inputs(folder):

@@ -2,7 +2,8 @@
 
 The bundle holds the real Kinetics-400 I3D and an **untrained, seeded random classifier** (its last layer
 scaled up so that p(TLE) spreads over (0, 1)): these tests check plumbing, resumption and equivalence of the
-two runners, not accuracy. Its spec uses 16-frame windows (one I3D step, ~0.3-1 s per window on 2 CPU cores).
+two runners, not accuracy. Its spec uses 16-frame windows at 15 fps, the clips' rate (one I3D step, ~0.3-1 s per
+window on 2 CPU cores).
 Clips are tiny synthetic FFV1 videos (96x72, 15 fps, 33 frames = 2 windows each).
 """
 

@@ -27,7 +27,7 @@ from semiostream.dali_pipes.source import SourceError
 from semiostream.errors import UserError
 from semiostream.models.bundle import PreprocessSpec
 
-SPEC = PreprocessSpec(window=16, min_frames=9)
+SPEC = PreprocessSpec(window=16, fps=15, min_frames=9)
 
 
 def _within(seconds, fn, *args, **kwargs):

@@ -24,7 +24,7 @@ def _clip(path, seed=0):
 
 def test_plan_holds_the_segments_first_frames_window(tmp_path):
     clip = _clip(tmp_path / "v.npy")
-    spec = PreprocessSpec(window=16, min_frames=9)
+    spec = PreprocessSpec(window=16, fps=15, min_frames=9)
     v = np.load(clip)
     plan = plan_job(Job(clip, roi=(4, 4, 60, 44)), "k", "sha", spec)
     assert plan.intensity == segment_window(v[:spec.percentile_frames], (4, 4, 60, 44), spec)

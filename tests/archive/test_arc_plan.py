@@ -13,7 +13,7 @@ from semiostream.archive.plan import PlanError, plan_job
 from semiostream.dali_pipes.source import SourceError
 from semiostream.models.bundle import PreprocessSpec
 
-SPEC = PreprocessSpec(window=16, min_frames=9)
+SPEC = PreprocessSpec(window=16, fps=15, min_frames=9)
 SETTINGS = RunSettings("bundle-a", "torch-cpu-fp32", None, "full")
 
 

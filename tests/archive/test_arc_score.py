@@ -125,7 +125,7 @@ def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tm
 
     long_clip = tmp_path / "long.npy"
     np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 8, 48, 64), dtype=np.uint16))
-    spec = PreprocessSpec(window=16, min_frames=9)
+    spec = PreprocessSpec(window=16, fps=15, min_frames=9)
     plans = [plan_job(Job(long_clip), "long", "sha", spec)]
     plans += [plan_job(Job(p, offset=1.0), p.name, "sha", spec) for p in sorted(arc_clips.glob("*.mkv"))[:3]]
     assert [p.num_windows for p in plans] == [8, 1, 1, 1]
