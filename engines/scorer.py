@@ -3,8 +3,10 @@
 ``Scorer(bundle, backend=None)`` chains
 
 1. preprocessing with the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (DALI's pipeline,
-   :class:`semiostream.dali_pipes.pipeline.DaliPreprocessor`, on the backend's device; the plain-torch
-   reference :func:`semiostream.dali_pipes.reference.preprocess` where DALI is absent) -> one
+   :class:`semiostream.dali_pipes.pipeline.DaliPreprocessor`, on the backend's device; where DALI is absent,
+   on a GPU the reference's math on the device from pinned host buffers
+   (:class:`~semiostream.engines.preprocess_torch.TorchPreprocessor`), on the CPU the plain-torch
+   reference :func:`semiostream.dali_pipes.reference.preprocess`) -> one
    ``[1, T, 224, 224]`` float32 tensor in [-1, 1] per window;
 2. the feature engine on batches of equally long windows (grouped by T, never padded in time: padding
    frames would change the features) -> ``[T', 1024]`` per window;
@@ -51,13 +53,16 @@ from .streams import on_stream
 
 log = logging.getLogger(__name__)
 
-PREPROCESSORS = ("auto", "dali", "reference")
+PREPROCESSORS = ("auto", "dali", "torch", "reference")
 
 
 def _dali_importable() -> bool:
     import importlib.util
 
-    return importlib.util.find_spec("nvidia.dali") is not None
+    try:
+        return importlib.util.find_spec("nvidia.dali") is not None
+    except (ImportError, ValueError):  # no `nvidia` namespace at all, or a broken install
+        return False
 
 
 
@@ -108,8 +113,9 @@ class Scorer:
         bundle: a bundle directory or a loaded :class:`~semiostream.models.bundle.Bundle`.
         backend: backend name (``torch-cpu-bf16``, ``onnxruntime-cpu-fp32``, ``tensorrt-fp16`` ...); None
             picks the fastest backend verified for this bundle on this machine (:mod:`.select`).
-        preprocessing: ``"auto"`` (DALI when installed, else the torch reference), ``"dali"`` or
-            ``"reference"``.
+        preprocessing: ``"auto"`` (DALI when installed; else on a GPU ``"torch"``, on the CPU the torch
+            reference), ``"dali"``, ``"torch"`` (:mod:`.preprocess_torch`: pinned host buffers, non-blocking
+            copies, the reference's math on the device) or ``"reference"``.
         max_batch: windows per feature-engine call (and per DALI batch).
         engine_options: extra keyword arguments for the backend's engines (e.g. ``{"compile": False}``
             for the torch backends, ``{"graph_level": "basic"}`` for ONNX Runtime).
@@ -152,14 +158,19 @@ class Scorer:
         self.max_batch = min(self.max_batch, self.feature_engine.io.dims["batch"][1])
         if preprocessing not in PREPROCESSORS:
             raise ValueError(f"preprocessing={preprocessing!r}; use one of {PREPROCESSORS}")
-        use_dali = preprocessing == "dali" or (preprocessing == "auto" and _dali_importable())
-        self._dali = None
-        if use_dali:
+        if preprocessing == "auto":
+            preprocessing = "dali" if _dali_importable() else "torch" if self.device.is_cuda else "reference"
+        self._preprocessor = None
+        if preprocessing == "dali":
             from semiostream.dali_pipes.pipeline import DaliPreprocessor
 
-            self._dali = DaliPreprocessor(self.spec, device=self.device, max_batch=self.max_batch,
-                                          num_threads=max(1, min(4, os.cpu_count() or 1)))
-        self.preprocessing = "dali" if use_dali else "reference"
+            self._preprocessor = DaliPreprocessor(self.spec, device=self.device, max_batch=self.max_batch,
+                                                  num_threads=max(1, min(4, os.cpu_count() or 1)))
+        elif preprocessing == "torch":
+            from .preprocess_torch import TorchPreprocessor
+
+            self._preprocessor = TorchPreprocessor(self.spec, device=self.device)
+        self.preprocessing = preprocessing
         self.timings: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -238,8 +249,8 @@ class Scorer:
 
     def _preprocess_raw(self, arrays: list[Any], rois: list[Any], lohi: list[Any]) -> list[torch.Tensor]:
         with self._on_stream():
-            if self._dali is not None:
-                return self._dali(arrays, rois, stream=self.stream, intensities=lohi)
+            if self._preprocessor is not None:
+                return self._preprocessor(arrays, rois, stream=self.stream, intensities=lohi)
             from semiostream.dali_pipes.reference import preprocess
 
             out = []
@@ -370,7 +381,7 @@ class Scorer:
     def close(self) -> None:
         for e in (self.feature_engine, self.classifier_engine):
             e.close()
-        self._dali = None
+        self._preprocessor = None
 
     def __enter__(self) -> Scorer:
         return self

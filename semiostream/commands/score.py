@@ -78,9 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="longest wait for a batch to fill (default 20 ms)")
     p.add_argument("--no-compile", dest="compile", action="store_const", const=False, default=None,
                    help="torch backends: skip torch.compile (starts faster, scores a little slower)")
-    p.add_argument("--preprocessing", choices=("auto", "dali", "reference"), default="auto",
-                   help="window preprocessing: DALI when installed (auto, default), dali, or the plain-torch "
-                        "reference")
+    p.add_argument("--preprocessing", choices=("auto", "dali", "torch", "reference"), default="auto",
+                   help="window preprocessing: DALI when installed, else torch on the GPU (auto, default), "
+                        "dali, torch (pinned host buffers, the reference's math on the device), or the "
+                        "plain-torch reference")
     p.add_argument("--retry-errors", action="store_true", help="score inputs that failed in an earlier run again")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run on Ray (pip install 'semiostream[ray]'): a cluster ADDRESS (e.g. auto, "
