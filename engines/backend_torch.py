@@ -1,4 +1,4 @@
-"""PyTorch backend: CPU fp32, CPU bf16, CUDA fp32, CUDA fp16.
+"""PyTorch backend: CPU fp32, CPU bf16, CUDA fp32, CUDA fp16, CUDA bf16.
 
 The feature engine runs an inference copy of the bundle's I3D, never the bundle's module itself:
 
@@ -10,7 +10,11 @@ The feature engine runs an inference copy of the bundle's I3D, never the bundle'
   oneDNN / cuDNN); the final average pool and the output are float32;
 * on the CPU, ``torch.compile`` (Inductor, weights frozen) for windows of the bundle's standard
   length (``spec.window``); other lengths (leftover windows) run the same weights eagerly, so a rare
-  length never triggers a recompile.
+  length never triggers a recompile;
+* on CUDA, CUDA graphs (:mod:`.graphs`) for windows of the standard length: each batch bucket (powers of
+  two up to the engine's largest batch) is captured once on first use and replayed with one launch; other
+  lengths run eagerly. The same bucketing runs eagerly on the CPU when ``graphs=True`` is asked for there
+  (how it is tested without a GPU).
 
 The classifier engine runs the bundle's classifier in float32 on every torch backend: it costs about a
 millisecond per batch and keeps decisions identical to the reference.
@@ -103,9 +107,11 @@ class TorchEngine(Engine):
         bundle: a loaded :class:`~semiostream.models.bundle.Bundle`.
         role: ``"features"`` or ``"classifier"``.
         device: a :class:`~semiostream.device.Device` or its spelling (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
-        precision: ``"fp32"``, ``"bf16"`` (CPU) or ``"fp16"`` (CUDA); the feature engine's precision.
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); the feature engine's precision.
         compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for the
             CPU, where it measured 1.5x (bf16) and 1.8x (fp32) faster; see bench/RESULTS.md).
+        graphs: CUDA graphs for ``spec.window``-frame feature inputs (None = on for CUDA, off on the CPU;
+            True on the CPU runs the same buckets eagerly). Graphs and ``compile`` exclude each other.
         fold_bn, channels_last: the optimisations described in the module docstring (on by default).
         threads: torch intra-op threads (None = leave torch's setting).
         stream: CUDA only: the ``torch.cuda.Stream`` to enqueue on (None = torch's current stream).
@@ -113,7 +119,7 @@ class TorchEngine(Engine):
 
     def __init__(self, bundle, role: str, device: Device | str = "cpu", precision: str = "fp32",
                  compile: bool | None = None, fold_bn: bool = True, channels_last: bool = True,
-                 threads: int | None = None, stream=None) -> None:
+                 threads: int | None = None, stream=None, graphs: bool | None = None) -> None:
         try:
             device = Device.parse(device).check_available()
         except DeviceError as e:
@@ -132,9 +138,18 @@ class TorchEngine(Engine):
         self._window = int(bundle.spec.window)
         self._compiled = None
         self._compile_lock = threading.Lock()
+        self._graphs = None
         if role == "features":
             self.model = optimized_i3d(bundle.i3d, dev, precision, fold_bn, channels_last)
-            want_compile = dev.type == "cpu" if compile is None else compile
+            want_graphs = dev.type == "cuda" if graphs is None else bool(graphs)
+            if want_graphs and compile:
+                raise EngineError("torch backend: choose CUDA graphs or torch.compile, not both")
+            want_compile = (dev.type == "cpu" and not want_graphs) if compile is None else compile
+            if want_graphs:
+                from .graphs import BatchGraphs
+
+                item = (bundle.in_channels, self._window, bundle.spec.size, bundle.spec.size)
+                self._graphs = BatchGraphs(self._graph_forward, item, self.io.dims["batch"][1], torch.float32, dev)
             if want_compile:
                 self._compiled = torch.compile(self.model, dynamic=False, options={"freezing": True})
         elif role == "classifier":
@@ -146,6 +161,15 @@ class TorchEngine(Engine):
     def compiled(self) -> bool:
         return self._compiled is not None
 
+    @property
+    def graphed(self) -> bool:
+        """True when standard-length feature windows run through :mod:`.graphs` (CUDA graphs on a GPU)."""
+        return self._graphs is not None
+
+    def _graph_forward(self, x: torch.Tensor) -> torch.Tensor:
+        with fp32_exact() if self._exact else contextlib.nullcontext():
+            return self.model(x)
+
     def _infer_impl(self, feeds: dict[str, torch.Tensor]) -> torch.Tensor:
         name = FEATURE_INPUT if self.role == "features" else CLASSIFIER_INPUT
         with on_stream(self.stream, self.device):
@@ -153,6 +177,8 @@ class TorchEngine(Engine):
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device.torch, non_blocking=True)
+        if self._graphs is not None and self._graphs.accepts(x):
+            return self._graphs(x)
         with torch.inference_mode(), (fp32_exact() if self._exact else contextlib.nullcontext()):
             if self.role == "features" and self._compiled is not None and x.shape[2] == self._window:
                 # One static [1, C, window, S, S] graph: a batch runs window by window (batching gains
@@ -165,6 +191,7 @@ class TorchEngine(Engine):
     def _close_impl(self) -> None:
         self.model = None
         self._compiled = None
+        self._graphs = None
 
 
 def create(bundle, role: str, device: Device | str, precision: str, **options) -> TorchEngine:

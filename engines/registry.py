@@ -22,6 +22,18 @@ def _torch_cuda() -> tuple[bool, str]:
     return (True, "") if torch.cuda.is_available() else (False, "torch sees no CUDA GPU")
 
 
+def _cuda_bf16() -> tuple[bool, str]:
+    ok, why = _torch_cuda()
+    if not ok:
+        return ok, why
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    if major < 8:
+        return False, f"bf16 needs an Ampere or newer GPU (compute capability >= 8.0); this one is {major}.{minor}"
+    return True, ""
+
+
 def _cpu_bf16() -> tuple[bool, str]:
     import torch
 
@@ -68,14 +80,7 @@ def _tensorrt() -> tuple[bool, str]:
 
 def _tensorrt_bf16() -> tuple[bool, str]:
     ok, why = _tensorrt()
-    if not ok:
-        return ok, why
-    import torch
-
-    major, minor = torch.cuda.get_device_capability()
-    if major < 8:
-        return False, f"bf16 needs an Ampere or newer GPU (compute capability >= 8.0); this one is {major}.{minor}"
-    return True, ""
+    return _cuda_bf16() if ok else (ok, why)
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,7 @@ BACKENDS: dict[str, BackendInfo] = dict([
     _b("torch-cpu-bf16", "backend_torch", "cpu", "bf16", _cpu_bf16),
     _b("torch-cuda-fp32", "backend_torch", "cuda", "fp32", _torch_cuda),
     _b("torch-cuda-fp16", "backend_torch", "cuda", "fp16", _torch_cuda),
+    _b("torch-cuda-bf16", "backend_torch", "cuda", "bf16", _cuda_bf16),
     _b("onnxruntime-cpu-fp32", "backend_onnxruntime", "cpu", "fp32", _always),
     _b("onnxruntime-cuda-fp32", "backend_onnxruntime", "cuda", "fp32", _ort_cuda),
     _b("openvino-cpu-fp32", "backend_openvino", "cpu", "fp32", _openvino),

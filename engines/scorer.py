@@ -148,7 +148,7 @@ class Scorer:
             opts["stream"] = self.stream
         self.feature_engine = create_engine(self.backend, self.bundle, "features", **opts)
         try:
-            cls_opts = {k: v for k, v in opts.items() if k not in ("compile", "fold_bn", "channels_last")}
+            cls_opts = {k: v for k, v in opts.items() if k not in ("compile", "fold_bn", "channels_last", "graphs")}
             self.classifier_engine = create_engine(self.backend, self.bundle, "classifier", **cls_opts)
         except Exception:
             self.feature_engine.close()
