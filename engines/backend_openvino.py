@@ -148,15 +148,25 @@ class OpenVinoEngine(Engine):
         self._model = model
         self._dynamic = None
         self._static = None
+        #: whether the model compiled at creation was imported from the cache (no compilation)
+        self.loaded_from_cache = False
         if role == "features":
             c, s = bundle.in_channels, bundle.spec.size
             lo, hi = io.dims["frames"]
             if lo <= self._window <= hi:
                 fixed = model.clone()
                 fixed.reshape({io.inputs[0].name: [1, c, self._window, s, s]})
-                self._static = core.compile_model(fixed, "CPU", self.config).create_infer_request()
+                self._static = self._compile(fixed)
         else:
-            self._dynamic = core.compile_model(model, "CPU", self.config).create_infer_request()
+            self._dynamic = self._compile(model)
+
+    def _compile(self, model):
+        compiled = _core().compile_model(model, "CPU", self.config)
+        try:
+            self.loaded_from_cache = bool(compiled.get_property("LOADED_FROM_CACHE"))
+        except RuntimeError:  # pragma: no cover - property missing in an old OpenVINO
+            pass
+        return compiled.create_infer_request()
 
     def _request(self, x: np.ndarray):
         if self._static is not None and x.shape[0] == 1 and x.shape[2] == self._window:

@@ -16,8 +16,9 @@ from semiostream.engines.select import read_verdicts, select_backend
 from semiostream.models.bundle import load_bundle
 from semiostream.trt_build.verify import verify_bundle
 
-#: the CPU backends that can run on this machine (bf16 needs AVX512-BF16 or AMX)
-CPU_BACKENDS = [n for n in ("torch-cpu-fp32", "torch-cpu-bf16", "onnxruntime-cpu-fp32") if get_backend(n).available()[0]]
+#: the CPU backends that can run on this machine (bf16 needs AVX512-BF16 or AMX; OpenVINO its extra)
+CPU_BACKENDS = [n for n in ("torch-cpu-fp32", "torch-cpu-bf16", "onnxruntime-cpu-fp32", "openvino-cpu-fp32",
+                            "openvino-cpu-bf16") if get_backend(n).available()[0]]
 NO_COMPILE = {"torch-cpu-bf16": {"compile": False}}
 
 
