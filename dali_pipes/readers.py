@@ -49,7 +49,26 @@ def _open_npy(path: Path, stream: str, fps: float | None, device: str) -> Source
     return _rate_from(NpySource(path, fps=fps or ASSUMED_FPS), fps)
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` (e.g. ``"av"``, ``"nvidia.dali"``) can be imported, without importing it."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # e.g. no `nvidia` namespace at all
+        return False
+
+
+def require(path: str | os.PathLike, module: str, dist: str, what: str) -> None:
+    """Raise :class:`SourceError` naming the package when ``module`` is not installed: the runtime imports
+    neither PyAV nor DALI until an input needs them."""
+    if not installed(module):
+        raise SourceError(path, f"{what} needs {dist}, which is not installed here",
+                          f"install it (pip install {dist.split()[0]}) or convert the recording to .npy where it is")
+
+
 def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    require(path, "av", "av (PyAV)", "reading video files")
     import av
 
     from .read_av import AvSource
@@ -70,7 +89,8 @@ def _open_video(path: Path, stream: str, fps: float | None, device: str) -> Sour
     src = AvSource(path)
     if src.fps_from == "assumed" and fps:  # neither a stream rate nor timestamps: the rate given
         src.fps, src.fps_from = float(fps), "given"
-    if device == "gpu" and src.bit_depth == 8 and not src.decode_order:  # NVDEC places frames by timestamp
+    # NVDEC (through DALI, where installed) places frames by timestamp
+    if device == "gpu" and src.bit_depth == 8 and not src.decode_order and installed("nvidia.dali"):
         from .read_video_gpu import GpuVideoSource
 
         src.close()
@@ -106,6 +126,7 @@ def _dicom_stores_rate(path: Path) -> bool:
 
 
 def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Source:
+    require(path, "nvidia.dali", "nvidia-dali-cuda130 (DALI)", "decoding folders of PNG/TIFF frames")
     from .read_images import ImageFolderSource
 
     _single_stream(path, stream)

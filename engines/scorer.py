@@ -49,21 +49,12 @@ from .base import EngineError
 from .batcher import DynamicBatcher
 from .registry import create_engine, get_backend
 from .select import select_backend
+from .stack import dali_importable as _dali_importable
 from .streams import on_stream
 
 log = logging.getLogger(__name__)
 
 PREPROCESSORS = ("auto", "dali", "torch", "reference")
-
-
-def _dali_importable() -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec("nvidia.dali") is not None
-    except (ImportError, ValueError):  # no `nvidia` namespace at all, or a broken install
-        return False
-
 
 
 @dataclass(frozen=True)

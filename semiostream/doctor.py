@@ -147,6 +147,8 @@ def environment() -> dict[str, Any]:
     except ImportError:
         providers = []
     trt = next((v for v in (_version(d) for d in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12")) if v), None)
+    from semiostream.engines.stack import choose_stack
+
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -162,6 +164,7 @@ def environment() -> dict[str, Any]:
         "ONNX Runtime providers": providers,
         "onnx": _version("onnx"),
         "backends": {n: ("available" if not why else f"no: {why}") for n, why in available_backends().items()},
+        "stack": choose_stack().describe(),
     }
 
 
@@ -263,6 +266,13 @@ def _gpu_or_skip() -> None:
         raise Skip("no CUDA GPU: torch.cuda.is_available() is False")
 
 
+def _dali_or_skip() -> None:
+    from semiostream.engines.stack import dali_importable
+
+    if not dali_importable():
+        raise Skip("DALI is not installed (nvidia-dali-cuda130); the torch-cuda stack preprocesses without it")
+
+
 def _trt_or_skip() -> None:
     import importlib.util
 
@@ -285,6 +295,7 @@ def _close(name: str, err: float, tol: float) -> str:
 # checks (each returns (message, details) or raises Skip / CheckFailed)
 def check_dali_gpu_graph_on_cpu(ctx: Context):
     """The exact DALI graph the GPU runs, executed on the CPU, equals the torch reference."""
+    _dali_or_skip()
     from semiostream.dali_pipes.pipeline import DaliPreprocessor
     from semiostream.dali_pipes.reference import preprocess
 
@@ -297,6 +308,7 @@ def check_dali_gpu_graph_on_cpu(ctx: Context):
 
 def check_dali_cpu(ctx: Context):
     """DALI's CPU path (host crop + DALI resize) equals the torch reference."""
+    _dali_or_skip()
     from semiostream.dali_pipes.pipeline import DaliPreprocessor
     from semiostream.dali_pipes.reference import preprocess
 
@@ -335,30 +347,34 @@ def check_onnxruntime_cpu(ctx: Context):
     return f"{', '.join(roles)}: relative error <= 1e-4", details
 
 
-def _scorer_check(ctx: Context, backend: str, tol_p: float):
+def _scorer_check(ctx: Context, backend: str, tol_p: float, preprocessing: str = "dali"):
     from semiostream.engines.scorer import Scorer
 
     _, p_ref = ctx.oracle(ctx.windows, ctx.rois)
-    with Scorer(ctx.bundle, backend, preprocessing="dali", max_batch=4,
+    with Scorer(ctx.bundle, backend, preprocessing=preprocessing, max_batch=4,
                 engine_options={"compile": False} if backend.startswith("torch") else None) as s:
         p = s.score_windows(ctx.windows, ctx.rois)
         dev = str(s.device)
     err = _max_abs(p, p_ref)
     same = bool(np.array_equal(p >= 0.5, p_ref >= 0.5))
-    details = {"backend": backend, "device": dev, "p": p.tolist(), "p_reference": p_ref.tolist(), "max_abs": err}
+    details = {"backend": backend, "preprocessing": preprocessing, "device": dev, "p": p.tolist(),
+               "p_reference": p_ref.tolist(), "max_abs": err}
     if not same:
         raise CheckFailed(f"{backend}: decisions differ from the oracle (p {p.round(4)} vs {p_ref.round(4)})")
     return f"{backend} on {dev}: identical decisions, " + _close("p(TLE)", err, tol_p), details
 
 
 def check_scorer_cpu(ctx: Context):
-    """The Scorer on the CPU: uint16 windows -> DALI -> torch-cpu-fp32 -> p(TLE), as the oracle."""
-    return _scorer_check(ctx, "torch-cpu-fp32", 1e-3)
+    """The Scorer on the CPU: uint16 windows -> DALI (torch without it) -> torch-cpu-fp32 -> p(TLE), as the oracle."""
+    from semiostream.engines.stack import dali_importable
+
+    return _scorer_check(ctx, "torch-cpu-fp32", 1e-3, "dali" if dali_importable() else "torch")
 
 
 def check_dali_gpu(ctx: Context):
     """DALI GPU preprocessing (host and device input) equals the torch reference, output stays on the GPU."""
     _gpu_or_skip()
+    _dali_or_skip()
     import torch
 
     from semiostream.dali_pipes.pipeline import DaliPreprocessor
@@ -385,7 +401,8 @@ def check_engines_gpu(ctx: Context):
     from semiostream.engines.registry import get_backend
     from semiostream.trt_build.verify import verify_bundle
 
-    names = ["torch-cuda-fp32", "torch-cuda-fp16"]
+    names = ["torch-cuda-fp32", "torch-cuda-fp16"] + (
+        ["torch-cuda-bf16"] if get_backend("torch-cuda-bf16").available()[0] else [])
     built = {}
     try:
         _trt_or_skip()
@@ -416,17 +433,18 @@ def check_engines_gpu(ctx: Context):
 
 
 def check_scorer_gpu(ctx: Context):
-    """The Scorer end to end on the GPU (uint16 windows -> DALI GPU -> fastest GPU engine -> p(TLE))."""
+    """The Scorer end to end on the GPU (uint16 windows -> the chosen stack's preprocessing and engine -> p(TLE))."""
     _gpu_or_skip()
-    from semiostream.engines.registry import get_backend
+    from semiostream.engines.stack import choose_stack
 
-    backend = "tensorrt-fp16" if get_backend("tensorrt-fp16").available()[0] else "torch-cuda-fp16"
-    return _scorer_check(ctx, backend, 5e-2)
+    stack = choose_stack()
+    return _scorer_check(ctx, stack.backend, 5e-2, stack.preprocessing)
 
 
 def check_gpu_decoding(ctx: Context):
     """GPU decoders equal the CPU ones: 16-bit PNG frames (bit exact) and 8-bit video via NVDEC."""
     _gpu_or_skip()
+    _dali_or_skip()
     from semiostream.dali_pipes.read_images import ImageFolderSource
     from semiostream.dali_pipes.writers import write_image_folder
 
@@ -473,10 +491,12 @@ def check_benchmarks_gpu(ctx: Context):
     _gpu_or_skip()
     import torch
 
-    from semiostream.engines.registry import create_engine, get_backend
+    from semiostream.engines.registry import create_engine
     from semiostream.engines.scorer import Scorer
+    from semiostream.engines.stack import choose_stack
 
-    backend = "tensorrt-fp16" if get_backend("tensorrt-fp16").available()[0] else "torch-cuda-fp16"
+    stack = choose_stack()
+    backend = stack.backend
     t = ctx.frames_bench
     batches = (1, 8) if ctx.quick else (1, 8, 16, 32, 64)
     engine_rate = {}
@@ -498,7 +518,7 @@ def check_benchmarks_gpu(ctx: Context):
     mb = 16 if ctx.quick else 64
     rng = np.random.default_rng(1)
     windows = [_ir(t, 424, 512, rng)] * n
-    with Scorer(ctx.bundle, backend, preprocessing="dali", max_batch=mb) as s:
+    with Scorer(ctx.bundle, backend, preprocessing=stack.preprocessing, max_batch=mb) as s:
         s.score_windows(windows[:mb])
         t0 = time.perf_counter()
         s.score_windows(windows)
