@@ -3,7 +3,8 @@
 A bundle is a directory::
 
     bundle.json          format version, labels, preprocessing spec, model configs,
-                         provenance (training run, CV metrics), sha256 of every file
+                         provenance (training run, CV metrics, whether the training data were
+                         synthetic: :func:`training_data`), sha256 of every file
     i3d.safetensors      I3D feature extractor weights (``in_channels`` recorded in bundle.json)
     classifier.pt        SeizureClassifier state dict (loaded with ``torch.load(weights_only=True)``)
     onnx/*.onnx          derived: exported models (not hashed here; they carry their own metadata)
@@ -566,3 +567,54 @@ def _build(root: Path, role: str, cls: type[torch.nn.Module], cfg: dict[str, Any
         raise BundleError(f"bundle {root}: {name} does not load into the {role} model ({_one_line(e)}); save "
                           "the bundle again with save_bundle") from e
     return module
+
+
+# ------------------------------------------------------------------------------------- training data
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a bundle says about the data its classifier was trained on (``provenance.data`` of bundle.json).
+
+    Attributes:
+        kind: ``"synthetic"`` (every training seizure was generated: ``semiostream synth`` / the demo),
+            ``"partly synthetic"``, ``"not synthetic"`` (no training seizure was marked synthetic in the
+            manifest) or ``"unknown"`` (the bundle records nothing: written before the trainer recorded it,
+            or an imported classifier).
+        text: one line for tables, reports and model cards, e.g.
+            ``"SYNTHETIC training data (8 of 8 seizures): not valid for patients"``.
+    """
+
+    kind: Literal["synthetic", "partly synthetic", "not synthetic", "unknown"]
+    text: str
+
+    @property
+    def synthetic(self) -> bool:
+        """True when some or all of the training data were synthetic."""
+        return self.kind in ("synthetic", "partly synthetic")
+
+
+def training_data(meta: dict[str, Any]) -> TrainingData:
+    """The training-data provenance of a bundle from its ``bundle.json`` (``meta``); never raises.
+
+    The trainer records ``provenance.data.synthetic`` (bool: any training seizure synthetic),
+    ``synthetic_seizures`` and ``seizures`` (counts). A bundle without them is ``"unknown"``
+    ("provenance unknown"), so older bundles stay readable and are never presented as trained on real data.
+    """
+    prov = meta.get("provenance") if isinstance(meta, dict) else None
+    data = prov.get("data") if isinstance(prov, dict) else None
+    flag = data.get("synthetic") if isinstance(data, dict) else None
+    if not isinstance(flag, bool):
+        return TrainingData("unknown", "provenance unknown: the bundle does not record whether its training "
+                                       "data were real or synthetic")
+    k, n = data.get("synthetic_seizures"), data.get("seizures")
+    counts = f" ({k} of {n} seizures)" if isinstance(k, int) and isinstance(n, int) else ""
+    if not flag:
+        of = f" of the {n}" if isinstance(n, int) else ""
+        return TrainingData("not synthetic", f"training data not synthetic (none{of} training seizures was "
+                                             "marked synthetic in the manifest)")
+    if isinstance(k, int) and isinstance(n, int) and 0 < k < n:
+        return TrainingData("partly synthetic", f"PARTLY SYNTHETIC training data{counts}: its results are not "
+                                                "valid for patients")
+    return TrainingData("synthetic", f"SYNTHETIC training data{counts}: a demonstration model, its results "
+                                     "say nothing about patients")

@@ -14,6 +14,9 @@ column          required  meaning
 ``roi``         no        fixed crop ``x0 y0 x1 y1`` (pixels; spaces, commas or ``;`` between)
 ``stream``      no        ``ir`` (default) or ``depth`` (Azure Kinect recordings)
 ``fps``         no        frame rate for formats that store none (``.npy``, frame folders)
+``synthetic``   no        ``yes`` when the clip is synthetic, not a recording of a patient (``semiostream
+                          synth`` writes it); the trainer records in the bundle whether its training data were
+                          synthetic (:func:`semiostream.models.bundle.training_data`). Default ``no``.
 ==============  ========  =====================================================================
 
 :func:`load_manifest` checks every row and raises one :class:`ManifestError` listing every problem with
@@ -36,7 +39,8 @@ from typing import Any
 LABELS = ("FLE", "TLE")  # index = class id; the classifier outputs p(TLE)
 STREAMS = ("ir", "depth")
 REQUIRED = ("path", "patient_id", "seizure_id", "label")
-OPTIONAL = ("onset", "offset", "roi", "stream", "fps")
+OPTIONAL = ("onset", "offset", "roi", "stream", "fps", "synthetic")
+YES, NO = ("yes", "true", "1", "y"), ("no", "false", "0", "n", "")
 
 
 class ManifestError(ValueError):
@@ -68,6 +72,7 @@ class SeizureRow:
         roi: fixed crop ``(x0, y0, x1, y1)`` or None (detect / full frame).
         stream: ``"ir"`` or ``"depth"``.
         fps: frame rate override for formats that store none, or None.
+        synthetic: the clip is synthetic (generated), not a recording of a patient.
     """
 
     row: int
@@ -80,6 +85,7 @@ class SeizureRow:
     roi: tuple[int, int, int, int] | None = None
     stream: str = "ir"
     fps: float | None = None
+    synthetic: bool = False
 
     @property
     def y(self) -> int:
@@ -275,6 +281,9 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> Manifest
             except ValueError:
                 problems.append(f"{where}: fps {rec['fps']!r} must be a positive number")
                 fps = None
+        synthetic = rec.get("synthetic", "").strip().lower()
+        if synthetic not in YES + NO:
+            problems.append(f"{where}: synthetic {rec['synthetic']!r} must be yes or no")
         if pid and sid:
             if (pid, sid) in seen:
                 problems.append(
@@ -284,7 +293,7 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> Manifest
             else:
                 seen[(pid, sid)] = line
         if len(problems) == bad:
-            rows.append(SeizureRow(line, p, pid, sid, label, onset, offset, roi, stream, fps))
+            rows.append(SeizureRow(line, p, pid, sid, label, onset, offset, roi, stream, fps, synthetic in YES))
     if problems:
         raise ManifestError(src, problems)
 
@@ -320,6 +329,7 @@ def write_manifest(path: str | os.PathLike, rows: Sequence[SeizureRow | dict[str
                 "" if d.get("onset") is None else d["onset"],
                 "" if d.get("offset") is None else d["offset"],
                 roi_s, d.get("stream") or "ir", "" if d.get("fps") is None else d["fps"],
+                "yes" if d.get("synthetic") else "no",
             ])
     return out
 

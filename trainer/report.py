@@ -205,7 +205,10 @@ def summary_markdown(report: dict[str, Any]) -> str:
     data = report.get("data", {})
     lines = [f"# Training run {report.get('run_id', '')}".rstrip(), ""]
     if data:
+        from semiostream.models.bundle import training_data
+
         lines.append(f"Data: {data.get('description', '')}")
+        lines.append(f"Provenance: {training_data({'provenance': {'data': data}}).text}")
         lines.append("")
     c = cv["config"]
     lines += [

@@ -270,6 +270,15 @@ def _predictions(data: FeatureSet, cv: CVResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _synthetic_counts(manifest: Manifest, data: Any) -> dict[str, Any]:
+    """``{"synthetic": any training seizure synthetic, "synthetic_seizures": k, "seizures": n}`` over the
+    seizures trained on (the manifest's ``synthetic`` column), read by
+    :func:`~semiostream.models.bundle.training_data`."""
+    marked = {r.key for r in manifest.rows if r.synthetic}
+    k = sum(1 for s in data.seizures if s.key in marked)
+    return {"synthetic": k > 0, "synthetic_seizures": k, "seizures": len(data.seizures)}
+
+
 def _manifest_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -368,7 +377,7 @@ def train_run(cfg: RunConfig) -> RunResult:
     provenance = {
         "trainer": {"semiostream": __version__, "run_id": run_id, "created": time.strftime("%Y-%m-%dT%H:%M:%S")},
         "data": {"manifest": str(prep.manifest.source), "manifest_sha256": _manifest_digest(prep.manifest.source),
-                 "description": desc, "counts": counts},
+                 "description": desc, "counts": counts, **_synthetic_counts(prep.manifest, data)},
         "i3d": i3d_provenance(prep.i3d_path, prep.i3d),
         "roi_detector": prep.settings.detector,
         "crop": {"rule": cfg.extract.crop_rule, "applied": prep.extraction.crop_counts(),

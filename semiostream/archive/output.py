@@ -147,7 +147,7 @@ def read_table(path: str | os.PathLike) -> list[dict[str, Any]]:
     path = Path(path)
     columns = WINDOW_COLUMNS if not path.stem.endswith(".videos") else INPUT_COLUMNS
     if path.suffix.lower() == ".csv":
-        conv = {"string": str, "int64": int, "float64": float}
+        conv = {"string": str, "int64": int, "float64": float, "bool": lambda v: v == "True"}
         types = {c.name: conv[c.type] for c in columns}
         with open(path, newline="", encoding="utf-8") as f:
             return [{k: None if v == "" else types[k](v) for k, v in rec.items()} for rec in csv.DictReader(f)]

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .facts import InputFacts
 from .inputs import Job
 from .plan import JobPlan
 from .schema import INPUT_COLUMNS, WINDOW_COLUMNS, check_row, column_names
@@ -18,8 +19,13 @@ def _roi_text(roi: tuple[int, int, int, int] | None) -> str | None:
 
 def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = None,
               probs: np.ndarray | None = None, error: str | None = None, sha256: str | None = None,
-              labels: Sequence[str] = ("FLE", "TLE"), threshold: float = 0.5) -> dict[str, Any]:
-    """The inputs-table row of ``job``: scored (``plan`` and ``probs`` ``[N]`` float32) or failed (``error``)."""
+              labels: Sequence[str] = ("FLE", "TLE"), threshold: float = 0.5, facts: InputFacts | None = None,
+              training_data: str = "unknown") -> dict[str, Any]:
+    """The inputs-table row of ``job``: scored (``plan`` and ``probs`` ``[N]`` float32) or failed (``error``).
+
+    ``facts``: its kind and person (:mod:`.facts`; None = not gathered); ``training_data``: the bundle's
+    :attr:`~semiostream.models.bundle.TrainingData.kind`.
+    """
     from semiostream.engines.aggregate import aggregate_event
 
     ev = None
@@ -35,10 +41,12 @@ def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = 
         "num_frames": plan.num_frames if plan else None, "fps": plan.fps if plan else None,
         "fps_from": plan.fps_from if plan else None, "fps_used": plan.rate if plan else None,
         "roi": _roi_text(plan.roi) if plan else (_roi_text(job.roi) if job.roi else None),
+        **(facts or InputFacts()).row(),
         "windows": ev.n_windows if ev else 0,
         "p_tle": ev.p if ev else None, "p_min": ev.p_min if ev else None, "p_max": ev.p_max if ev else None,
         "label": ev.label if ev else None, "error": error,
-        "sha256": plan.sha256 if plan else sha256, "bundle_id": bundle_id, "backend": backend,
+        "sha256": plan.sha256 if plan else sha256, "bundle_id": bundle_id,
+        "training_data": training_data, "backend": backend,
     }
     return check_row(row, INPUT_COLUMNS)
 

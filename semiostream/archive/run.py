@@ -31,19 +31,22 @@ import numpy as np
 
 from semiostream.errors import UserError
 
+from .facts import InputFacts, plan_with_facts
 from .guard import InputRefused, check_input
 from .identity import ContentHashes, RunSettings, input_key
 from .inputs import Job, expand_inputs
 from .output import inputs_path, output_format, write_tables
-from .plan import JobPlan, plan_job
+from .plan import JobPlan
 from .progress import WindowProgress
 from .rows import input_row, window_columns
 from .runner import error_text, score_local
+from .schema import INPUT_COLUMNS, column_names
 from .writer import PartsStore, parts_dir_for
 
 log = logging.getLogger(__name__)
 
 MAX_FAILED_STATUS = 100
+INPUT_NAMES = column_names(INPUT_COLUMNS)
 
 
 @dataclass
@@ -91,6 +94,11 @@ class ScoreSummary:
     backend: str = ""
     batches: int = 0  # inference batches (this machine only)
     largest_batch: int = 0
+    model_start_s: float = 0.0  # loading and warming up the scorer (this machine only)
+    bundle_id: str = ""
+    training_data: str = ""  # the bundle's TrainingData.text
+    #: (input_id, kind or None, person_found or None) of every current input
+    judged: list[tuple[str, str | None, bool | None]] = field(default_factory=list)
     #: (input_id, fps of the video, fps_from, fps_used) of every scored current input
     rates: list[tuple[str, float, str, float]] = field(default_factory=list)
 
@@ -113,6 +121,9 @@ class ScoreSummary:
                       f"({self.first_result_s:.1f} s of start-up)")
             if self.batches:
                 s += f"; {self.batches} batches, largest {self.largest_batch}"
+            if self.model_start_s:
+                s += f"; {self.model_start_s:.1f} s loading the model before that"
+        s += judged_text(self.bundle_id, self.training_data, self.judged)
 
         s += rate_text(self.rates)
         for input_id, reason in self.failed[:20]:
@@ -120,6 +131,28 @@ class ScoreSummary:
         if len(self.failed) > 20:
             s += f"\n  ... and {len(self.failed) - 20} more (see the error column of {self.out_inputs})"
         return s
+
+
+def judged_text(bundle_id: str, training: str, judged: Sequence[tuple[str, str | None, bool | None]],
+                show: int = 5) -> str:
+    """Summary lines on what a reader of the results must know: the bundle's training data, inputs that are
+    not 16-bit gray IR (what the model is for), and inputs where the detector found no person."""
+    def names(ids: list[str]) -> str:
+        more = f" and {len(ids) - show} more" if len(ids) > show else ""
+        return ", ".join(Path(i.split("#")[0].split("@")[0]).name for i in ids[:show]) + more
+
+    s = f"\nbundle {bundle_id}: {training}" if training else ""
+    kinds: dict[str, list[str]] = {}
+    for input_id, kind, _ in judged:
+        if kind is not None and kind != "16-bit gray":
+            kinds.setdefault(kind, []).append(input_id)
+    for kind, ids in sorted(kinds.items()):
+        s += (f"\ninput kind: {len(ids)} inputs are {kind} video, not the 16-bit IR the model is made for"
+              f"{' (scored through their luma)' if 'colour' in kind else ''}: {names(ids)}")
+    nobody = [i for i, _, found in judged if found is False]
+    if nobody:
+        s += f"\nperson: the detector found no person in {len(nobody)} inputs: {names(nobody)}"
+    return s
 
 
 def rate_text(rates: Sequence[tuple[str, float, str, float]], show: int = 5) -> str:
@@ -191,6 +224,9 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         raise UserError("--hop must be at least 1 frame")
     meta = _bundle_meta(Path(cfg.bundle))
     spec, labels, bundle_id = meta["spec"], tuple(meta["labels"]), meta["bundle_id"]
+    from semiostream.models.bundle import training_data
+
+    trained_on = training_data(meta)
     if cfg.hop is not None and cfg.hop > spec.window:
         raise UserError(f"--hop {cfg.hop} exceeds the bundle's window of {spec.window} frames (frames would be "
                         "skipped); use a hop <= the window")
@@ -199,7 +235,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
     requested_backend = cfg.backend or "auto"
     settings = RunSettings(bundle_id, requested_backend, cfg.hop, detector_id, cfg.threshold, cfg.preprocessing)
     summary = ScoreSummary(inputs=len(jobs), out=Path(cfg.out), out_inputs=inputs_path(cfg.out),
-                           backend=requested_backend)
+                           backend=requested_backend, bundle_id=bundle_id, training_data=trained_on.text)
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
 
     with PartsStore(parts_dir_for(cfg.out)) as store:
@@ -207,9 +243,12 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         final: list[tuple[dict, str | None]] = []  # (input row, chunk key or None) for every job
         todo: list[tuple[Job, str, str]] = []
 
+        facts: dict[str, InputFacts] = {}  # input_id -> kind and person, gathered while planning
+
         def row(job: Job, **kw) -> dict:
             return input_row(job, bundle_id=bundle_id, backend=requested_backend, labels=labels,
-                             threshold=cfg.threshold, **kw)
+                             threshold=cfg.threshold, training_data=trained_on.kind,
+                             facts=facts.get(job.input_id), **kw)
 
         # 2. keys and what is done already
         with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-hash") as pool, \
@@ -227,8 +266,11 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                     continue
                 key = input_key(job, sha, settings)
                 done = store.is_done(key)
-                if done is not None and not (cfg.retry_errors and done.status == "error"):
-                    final.append((store.read(key)[0], key))
+                kept = store.read(key)[0] if done is not None and not (cfg.retry_errors and done.status == "error") \
+                    else None
+                if kept is not None and list(kept) == INPUT_NAMES:  # a chunk of older columns is scored again
+                    kept["training_data"] = trained_on.kind  # bundle.json's provenance is not part of its id
+                    final.append((kept, key))
                     summary.reused += 1
                 else:
                     todo.append((job, key, sha))
@@ -239,13 +281,15 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         lock = threading.Lock()
         with cf.ThreadPoolExecutor(max(1, cfg.workers), thread_name_prefix="archive-plan") as pool, \
                 _phase(f"planning {len(todo)} inputs", len(todo), cfg.show_progress and bool(todo)) as advance:
-            futs2 = [(j, k, s, pool.submit(plan_job, j, k, s, spec, cfg.hop, detector, lock)) for j, k, s in todo]
+            futs2 = [(j, k, s, pool.submit(plan_with_facts, j, k, s, spec, cfg.hop, detector, lock))
+                     for j, k, s in todo]
             for n, (job, key, sha, fut) in enumerate(futs2, 1):
                 advance(n)
-                try:
-                    plans.append(fut.result())
-                except Exception as e:
-                    r = row(job, error=error_text(e), sha256=sha)
+                plan, facts[job.input_id], err = fut.result()
+                if plan is not None:
+                    plans.append(plan)
+                else:
+                    r = row(job, error=error_text(err), sha256=sha)
                     store.write(key, r, window_columns())
                     final.append((r, key))
         for pl in plans:
@@ -255,7 +299,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         # 4. score
         def on_done(plan: JobPlan, probs: np.ndarray | None, error: str | None) -> None:
             if error is None:
-                r = row(plan.job, plan=plan, probs=probs)
+                r = row(plan.job, plan=plan, probs=probs)  # with its facts (kind, person)
                 store.write(plan.key, r, window_columns(plan, probs))
                 summary.scored += 1
                 summary.windows_scored += plan.num_windows
@@ -266,12 +310,14 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
 
         if plans:
             total = sum(p.num_windows for p in plans)
+            window_s = (cfg.hop or spec.window) / float(getattr(spec, "fps", 30.0))  # s of recording per window
             opts = engine_options(cfg)
             if cfg.ray is None:
+                t_model = time.perf_counter()
                 scorer = _make_scorer(cfg, opts)
-                summary.backend = scorer.backend
+                summary.backend, summary.model_start_s = scorer.backend, time.perf_counter() - t_model
                 try:
-                    with WindowProgress(total, cfg.show_progress) as prog:
+                    with WindowProgress(total, cfg.show_progress, window_s=window_s) as prog:
                         stats = score_local(plans, scorer, on_done, workers=cfg.workers,
                                             max_batch=cfg.max_batch, max_wait_ms=cfg.max_wait_ms, progress=prog)
                     _timing(summary, prog)
@@ -282,7 +328,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                 from .ray_runner import score_ray
 
                 summary.backend = cfg.backend or "auto"
-                with WindowProgress(total, cfg.show_progress, label="scoring on Ray") as prog:
+                with WindowProgress(total, cfg.show_progress, label="scoring on Ray", window_s=window_s) as prog:
                     used = score_ray(plans, str(Path(cfg.bundle).resolve()), cfg.backend, on_done,
                                      address=cfg.ray or None, actors=cfg.actors, cpus_per_actor=cfg.cpus_per_actor,
                                      max_batch=cfg.max_batch, engine_options=opts,
@@ -292,6 +338,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
 
         # 5. the tables
         summary.failed = sorted((r["input_id"], r["error"]) for r, _ in final if r["error"])
+        summary.judged = sorted((r["input_id"], r["kind"], r["person_found"]) for r, _ in final)
         summary.rates = sorted((r["input_id"], r["fps"], r["fps_from"], r["fps_used"]) for r, _ in final
                                if not r["error"] and r.get("fps_used") is not None)
         summary.window_rows, _ = write_tables(

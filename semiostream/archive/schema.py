@@ -15,7 +15,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Column:
-    """One column: ``name``, Arrow type name (``string``, ``int64``, ``float64``), meaning, nullable."""
+    """One column: ``name``, Arrow type name (``string``, ``int64``, ``float64``, ``bool``), meaning, nullable."""
 
     name: str
     type: str
@@ -54,6 +54,14 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("fps_used", "float64", "frame rate the windows were made at: the bundle's (the video resampled to "
                                   "it by nearest timestamp) or, within 1% of it, the video's own", True),
     Column("roi", "string", "crop x0 y0 x1 y1 in pixels (null = full frame)", True),
+    Column("kind", "string", "the picture: 16-bit gray (IR/depth, what the model is for), 8-bit gray, 8-bit colour "
+                             "(scored through its luma); null when the file could not be inspected", True),
+    Column("kind_detail", "string", "the stored format it was read from (pixel format and codec, DICOM "
+                                    "photometric interpretation and bits, PNG/TIFF mode)", True),
+    Column("person_found", "bool", "whether the ROI detector found a person on the segment's first frame "
+                                   "(null = no detector ran: --detector full, or a manifest roi)", True),
+    Column("person_score", "float64", "the detector's best person score (null = none found or no detector)",
+           True),
     Column("windows", "int64", "windows scored (0 on error)"),
     Column("p_tle", "float64", "mean p(TLE) over the windows (null on error)", True),
     Column("p_min", "float64", "smallest window p(TLE)", True),
@@ -62,6 +70,8 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("error", "string", "why the input could not be scored (null = scored)", True),
     Column("sha256", "string", "sha256 of the input's content (null when it could not be read)", True),
     Column("bundle_id", "string", "id of the model bundle that scored it"),
+    Column("training_data", "string", "the bundle's training data: synthetic, partly synthetic, not synthetic, "
+                                      "or unknown (not recorded in the bundle)"),
     Column("backend", "string", "engine backend (requested; auto = chosen per machine)"),
 )
 
@@ -91,6 +101,6 @@ def arrow_schema(columns: tuple[Column, ...], metadata: dict[str, str] | None = 
     """The ``pyarrow.Schema`` of a table (pyarrow imported here only)."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
+    types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
     return pa.schema([pa.field(c.name, types[c.type], nullable=c.nullable) for c in columns],
                      metadata={k.encode(): v.encode() for k, v in (metadata or {}).items()})

@@ -43,12 +43,55 @@ class ArchiveReport:
     windows: int
     true_label: str | None = None
     error: str | None = None
+    kind: str | None = None
+    person: str = ""
 
 
 def folder_name(input_id: str) -> str:
     """A folder name for an input: its file name (safe characters only) + 8 hex digits of its id's sha256."""
     base = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(input_id.split("#")[0].split("@")[0]).name).strip("._") or "input"
     return f"{base[:80]}-{hashlib.sha256(input_id.encode()).hexdigest()[:8]}"
+
+
+def input_title(row: dict) -> str:
+    """The heading of an input's report: its file (or folder) name, then its stream and segment."""
+    path, iid = str(row["path"]), str(row["input_id"])
+    return Path(path).name + (iid[len(path):] if iid.startswith(path) else "")
+
+
+def person_text(row: dict) -> str:
+    """Whether the run's detector found a person (inputs-table ``person_found``/``person_score``)."""
+    found = row.get("person_found")
+    if found is None:
+        return "not looked for (no detector ran: --detector full or a manifest roi)"
+    if found:
+        score = row.get("person_score")
+        return "found by the detector" + ("" if score is None else f" (score {score:.2f})")
+    return "NOT FOUND by the detector on the first frame: the result may not concern a person"
+
+
+def rate_text(row: dict) -> str:
+    """The input's frame rate: its own, where it came from, and the rate its windows were made at."""
+    fps = row.get("fps")
+    if fps is None:
+        return "unknown"
+    source = {"file": "stored in the file", "given": "given (--fps or the manifest)",
+              "assumed": "ASSUMED: the file stores none and none was given"}.get(row.get("fps_from") or "file",
+                                                                                   str(row.get("fps_from")))
+    text = f"{fps:g} fps ({source})"
+    used = row.get("fps_used")
+    if used is not None and abs(used - fps) > 1e-6 * max(fps, 1.0):
+        text += f"; resampled to the bundle's {used:g} fps for scoring"
+    return text
+
+
+def input_facts(row: dict) -> dict[str, str]:
+    """The report's "input" table from an inputs-table row: kind, frame rate, person."""
+    kind = row.get("kind")
+    kind_text = "not inspected" if kind is None else (
+        kind + (f" ({row['kind_detail']})" if row.get("kind_detail") else "")
+        + ("" if kind == "16-bit gray" else ": not the 16-bit IR video the model is made for"))
+    return {"kind": kind_text, "frame rate": rate_text(row), "person": person_text(row)}
 
 
 def _roi(text: str | None) -> tuple[int, int, int, int] | None:
@@ -80,7 +123,7 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
     from semiostream.archive.output import inputs_path, read_table
     from semiostream.dali_pipes.event_intensity import segment_window
     from semiostream.dali_pipes.readers import open_source
-    from semiostream.models.bundle import check_bundle
+    from semiostream.models.bundle import check_bundle, training_data
 
     meta, spec = check_bundle(bundle_dir)
     report_dir = Path(report_dir)
@@ -92,13 +135,15 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
     for row in read_table(inputs_path(out)):
         iid = row["input_id"]
         if row["error"] is not None or row["p_tle"] is None:
-            lines.append(ArchiveReport(iid, None, None, None, 0, row.get("true_label"), row["error"] or "not scored"))
+            lines.append(ArchiveReport(iid, None, None, None, 0, row.get("true_label"), row["error"] or "not scored",
+                                       row.get("kind"), _person_cell(row)))
             continue
         rows = sorted(windows_by_input.get(iid, []), key=lambda r: r["window"])
         folder = report_dir / folder_name(iid)
-        line = ArchiveReport(iid, folder.name, row["label"], row["p_tle"], len(rows), row.get("true_label"))
+        line = ArchiveReport(iid, folder.name, row["label"], row["p_tle"], len(rows), row.get("true_label"),
+                             kind=row.get("kind"), person=_person_cell(row))
         try:
-            if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"]):
+            if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"], input_facts(row)):
                 lines.append(line)
                 continue
             with open_source(row["path"], stream=row["stream"], fps=fps) as src:
@@ -112,17 +157,22 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
             progress(f"report {len(lines)}: {iid} -> {folder / INDEX_HTML if line.folder else line.error}")
     index = report_dir / INDEX_HTML
     tmp = report_dir / f".{INDEX_HTML}.tmp"
-    tmp.write_text(_index_html(lines, meta["bundle_id"], threshold), encoding="utf-8")
+    tmp.write_text(_index_html(lines, meta["bundle_id"], threshold, training_data(meta).text), encoding="utf-8")
     os.replace(tmp, index)
     return index
 
 
-def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float) -> bool:
+def _person_cell(row: dict) -> str:
+    found = row.get("person_found")
+    return "" if found is None else ("found" if found else "NOT FOUND")
+
+
+def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float, facts: dict[str, str]) -> bool:
     try:
         doc = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return (doc.get("bundle_id") == bundle_id and doc.get("source") == input_id
+    return (doc.get("bundle_id") == bundle_id and doc.get("source") == input_id and doc.get("input") == facts
             and doc.get("p_tle") is not None and abs(doc["p_tle"] - p) < 1e-9 and (folder / INDEX_HTML).is_file())
 
 
@@ -157,10 +207,10 @@ def _evidence(src, row: dict, rows: list[dict], bundle_id: str, spec, detector, 
         start_t_ns=windows[0].first_t_ns if windows else 0, stop_t_ns=t_end, windows=windows,
         p_tle=row["p_tle"], label=row["label"], bundle_id=bundle_id, first_frame=first, roi=roi,
         roi_source=source_of_roi, detections=detections, decisive=pick_decisive(cands), source=row["input_id"],
-        notes=notes)
+        notes=notes, title=input_title(row), input_facts=input_facts(row))
 
 
-def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float) -> str:
+def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float, trained_on: str) -> str:
     e = html.escape
     rows = []
     for ln in lines:
@@ -168,6 +218,7 @@ def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float) ->
                 f"<span class=err>{e(ln.error or '')}</span>")
         rows.append(f"<tr><td>{e(ln.input_id)}</td><td>{e(ln.label or '')}</td>"
                     f"<td>{'' if ln.p_tle is None else f'{ln.p_tle:.3f}'}</td><td>{ln.windows}</td>"
+                    f"<td>{e(ln.kind or '')}</td><td>{e(ln.person)}</td>"
                     f"<td>{e(ln.true_label or '')}</td><td>{link}</td></tr>")
     n_ok = sum(ln.folder is not None for ln in lines)
     return ("<!doctype html><html lang=en><head><meta charset=utf-8><title>semiostream: archive reports</title>"
@@ -175,6 +226,7 @@ def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float) ->
             "collapse}td,th{border:1px solid #ccd;padding:3px 9px;text-align:left}.err{color:#a00}"
             ".banner{background:#fff4d6;border:1px solid #e0b84a;padding:8px 12px;border-radius:6px}</style>"
             f"</head><body><p class=banner>{e(DISCLAIMER)}</p><h1>Archive re-scoring: {len(lines)} inputs</h1>"
+            f"<p class=banner id=provenance>Model {e(bundle_id)}: {e(trained_on)}.</p>"
             f"<p>{n_ok} reports; bundle <code>{e(bundle_id)}</code>; label TLE when mean p(TLE) &ge; {threshold:g}."
-            "</p><table id=inputs><tr><th>input</th><th>label</th><th>p(TLE)</th><th>windows</th>"
-            f"<th>manifest label</th><th>report</th></tr>{''.join(rows)}</table></body></html>\n")
+            "</p><table id=inputs><tr><th>input</th><th>label</th><th>p(TLE)</th><th>windows</th><th>kind</th>"
+            f"<th>person</th><th>manifest label</th><th>report</th></tr>{''.join(rows)}</table></body></html>\n")

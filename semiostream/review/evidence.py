@@ -144,6 +144,11 @@ class EventEvidence:
             ``|p - 0.5|``; :func:`pick_decisive` does it).
         source: free text naming what was scored (a video path for archives; empty for live beds).
         notes: lines the report prints as they are (e.g. a detection fallback message).
+        title: what the report's heading names: the input (file name and segment) for an archived
+            recording; empty for a live bed (the heading then names the bed).
+        input_facts: what a reader needs to judge the input, shown as a table in this order, e.g.
+            ``{"kind": "8-bit colour (yuv420p h264, colour)", "frame rate": "28 fps (stored in the file)",
+            "person": "not found by the detector"}``.
     """
 
     bed: str
@@ -161,6 +166,8 @@ class EventEvidence:
     decisive: list[DecisiveWindow] = field(default_factory=list)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    title: str = ""
+    input_facts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for what, name in (("bed", self.bed), ("event_id", self.event_id)):

@@ -38,6 +38,8 @@ INDEX_HTML = "index.html"
 DISCLAIMER = ("This is a research second opinion computed by software, not a diagnosis. It classifies seizure "
               "movement as frontal-lobe (FLE) or temporal-lobe (TLE) from video alone; a clinician decides.")
 MONTAGE_MOMENTS = 4
+#: fewest scored windows from which the report gives a 95% interval of the mean (fewer: too few to resample)
+MIN_WINDOWS_FOR_INTERVAL = 5
 #: |recomputed - published| p(TLE) above which the report warns that its pictures are not the scorer's input
 MISMATCH = 0.01
 
@@ -58,15 +60,19 @@ def _when(t_ns: int) -> str:
 
 def uncertainty(p: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[str, Any]:
     """How firm the event's mean p(TLE) is over its ``[N]`` window scores: mean, sd, range, a bootstrap 95%
-    interval of the mean (2000 resamples of the windows), and how many windows fall on each side."""
+    interval of the mean (2000 resamples of the windows; ``ci95`` None below
+    :data:`MIN_WINDOWS_FOR_INTERVAL` windows, where resampling a handful of values gives a meaningless
+    interval), and how many windows fall on each side."""
     n = int(p.size)
     if n == 0:
         return {"n": 0}
-    rng = np.random.default_rng(seed)
-    means = p[rng.integers(0, n, size=(2000, n))].mean(axis=1) if n > 1 else np.array([p[0]])
-    lo, hi = np.quantile(means, [0.025, 0.975])
+    ci95 = None
+    if n >= MIN_WINDOWS_FOR_INTERVAL:
+        rng = np.random.default_rng(seed)
+        means = p[rng.integers(0, n, size=(2000, n))].mean(axis=1)
+        ci95 = [float(v) for v in np.quantile(means, [0.025, 0.975])]
     return {"n": n, "mean": float(p.mean()), "sd": float(p.std(ddof=1)) if n > 1 else 0.0,
-            "min": float(p.min()), "max": float(p.max()), "ci95": [float(lo), float(hi)],
+            "min": float(p.min()), "max": float(p.max()), "ci95": ci95,
             "above": int((p >= threshold).sum()), "below": int((p < threshold).sum())}
 
 
@@ -139,7 +145,8 @@ def _build(ev: EventEvidence, bundle_dir: Path, meta: dict, spec, out: Path, wan
         "version": 1, "bed": ev.bed, "event_id": ev.event_id, "start_t_ns": ev.start_t_ns, "stop_t_ns": ev.stop_t_ns,
         "start": _when(ev.start_t_ns), "stop": _when(ev.stop_t_ns), "duration_s": round(ev.duration_s, 3),
         "p_tle": ev.p_tle, "label": ev.label, "threshold": threshold, "labels": list(labels),
-        "bundle_id": ev.bundle_id, "source": ev.source, "uncertainty": uncertainty(p, threshold),
+        "bundle_id": ev.bundle_id, "source": ev.source, "title": ev.title, "input": dict(ev.input_facts),
+        "uncertainty": uncertainty(p, threshold),
         "windows": {"scored": int(p.size), "dropped": sum(w.status == "dropped" for w in ev.windows),
                     "failed": sum(w.status == "failed" for w in ev.windows)},
         "roi": list(ev.roi) if ev.roi else None, "roi_source": ev.roi_source,
@@ -201,9 +208,13 @@ def _build(ev: EventEvidence, bundle_dir: Path, meta: dict, spec, out: Path, wan
 
 
 def _model_card(meta: dict, bundle_dir: Path) -> dict[str, Any]:
+    from semiostream.models.bundle import training_data
+
     prov = meta.get("provenance") or {}
+    trained = training_data(meta)
     card: dict[str, Any] = {"bundle_id": meta["bundle_id"], "bundle_name": bundle_dir.name,
-                            "labels": meta["labels"], "i3d": {k: v for k, v in meta["i3d"].items() if k != "file"}}
+                            "labels": meta["labels"], "i3d": {k: v for k, v in meta["i3d"].items() if k != "file"},
+                            "training_data": {"kind": trained.kind, "text": trained.text}}
     data = prov.get("data") or {}
     card["trained_on"] = data.get("description") or "not recorded in the bundle"
     card["i3d_weights"] = (prov.get("i3d") or {}).get("variant_description") or "not recorded"
@@ -232,6 +243,7 @@ table{border-collapse:collapse;margin:6px 0}
 td,th{border:1px solid #d5d9de;padding:3px 9px;text-align:left;font-size:.92em}
 th{background:#eef1f4}img{max-width:100%;border:1px solid #ccd;background:#fff;border-radius:4px}
 .note{color:#5a6470;font-size:.9em}.err{color:#a00000}code{font-size:.9em}
+.provenance{background:#ffe3e3;border:1px solid #c44;padding:8px 14px;border-radius:6px;font-weight:600;margin-top:6px}
 """
 
 
@@ -253,18 +265,31 @@ def _html(ev: EventEvidence, doc: dict[str, Any]) -> str:
     klass = doc["label"] if doc["label"] in doc["labels"] else "none"
     if u.get("n"):
         side = u["above"] if doc["label"] == doc["labels"][1] else u["below"]
-        unc = (f"mean of {u['n']} windows {_f(u['mean'])} (95% interval of the mean {_f(u['ci95'][0])}–"
-               f"{_f(u['ci95'][1])}, bootstrap over windows); sd {_f(u['sd'])}, range {_f(u['min'])}–"
-               f"{_f(u['max'])}; {side} of {u['n']} windows on the side of the decision")
+        interval = (f"95% interval of the mean {_f(u['ci95'][0])}–{_f(u['ci95'][1])}, bootstrap over windows"
+                    if u.get("ci95") else f"no 95% interval: fewer than {MIN_WINDOWS_FOR_INTERVAL} windows")
+        unc = (f"mean of {u['n']} window{'s' if u['n'] != 1 else ''} {_f(u['mean'])} ({interval}); "
+               f"sd {_f(u['sd'])}, range {_f(u['min'])}–{_f(u['max'])}; {side} of {u['n']} windows on the side "
+               "of the decision")
     else:
         unc = "no window was scored"
     w = doc["windows"]
+    m = doc["model"]
+    trained = m["training_data"]
+    if doc.get("title"):
+        heading = f"Review of <span id=input-name>{_e(doc['title'])}</span>"
+        page = f"semiostream review: {_e(doc['title'])}"
+    else:
+        heading = f"Seizure event on bed <span id=bed>{_e(ev.bed)}</span>"
+        page = f"semiostream event {_e(ev.event_id)} ({_e(ev.bed)})"
+    facts = _rows([(k, _e(v)) for k, v in doc.get("input", {}).items()])
     parts = [f"<!doctype html><html lang=en><head><meta charset=utf-8>"
              f"<meta name=viewport content='width=device-width,initial-scale=1'>"
-             f"<title>semiostream event {_e(ev.event_id)} ({_e(ev.bed)})</title>"
+             f"<title>{page}</title>"
              f"<style>{_CSS}</style></head><body><main>",
              f"<p class=banner id=disclaimer>{_e(DISCLAIMER)}</p>",
-             f"<h1>Seizure event on bed <span id=bed>{_e(ev.bed)}</span></h1>",
+             f"<p class={'provenance' if trained['kind'] != 'not synthetic' else 'note'} id=provenance>"
+             f"Model {_e(m['bundle_id'])}: {_e(trained['text'])}.</p>",
+             f"<h1>{heading}</h1>",
              f"<div class='decision {klass}' id=decision>{_e(label)} — p(TLE) {_f(doc['p_tle'])}</div>",
              f"<p id=uncertainty>{_e(unc)}</p><table>",
              _rows([("event", _e(ev.event_id)), ("start", _e(doc["start"])), ("stop", _e(doc["stop"])),
@@ -274,6 +299,8 @@ def _html(ev: EventEvidence, doc: dict[str, Any]) -> str:
                                       f"else {_e(doc['labels'][0])}")]
                    + ([("source", _e(doc["source"]))] if doc["source"] else [])),
              "</table>"]
+    if facts:
+        parts.append(f"<h2>The input</h2><table id=input-facts>{facts}</table>")
     for note in doc["notes"]:
         parts.append(f"<p class=note>{_e(note)}</p>")
     parts.append("<h2>p(TLE) per window over time</h2><img id=timeline src='timeline.png' "
@@ -311,11 +338,12 @@ def _html(ev: EventEvidence, doc: dict[str, Any]) -> str:
             line = "Saliency not requested."
         parts.append(f"<img class=montage id=montage-{k} src='{_e(d['image'])}' alt='model input of a decisive "
                      f"window'><p class=note>{line}</p>")
-    m = doc["model"]
     spec_rows = [(k, _e(v)) for k, v in doc["preprocess"].items()]
     parts.append("<h2>Model card</h2><table>" + _rows([
         ("bundle id", f"<code id=bundle-id>{_e(m['bundle_id'])}</code> ({_e(m['bundle_name'])})"),
-        ("labels", _e(" / ".join(m["labels"]))), ("trained on", _e(m["trained_on"])),
+        ("labels", _e(" / ".join(m["labels"]))),
+        ("training data", f"<span id=card-training-data>{_e(trained['text'])}</span>"),
+        ("trained on", _e(m["trained_on"])),
         ("I3D weights", _e(m["i3d_weights"])), ("created", _e(m["created"] or "not recorded")),
         ("training crop rule", _e(m["crop_rule"] or "not recorded")),
         ("cross-validation folds", _e(m["folds"] or "not recorded"))]

@@ -47,7 +47,8 @@ def test_report_folder_is_self_contained_and_shows_the_models_view(review_bundle
     doc = json.loads((out / "report.json").read_text())
     assert doc["label"] == "TLE" and doc["p_tle"] == pytest.approx(np.mean([0.7, 0.9, 0.15, 0.75]))
     u = doc["uncertainty"]
-    assert u["n"] == 4 and u["above"] == 3 and u["below"] == 1 and u["ci95"][0] <= u["mean"] <= u["ci95"][1]
+    assert u["n"] == 4 and u["above"] == 3 and u["below"] == 1 and u["ci95"] is None  # too few for an interval
+    assert "no 95% interval: fewer than 5 windows" in html and "95% interval of the mean" not in html
     assert doc["windows"] == {"scored": 4, "dropped": 1, "failed": 1}
     assert [d["first_seq"] for d in doc["decisive"]] == [16, 48]  # |p - 0.5| largest: 0.9 and 0.15
     assert [d["label"] for d in doc["detections"]] == ["person", "bed"]
@@ -142,7 +143,15 @@ def test_evidence_says_what_is_wrong():
 
 
 def test_uncertainty_over_windows():
-    u = uncertainty(np.array([0.9, 0.8, 0.85, 0.1]))
-    assert u["n"] == 4 and u["above"] == 3 and u["below"] == 1
+    u = uncertainty(np.array([0.9, 0.8, 0.85, 0.1, 0.7]))
+    assert u["n"] == 5 and u["above"] == 4 and u["below"] == 1
     assert u["min"] == 0.1 and u["max"] == 0.9 and 0.1 <= u["ci95"][0] < u["mean"] < u["ci95"][1] <= 0.9
+    # an independent reference: percentile bootstrap of the mean (numpy's own resampling of the same draws)
+    rng = np.random.default_rng(0)
+    p = np.array([0.9, 0.8, 0.85, 0.1, 0.7])
+    ref = np.quantile(p[rng.integers(0, 5, size=(2000, 5))].mean(axis=1), [0.025, 0.975])
+    assert u["ci95"] == pytest.approx(ref.tolist())
+    # fewer than 5 windows: no interval (a bootstrap over 1-4 values is no measure of anything)
+    for n in (1, 2, 4):
+        assert uncertainty(p[:n])["ci95"] is None and uncertainty(p[:n])["n"] == n
     assert uncertainty(np.array([]))["n"] == 0
