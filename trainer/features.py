@@ -3,7 +3,7 @@
 For every manifest row: open the video (:func:`semiostream.dali_pipes.readers.open_source`), take the
 clinical segment ``[onset, offset)``, cut it into the bundle spec's windows (non-overlapping ``window``
 frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.dali_pipes.windows.plan_windows`) of
-the video read at the spec's rate ``fps`` (resampled by nearest timestamp when its own rate differs, as
+the video read at the spec's rate ``fps`` (resampled on its timestamps when its own rate differs, as
 ``semiostream score`` does: :func:`~semiostream.dali_pipes.rate.at_rate`),
 choose the crop (the row's ROI, else the ROI detector on the segment's first frame by its crop rule,
 else the full frame; which one applied is recorded per seizure), fix the segment's intensity window when

@@ -3,7 +3,7 @@
 The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_windows`: ``spec.window``
 frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept), in time: the video
 is read at the bundle's rate ``spec.fps`` (:func:`semiostream.dali_pipes.rate.at_rate`: as it is when it
-has that rate, else resampled by nearest timestamp, or refused when far too slow), so a window always spans
+has that rate, else resampled on its timestamps, or refused when far too slow), so a window always spans
 ``spec.window / spec.fps`` seconds of the recording. The crop is the
 manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
 With a bundle whose spec holds one intensity window per video (``intensity_scope="video"``) it is computed

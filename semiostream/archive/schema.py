@@ -52,7 +52,7 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("fps_from", "string", "where fps comes from: file (stored in it), given (--fps or the manifest's "
                                  "fps) or assumed (none stored or given: 30 fps assumed)", True),
     Column("fps_used", "float64", "frame rate the windows were made at: the bundle's (the video resampled to "
-                                  "it by nearest timestamp) or, within 1% of it, the video's own", True),
+                                  "it on its timestamps) or, within 1% of it, the video's own", True),
     Column("roi", "string", "crop x0 y0 x1 y1 in pixels (null = full frame)", True),
     Column("kind", "string", "the picture: 16-bit gray (IR/depth, what the model is for), 8-bit gray, 8-bit colour "
                              "(scored through its luma); null when the file could not be inspected", True),
