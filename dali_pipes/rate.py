@@ -6,12 +6,13 @@ The model's window is ``spec.window`` frames at ``spec.fps`` (60 frames at 30 fp
 * a source at the bundle's rate (within :data:`RATE_TOLERANCE`, 1 %) whose frames are evenly spaced (no
   interval longer than :data:`MAX_INTERVAL` = 1.5 frame periods: no dropped frames) is used **as it is**,
   frame for frame;
-* any other source is **resampled** to the bundle's rate by nearest-timestamp frame selection: the grid
-  ``t0 + k / fps`` (``t0`` = the first frame's capture time) covers the source's duration (last frame
-  time + one source frame period), and grid point ``k`` takes the source frame whose capture time is
-  nearest (the earlier one on a tie). A 6 fps source repeats each frame 5 times, a 60 fps source keeps
-  every other frame; variable frame rates and dropped frames are handled by the same rule, since it uses
-  the source's own frame times (:meth:`~.source.Source.frame_times`);
+* any other source is **resampled** to the bundle's rate by frame selection on the source's timestamps:
+  frame ``k`` of the resampled sequence covers ``[t0 + k / fps, t0 + (k + 1) / fps)`` (``t0`` = the first
+  frame's capture time; ``k`` runs over the source's duration, last frame time + one source frame period)
+  and shows the source frame on display at the middle of that interval, i.e. the last one captured at or
+  before it (the earlier one when a frame starts within 1 us of it). A 6 fps source shows each frame 5
+  times, a 60 fps source keeps frames 0, 2, 4 ...; variable frame rates and dropped frames are handled by
+  the same rule, since it uses the source's own frame times (:meth:`~.source.Source.frame_times`);
 * a source slower than :data:`MIN_RATE_FRACTION` of the bundle's rate (5 fps for a 30 fps bundle) is
   **refused**: each of its frames would fill 7 or more resampled frames, so I3D's first temporal filter
   (7 frames) would see a still image.
@@ -31,6 +32,8 @@ from .source import Source, SourceError
 RATE_TOLERANCE = 0.01
 #: frame intervals up to this many nominal periods count as even (longer ones are dropped frames)
 MAX_INTERVAL = 1.5
+#: a frame that starts this close (seconds) to the middle of a resampled frame counts as after it
+TIE_S = 1e-6
 #: sources slower than this fraction of the bundle's rate are refused (see the module docstring)
 MIN_RATE_FRACTION = 1 / 6
 
@@ -69,13 +72,9 @@ def frame_selection(times: np.ndarray, source_fps: float, fps: float) -> np.ndar
     t0 = times[0]
     duration = times[-1] - t0 + 1.0 / source_fps
     k = max(1, int(np.floor(duration * fps + 1e-6)))
-    grid = t0 + np.arange(k, dtype=np.float64) / fps
-    after = np.clip(np.searchsorted(times, grid, side="left"), 1, max(n - 1, 1))
-    before = after - 1
-    if n == 1:
-        return np.zeros(k, np.int64)
-    take_before = (grid - times[before]) <= (times[after] - grid) + 1e-9
-    return np.where(take_before, before, after).astype(np.int64)
+    middles = t0 + (np.arange(k, dtype=np.float64) + 0.5) / fps
+    on_display = np.searchsorted(times, middles - TIE_S, side="right") - 1
+    return np.clip(on_display, 0, n - 1).astype(np.int64)
 
 
 class ResampledSource(Source):
