@@ -81,15 +81,15 @@ def make_cohort(settings: DemoSettings) -> Path:
 
     out = settings.workdir / "cohort"
     manifest = out / "manifest.csv"
-    if manifest.is_file():
-        return manifest
+    if manifest.is_file() and "synthetic" in manifest.read_text().splitlines()[0].split(","):
+        return manifest  # (an older cohort without the synthetic column is written again)
     cfg = SynthConfig(width=settings.width, height=settings.height, fps=settings.fps, seconds=settings.clip_seconds)
     return generate_dataset(out, settings.patients, settings.seizures_per_patient, cfg, fmt="mkv", seed=0)
 
 
 def train_bundle(settings: DemoSettings, manifest: Path, weights: Path) -> tuple[Path, dict]:
     """Train (or reuse) the demo bundle; returns (bundle dir, CV summary)."""
-    from semiostream.models.bundle import BundleError, load_bundle
+    from semiostream.models.bundle import BundleError, load_bundle, training_data
     from semiostream.trainer.run import ExtractConfig, RunConfig, train_run
     from semiostream.trainer.train import TrainConfig
 
@@ -97,7 +97,8 @@ def train_bundle(settings: DemoSettings, manifest: Path, weights: Path) -> tuple
     bundle_dir = run_dir / "bundle"
     try:
         b = load_bundle(bundle_dir)
-        if b.meta.get("provenance", {}).get("i3d", {}).get("source") == str(weights):
+        if b.meta.get("provenance", {}).get("i3d", {}).get("source") == str(weights) and \
+                training_data(b.meta).kind == "synthetic":  # older demo bundles do not say so: trained again
             _say(f"reusing the demo bundle {bundle_dir} (delete it to retrain)")
             return bundle_dir, b.meta["provenance"].get("cv", {})
     except BundleError:
@@ -273,7 +274,9 @@ def run_demo(settings: DemoSettings) -> int:
     _say(f"      {manifest}")
     _say("[3/4] extracting features and training the classifier (patient-grouped CV)")
     bundle, cv = train_bundle(settings, manifest, weights)
-    _say(f"      bundle: {bundle}")
+    from semiostream.models.bundle import read_bundle_json, training_data
+
+    _say(f"      bundle: {bundle} ({training_data(read_bundle_json(bundle)).text})")
     _say("[4/4] live scoring on loopback")
     if settings.backend is None:
         settings.backend = ensure_fast_backend(bundle)

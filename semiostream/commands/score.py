@@ -43,6 +43,11 @@ input is scored again when its file changes (size, mtime, then sha256 of its con
 too short) become rows with an error; they are not retried on resume unless --retry-errors (or unless the
 file changed).
 
+Each input's row says what a reader needs to judge its result: its kind of picture (16-bit gray, what the
+model is for; 8-bit gray; 8-bit colour, scored through its luma), its frame rate, whether the detector found
+a person (with --detector), and the bundle's training data (synthetic or not, from its bundle.json); the
+summary printed at the end names them, and --report shows them in every report.
+
 Exit status: 0 = every input scored; 2 = user error (bad arguments, nothing scored);
 2 + N = N inputs failed (N capped at 100, so at most 102).
 """

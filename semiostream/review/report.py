@@ -6,7 +6,11 @@ windows marked), the first frame with the crop and the detector's person/bed box
 of what the model received (the project's reference preprocessing,
 :func:`semiostream.dali_pipes.reference.preprocess`, with the bundle's ``PreprocessSpec``), where the
 decision came from (:mod:`.saliency`), the bundle's identity and model card, and the statement that this
-is a research second opinion, not a diagnosis.
+is a research second opinion, not a diagnosis. The bundle's training-data provenance
+(:func:`semiostream.models.bundle.training_data`: synthetic, not synthetic, or unknown) stands at the top;
+an archived input's report names the input in its heading and shows its kind, frame rate and whether a
+person was found (:attr:`~.evidence.EventEvidence.input_facts`). No 95% interval is given from fewer than
+:data:`MIN_WINDOWS_FOR_INTERVAL` windows.
 
 Safe to call from a background thread of the scorer: no global state besides the saliency models' cache,
 no pyplot (matplotlib ``Figure`` + Agg), bounded time (saliency stops after ``time_budget_s``), and atomic:

@@ -47,6 +47,12 @@ def test_synth_extract_train_bundle_loop(tmp_path, kinetics_ckpt, capsys):
     prov = bundle.meta["provenance"]
     assert prov["cv"]["summary"]["window"]["f1_macro"]["mean"] == pytest.approx(s["window"]["f1_macro"]["mean"])
     assert prov["folds"]["n"] == 3 and prov["final"]["epochs"] == report["final"]["epochs"]
+    # trained on `semiostream synth` clips: the bundle and the run's summary say so
+    from semiostream.models.bundle import training_data
+
+    assert prov["data"]["synthetic"] is True and prov["data"]["synthetic_seizures"] == 12
+    assert training_data(bundle.meta).kind == "synthetic"
+    assert "Provenance: SYNTHETIC training data (12 of 12 seizures)" in (run / "summary.md").read_text()
     # the bundle's I3D is the one that produced the cached features: scoring a raw window through the
     # Scorer gives the same p(TLE) as the bundle's classifier on the cached features of that window
     key = report["extraction"]["cache_keys"][next(iter(report["extraction"]["cache_keys"]))]
