@@ -6,6 +6,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from semiostream.archive.facts import InputFacts
 from semiostream.archive.inputs import Job
 from semiostream.archive.output import inputs_path, output_format, read_table, write_tables
 from semiostream.archive.plan import JobPlan
@@ -23,9 +24,10 @@ def _plan(path, n, start=0):
 def _inputs(tmp_path):
     pa_, pb = _plan(tmp_path / "b.mkv", 3), _plan(tmp_path / "a.mkv", 2, start=5)
     probs_a, probs_b = np.array([0.1, 0.3], np.float32), np.array([0.9, 0.7, 0.123456789], np.float32)
-    kw = {"bundle_id": "bid", "backend": "torch-cpu-fp32"}
-    ok_b = input_row(pa_.job, plan=pa_, probs=probs_b, **kw)
-    ok_a = input_row(pb.job, plan=pb, probs=probs_a, **kw)
+    kw = {"bundle_id": "bid", "backend": "torch-cpu-fp32", "training_data": "synthetic"}
+    ok_b = input_row(pa_.job, plan=pa_, probs=probs_b, facts=InputFacts("8-bit colour", "yuv420p h264, colour",
+                                                                        True, 0.8125), **kw)
+    ok_a = input_row(pb.job, plan=pb, probs=probs_a, facts=InputFacts("16-bit gray", "gray16le ffv1", False), **kw)
     bad = input_row(Job(tmp_path / "c.mkv", patient_id="P"), error="corrupt, really", **kw)
     # windows of b deliberately out of order: the output sorts them
     wb = window_columns(pa_, probs_b)
@@ -52,10 +54,15 @@ def test_tables_are_sorted_typed_and_equal_in_both_formats(tmp_path, suffix):
     assert a["p_tle"] == pytest.approx(float(np.mean(probs_a.astype(np.float64)))) and a["label"] == "FLE"
     assert b["label"] == "TLE" and b["windows"] == 3 and b["roi"] == "1 2 30 40"
     assert c["error"] == "corrupt, really" and c["p_tle"] is None and c["windows"] == 0 and c["patient_id"] == "P"
+    # what a reader needs to judge each result, typed back the same in both formats (null = not known)
+    assert [(v["kind"], v["person_found"], v["person_score"]) for v in videos] == \
+        [("16-bit gray", False, None), ("8-bit colour", True, 0.8125), (None, None, None)]
+    assert b["kind_detail"] == "yuv420p h264, colour" and {v["training_data"] for v in videos} == {"synthetic"}
     if suffix == ".parquet":
         meta = pq.read_schema(out).metadata
         assert meta[b"bundle_id"] == b"bid"
         assert pq.read_schema(out).field("p_tle").type == "double"
+        assert pq.read_schema(inputs_path(out)).field("person_found").type == "bool"
 
 
 def test_rewrite_replaces_the_tables(tmp_path):
