@@ -1,7 +1,18 @@
 """Folders of 16-bit (or 8-bit) grayscale PNG or TIFF frames, decoded by DALI.
 
 Frames are the folder's ``*.png`` / ``*.tif`` / ``*.tiff`` files in natural name order (``f2`` before
-``f10``; zero-padded names sort the same either way). Decoding happens inside a DALI graph:
+``f10``; zero-padded names sort the same either way). Hidden files (``.name``) are never frames.
+
+**What a frame folder is** (:func:`frame_folder_problem`, the one rule every command applies, when a
+folder is scanned for inputs and when one is opened): a folder that directly holds
+
+1. at least :data:`MIN_FOLDER_FRAMES` (9, the shortest window a bundle scores) PNG/TIFF images,
+2. each with a frame number in its name (the last run of digits: ``frame_000123.png``, ``0007.tif``),
+   no two the same, so the frame order is the numbers' order,
+3. and no video files (``.mkv``, ``.mp4``, ``.avi``, ``.npy``, ``.dcm`` ...) beside them: images next to
+   recordings are previews or thumbnails, not frames.
+
+Other files (a README, a CSV of timestamps) may sit beside the frames; sub-folders are separate inputs. Decoding happens inside a DALI graph:
 ``fn.decoders.image(..., output_type=types.ANY_DATA, dtype=types.UINT16)`` on device ``"cpu"``, or
 ``"mixed"`` (nvImageCodec / nvTIFF on the GPU) with ``device="gpu"``. Both are lossless for 16-bit PNG and
 TIFF (tested bit-exact on CPU).
@@ -19,6 +30,8 @@ import numpy as np
 from .source import Source, SourceError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+#: fewest frames a frame folder holds (see the module docstring)
+MIN_FOLDER_FRAMES = 9
 _MODES_16 = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
@@ -28,9 +41,51 @@ def natural_key(name: str) -> list[Any]:
 
 
 def list_frames(folder: Path) -> list[Path]:
-    """The image files of ``folder`` in frame order."""
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    """The (non-hidden) image files of ``folder`` in frame order."""
+    files = [p for p in folder.iterdir()
+             if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
     return sorted(files, key=lambda p: natural_key(p.name))
+
+
+def frame_number(name: str) -> int | None:
+    """The frame number in a file name: its stem's last run of digits (None if it has none)."""
+    runs = re.findall(r"\d+", Path(name).stem)
+    return int(runs[-1]) if runs else None
+
+
+def frame_folder_problem(folder: str | os.PathLike, names: list[str] | None = None) -> str | None:
+    """Why ``folder`` is not a frame folder (the rule of the module docstring), or None when it is one.
+
+    Args:
+        folder: the folder.
+        names: the names of the regular files directly in it (listed here when None).
+    """
+    from .readers import supported_suffixes
+
+    folder = Path(folder)
+    if names is None:
+        names = [n for n in os.listdir(folder) if os.path.isfile(folder / n)]  # FIFOs, devices, loops: no
+    names = [n for n in names if not n.startswith(".")]
+    images = [n for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    videos = set(supported_suffixes())
+    beside = sorted(n for n in names if Path(n).suffix.lower() in videos)
+    if not images:
+        return f"holds no {'/'.join(IMAGE_SUFFIXES)} frames"
+    what = f"its {len(images)} image{'s' if len(images) > 1 else ''}"
+    if beside:
+        return (f"{what} lie beside video files ({', '.join(beside[:3])}{' ...' if len(beside) > 3 else ''}): "
+                "images next to recordings are previews, not frames")
+    if len(images) < MIN_FOLDER_FRAMES:
+        return f"{what} are fewer than the {MIN_FOLDER_FRAMES} frames a frame folder holds"
+    numbers: dict[int, str] = {}
+    for n in sorted(images, key=natural_key):
+        k = frame_number(n)
+        if k is None:
+            return f"image {n!r} has no frame number in its name (frames are named like frame_000123.png)"
+        if k in numbers:
+            return f"images {numbers[k]!r} and {n!r} have the same frame number {k}"
+        numbers[k] = n
+    return None
 
 
 def decode_pipeline_def():
@@ -76,13 +131,14 @@ class ImageFolderSource(Source):
         self.path = Path(path)
         if not self.path.is_dir():
             raise SourceError(self.path, "is not a folder of image frames")
-        self._files = list_frames(self.path)
-        if not self._files:
+        if problem := frame_folder_problem(self.path):
             raise SourceError(
                 self.path,
-                f"folder holds no {'/'.join(IMAGE_SUFFIXES)} frames",
-                "write frames as 16-bit PNG or TIFF files",
+                f"not a frame folder: {problem}",
+                f"a frame folder holds at least {MIN_FOLDER_FRAMES} numbered 16-bit (or 8-bit) PNG or TIFF frames "
+                "and no videos",
             )
+        self._files = list_frames(self.path)
         first = self._files[0]
         try:
             with Image.open(first) as im:

@@ -3,9 +3,11 @@
 * a **file** with a supported video suffix (:func:`~semiostream.dali_pipes.readers.supported_suffixes`),
   or a regular file without a suffix that starts like a DICOM file (``DICM`` preamble: PACS exports rarely
   have a suffix), is one job: the whole video;
-* a **folder** is searched recursively: every supported video file is a job, and every folder that
-  directly holds PNG/TIFF frames is one job (a frame-folder video). Hidden entries and ``*.parts`` work
-  folders are skipped, other files (README, CSV ...) ignored;
+* a **folder** is searched recursively: every supported video file is a job, and every frame folder
+  (:func:`~semiostream.dali_pipes.read_images.frame_folder_problem`: at least 9 numbered PNG/TIFF frames and
+  no videos beside them) is one job. Images in any other folder (previews beside recordings, a few stray
+  pictures) are skipped, with the reason, not scored. Hidden entries and ``*.parts`` work folders are
+  skipped, other files (README, CSV ...) ignored;
 * a **manifest** (``.csv``, ``.parquet``, ``.pq``; see :mod:`semiostream.trainer.manifest`) gives one job per
   row: its video's ``[onset, offset)`` segment, with its ROI, stream, fps, patient, seizure and label.
 
@@ -33,7 +35,6 @@ from .guard import absolute
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
-FRAME_SUFFIXES = (".png", ".tif", ".tiff")
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,24 @@ def _video_suffixes() -> set[str]:
     return set(supported_suffixes())
 
 
-def scan_folder(root: Path) -> list[Path]:
-    """Every video file and frame folder under ``root`` (recursive, sorted, hidden / ``*.parts`` skipped)."""
+def scan_folder(root: Path, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Every video file and frame folder under ``root`` (recursive, sorted, hidden / ``*.parts`` skipped).
+
+    ``skipped`` (when given) receives ``(folder, reason)`` for every folder holding images that is not a
+    frame folder."""
+    from semiostream.dali_pipes.read_images import IMAGE_SUFFIXES, frame_folder_problem
+
     suffixes = _video_suffixes()
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not d.endswith(".parts"))
         names = [f for f in filenames if not f.startswith(".")]
-        if any(Path(f).suffix.lower() in FRAME_SUFFIXES for f in names):
-            found.append(Path(dirpath))
+        if any(Path(f).suffix.lower() in IMAGE_SUFFIXES for f in names):
+            problem = frame_folder_problem(dirpath, [f for f in names if os.path.isfile(os.path.join(dirpath, f))])
+            if problem is None:
+                found.append(Path(dirpath))
+            elif skipped is not None:
+                skipped.append((Path(dirpath), problem))
         found += [Path(dirpath) / f for f in names
                   if Path(f).suffix.lower() in suffixes or _suffixless_dicom(Path(dirpath) / f)]
     return sorted(found)
@@ -122,7 +132,8 @@ def _manifest_jobs(p: Path, stream: str) -> list[Job]:
                 r.patient_id, r.seizure_id, r.label) for r in manifest.rows]
 
 
-def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: float | None = None) -> list[Job]:
+def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: float | None = None,
+                  skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
     """The jobs of the command line's INPUTS, de-duplicated and sorted by ``input_id``.
 
     Args:
@@ -130,6 +141,8 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
         stream: stream for plain files and folders (``"ir"`` or ``"depth"``); manifest rows keep theirs
             unless they say ``ir`` (the default).
         fps: frame-rate override for plain ``.npy`` files and frame folders (manifest rows keep theirs).
+        skipped: receives ``(folder, reason)`` for every scanned folder of images that is not a frame folder
+            (:func:`scan_folder`); they are not inputs, and not failures.
 
     Raises:
         UserError: an input does not exist, is a file of an unsupported type, is a bad manifest, or
@@ -145,10 +158,14 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
         if is_manifest(p):
             jobs += _manifest_jobs(p, stream)
         elif p.is_dir():
-            found = scan_folder(p)
+            passed: list[tuple[Path, str]] = []
+            found = scan_folder(p, passed)
             if not found:
+                why = "".join(f"; {folder} is not a frame folder: {reason}" for folder, reason in passed[:3])
                 raise UserError(f"folder {raw} holds no supported videos ({', '.join(sorted(suffixes))} or "
-                                "folders of PNG/TIFF frames)")
+                                f"frame folders: at least 9 numbered PNG/TIFF frames, no videos beside them){why}")
+            if skipped is not None:
+                skipped += passed
             jobs += [Job(f, stream, fps=fps) for f in found]
         elif p.suffix.lower() in suffixes or _suffixless_dicom(p):
             jobs.append(Job(p, stream, fps=fps))

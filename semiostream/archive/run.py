@@ -101,6 +101,8 @@ class ScoreSummary:
     judged: list[tuple[str, str | None, bool | None]] = field(default_factory=list)
     #: (input_id, fps of the video, fps_from, fps_used) of every scored current input
     rates: list[tuple[str, float, str, float]] = field(default_factory=list)
+    #: (folder, reason) of scanned folders of images that are not frame folders (not inputs, not failures)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def windows_per_s(self) -> float:
@@ -126,6 +128,10 @@ class ScoreSummary:
         s += judged_text(self.bundle_id, self.training_data, self.judged)
 
         s += rate_text(self.rates)
+        for folder, reason in self.skipped[:5]:
+            s += f"\nskipped (not an input): {folder}: not a frame folder: {reason}"
+        if len(self.skipped) > 5:
+            s += f"\n  ... and {len(self.skipped) - 5} more folders of images skipped"
         for input_id, reason in self.failed[:20]:
             s += f"\n  failed: {input_id}: {reason}"
         if len(self.failed) > 20:
@@ -230,12 +236,14 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
     if cfg.hop is not None and cfg.hop > spec.window:
         raise UserError(f"--hop {cfg.hop} exceeds the bundle's window of {spec.window} frames (frames would be "
                         "skipped); use a hop <= the window")
-    jobs = expand_inputs(cfg.inputs, cfg.stream, cfg.fps)
+    skipped: list[tuple[Path, str]] = []
+    jobs = expand_inputs(cfg.inputs, cfg.stream, cfg.fps, skipped)
     detector, detector_id = _detector(cfg, spec)
     requested_backend = cfg.backend or "auto"
     settings = RunSettings(bundle_id, requested_backend, cfg.hop, detector_id, cfg.threshold, cfg.preprocessing)
     summary = ScoreSummary(inputs=len(jobs), out=Path(cfg.out), out_inputs=inputs_path(cfg.out),
-                           backend=requested_backend, bundle_id=bundle_id, training_data=trained_on.text)
+                           backend=requested_backend, bundle_id=bundle_id, training_data=trained_on.text,
+                           skipped=[(str(f), why) for f, why in skipped])
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
 
     with PartsStore(parts_dir_for(cfg.out)) as store:

@@ -78,3 +78,56 @@ def test_bad_inputs_are_user_errors(tmp_path, name, message):
     (tmp_path / "bad.csv").write_text("file,label\nx.npy,FLE\n")
     with pytest.raises(UserError, match=message):
         expand_inputs([tmp_path / name])
+
+
+def _pngs(folder, names, value=900):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        Image.fromarray(np.full((8, 10), value, np.uint16)).save(folder / n)
+    return folder
+
+
+def test_stray_previews_beside_videos_are_skipped_not_inputs(tmp_path):
+    """The layout a user met: two preview PNGs beside the recordings became a bogus frame-folder input."""
+    root = tmp_path / "ward"
+    a = _npy(root / "bed1.npy")
+    b = write_frames(root / "bed2.mkv", np.full((10, 8, 10), 900, np.uint16), 30.0, "mkv")
+    _pngs(root, ["bed1_preview.png", "bed2_preview.png"])
+    skipped = []
+    assert scan_folder(root, skipped) == [a, b]
+    assert skipped == [(root, "its 2 images lie beside video files (bed1.npy, bed2.mkv): images next to "
+                              "recordings are previews, not frames")]
+    assert [j.path for j in expand_inputs([root])] == [a, b]
+
+
+@pytest.mark.parametrize("names, other, problem", [
+    ([f"frame_{i:06d}.png" for i in range(9)], ["README.txt", "times.csv"], None),
+    ([f"{i}.tif" for i in range(1, 13)], [], None),
+    ([f"frame_{i:06d}.png" for i in range(8)], [], "its 8 images are fewer than the 9 frames"),
+    ([f"frame_{i:06d}.png" for i in range(9)] + ["cover.png"], [], "image 'cover.png' has no frame number"),
+    ([f"cam_{i:04d}.png" for i in range(9)] + ["cam_0003_small.png"], [],
+     "images 'cam_0003.png' and 'cam_0003_small.png' have the same frame number 3"),
+    ([f"frame_{i:06d}.png" for i in range(9)], ["clip.mp4"], "lie beside video files (clip.mp4)"),
+])
+def test_one_rule_for_what_a_frame_folder_is(tmp_path, names, other, problem):
+    from semiostream.dali_pipes.read_images import frame_folder_problem
+    from semiostream.dali_pipes.readers import SourceError, open_source
+
+    folder = _pngs(tmp_path / "f", names)
+    for n in other:
+        (folder / n).write_text("x")
+    got = frame_folder_problem(folder)
+    skipped = []
+    found = scan_folder(tmp_path, skipped)
+    if problem is None:
+        assert got is None and found == [folder] and skipped == []
+        assert open_source(folder).num_frames == len(names)
+    else:
+        assert problem in got and found == [p for p in found if p.suffix] and skipped == [(folder, got)]
+        with pytest.raises(SourceError, match="not a frame folder"):  # opened directly: the same rule
+            open_source(folder)
+        if not other:
+            with pytest.raises(UserError, match="is not a frame folder"):
+                expand_inputs([folder])

@@ -90,10 +90,10 @@ def test_gpu_decoders_on_the_gpu_equal_the_cpu(tmp_path):
     from semiostream.dali_pipes.read_images import ImageFolderSource
     from semiostream.dali_pipes.writers import write_image_folder
 
-    frames = np.random.default_rng(3).integers(0, 65536, (6, 40, 56), dtype=np.uint16)
+    frames = np.random.default_rng(3).integers(0, 65536, (9, 40, 56), dtype=np.uint16)  # a frame folder: >= 9
     folder = write_image_folder(tmp_path / "png", frames)
     src = ImageFolderSource(folder, device=f"cuda:{torch.cuda.current_device()}")
-    assert np.array_equal(src.read(0, 6), frames)
+    assert np.array_equal(src.read(0, 9), frames)
     t = src.read_torch(1, 5)
     assert t.is_cuda and np.array_equal(t.cpu().numpy(), frames[1:5])
 
