@@ -20,12 +20,16 @@ ORDER = 45
 
 DESCRIPTION = """\
 Score recorded IR video with a model bundle, e.g. every archived seizure again after a model update.
-INPUTS are video files, folders (searched recursively for every supported format, including folders of
-PNG/TIFF frames) and manifests (.csv/.parquet with path, patient_id, seizure_id, label and optional onset,
-offset, roi, stream, fps; each row's onset..offset segment is scored).
+INPUTS are video files, folders (searched recursively for every supported format, including frame folders:
+at least 9 numbered PNG/TIFF frames and no videos beside them; other images, such as previews beside
+recordings, are skipped and named in the summary) and manifests (.csv/.parquet with path, patient_id,
+seizure_id, label and optional onset, offset, roi, stream, fps; each row's onset..offset segment is scored).
 
-Each input is cut into the bundle's windows (spec.window frames, non-overlapping unless --hop; a leftover of
-at least spec.min_frames is kept), each window gets p(TLE), and each input gets the mean p(TLE) and a label.
+Each input is cut into the bundle's windows, defined in time: spec.window frames at the bundle's rate (60 at
+30 fps = 2 s), non-overlapping unless --hop, a leftover of at least spec.min_frames kept. A video at another
+rate (6, 25, 60 fps, variable) is resampled to the bundle's on its own timestamps, one below a sixth of it
+(5 fps) is refused; the inputs table records its fps, where that came from (file, given, assumed) and the
+rate used. Each window gets p(TLE), and each input gets the mean p(TLE) and a label.
 Decoding threads overlap inference and windows of many videos share batches; --ray runs the same job on a
 Ray cluster (Ray Data actors holding one Scorer each: one per GPU, or one per --cpus-per-actor cores).
 With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system).
@@ -70,7 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                      "verified one on each machine)")
     p.add_argument("--stream", choices=("ir", "depth"), default="ir",
                    help="stream of Azure Kinect recordings for plain files and folders (default ir)")
-    p.add_argument("--fps", type=float, help="frame rate of .npy files and frame folders (default 30)")
+    p.add_argument("--fps", type=float, help="frame rate of inputs that store none (.npy files, frame folders, "
+                   "some AVI and DICOM files); default: the bundle's rate, assumed")
     p.add_argument("--hop", type=int, help="frames between window starts (default: the bundle's window, "
                                            "non-overlapping as in the paper)")
     p.add_argument("--detector", choices=("full", "yolox", "maskrcnn"), default="full",
