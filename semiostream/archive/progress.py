@@ -69,7 +69,7 @@ class WindowProgress:
             return f"first results after {self.t_first - self.t0:.1f} s; measuring the rate"
         text = f"{r:.2f} windows/s"
         if self.window_s:
-            text += f" = {r * self.window_s:.2f} s of recording per s"
+            text += f" ({r * self.window_s:.2f}x real time)"
         return text + f", ETA {_eta((self.total - self.done) / r)}"
 
     def line(self) -> str:
@@ -102,8 +102,8 @@ class WindowProgress:
                 def render(self, task) -> Text:
                     return Text(outer.rate_text())
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("windows"), Rate(), console=Console(stderr=True), transient=True)
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+                                 Rate(), console=Console(stderr=True), transient=True)
             self._bar.__enter__()
             self._task = self._bar.add_task(self.label, total=self.total)
         elif self.enabled:
@@ -119,7 +119,7 @@ class WindowProgress:
         if r > 0:
             s += f", {r:.2f} windows/s after them"
             if self.window_s:
-                s += f" = {r * self.window_s:.2f} s of recording per s"
+                s += f" ({r * self.window_s:.2f}x real time: seconds of recording per second)"
         return s
 
     def __exit__(self, *exc: object) -> None:

@@ -72,6 +72,7 @@ class ScoreConfig:
     ray: str | None = None  # None = this machine; "" = a local Ray instance; else a cluster address
     actors: int | None = None
     cpus_per_actor: int | None = None
+    ray_stall_s: float = 600.0  # a Ray run stops when no window completes for this long
     show_progress: bool = True
 
 
@@ -153,12 +154,18 @@ def judged_text(bundle_id: str, training: str, judged: Sequence[tuple[str, str |
         if kind is not None and kind != "16-bit gray":
             kinds.setdefault(kind, []).append(input_id)
     for kind, ids in sorted(kinds.items()):
-        s += (f"\ninput kind: {len(ids)} inputs are {kind} video, not the 16-bit IR the model is made for"
-              f"{' (scored through their luma)' if 'colour' in kind else ''}: {names(ids)}")
+        s += (f"\ninput kind: {_inputs(len(ids))} {'is' if len(ids) == 1 else 'are'} {kind} video, not the "
+              "16-bit IR the model is made for"
+              f"{' (scored through ' + ('its' if len(ids) == 1 else 'their') + ' luma)' if 'colour' in kind else ''}"
+              f": {names(ids)}")
     nobody = [i for i, _, found in judged if found is False]
     if nobody:
-        s += f"\nperson: the detector found no person in {len(nobody)} inputs: {names(nobody)}"
+        s += f"\nperson: the detector found no person in {_inputs(len(nobody))}: {names(nobody)}"
     return s
+
+
+def _inputs(n: int) -> str:
+    return f"{n} input" if n == 1 else f"{n} inputs"
 
 
 def rate_text(rates: Sequence[tuple[str, float, str, float]], show: int = 5) -> str:
@@ -340,7 +347,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                     used = score_ray(plans, str(Path(cfg.bundle).resolve()), cfg.backend, on_done,
                                      address=cfg.ray or None, actors=cfg.actors, cpus_per_actor=cfg.cpus_per_actor,
                                      max_batch=cfg.max_batch, engine_options=opts,
-                                     preprocessing=cfg.preprocessing, progress=prog)
+                                     preprocessing=cfg.preprocessing, progress=prog, stall_s=cfg.ray_stall_s)
                 _timing(summary, prog)
                 summary.backend = used or summary.backend
 

@@ -54,8 +54,8 @@ def test_colour_clip_and_empty_scene_are_named_as_such(review_bundle, get_asset,
     assert mug["training_data"] == "synthetic"
     bundle_id = read_bundle_json(bundle)["bundle_id"]
     assert f"bundle {bundle_id}: SYNTHETIC training data (8 of 8 seizures)" in printed
-    assert "1 inputs are 8-bit colour video, not the 16-bit IR the model is made for" in printed
-    assert "the detector found no person in 1 inputs: pyk4a_recording.mkv" in printed
+    assert "input kind: 1 input is 8-bit colour video, not the 16-bit IR the model is made for" in printed
+    assert "the detector found no person in 1 input: pyk4a_recording.mkv" in printed
 
     index = (reports / "index.html").read_text()
     assert "SYNTHETIC training data" in index and "8-bit colour" in index and "NOT FOUND" in index
