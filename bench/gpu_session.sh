@@ -1,126 +1,204 @@
 #!/usr/bin/env bash
-# One call on a fresh GPU machine: install semiostream with its GPU extras, run `semiostream doctor` and
-# the GPU/TensorRT tests with timeouts, and leave every report in one flat folder.
+# One call on an air-gapped GPU host: install semiostream offline from the wheelhouse, check it, measure it,
+# and leave every report in one flat folder.
 #
-#   bash bench/gpu_session.sh [--out DIR] [--quick] [--wheelhouse DIR] [--dry-run]
+#   bash bench/gpu_session.sh [--out DIR] [--wheelhouse DIR] [--budget-s S] [--rehearse] [--dry-run]
 #
-# Reports (at most 8 files, all directly in the folder): SUMMARY.md (each step, exit status, seconds),
-# nvidia-smi.txt, install.log, doctor.log, doctor.json, doctor.md, pytest.log, pytest-gpu.xml.
-# Exit status: 0 when the doctor and the tests passed, 1 when either failed, 2 for a usage error.
-#
-# Time: the step limits below add up to 11 minutes (7 with --quick), so a 15-minute GPU lease that includes
-# the machine's start-up is used in one call. The venv sees the machine's own Python packages
-# (--system-site-packages), so a CUDA torch already installed there is used rather than downloaded;
-# packages missing there come from the configured package index or from --wheelhouse (pip --no-index).
+# The host (bench/RESULTS.md, "Air-gapped GPU host"): Python 3.12 with torch, numpy, onnx, onnxruntime, CuPy,
+# Triton, pyarrow, pillow, h5py, matplotlib, aiohttp, prometheus-client, rich, PyYAML, safetensors and
+# scikit-learn, no package index, no DALI, TensorRT, PyAV. What it lacks comes from the wheelhouse that
+# bench/gpu_wheelhouse.sh makes (default ./wheelhouse, checked against its SHA256SUMS), installed with
+# `pip install --no-index --no-deps --target` into a fresh folder; nothing reaches for the network.
+# Steps, each under its own time limit and all within --budget-s (default 540 s: a 15-minute lease with the
+# machine's start-up): env, install, doctor (--quick, every check but its benchmarks), pytest-gpu (tests
+# marked gpu or trt), engines, scorer, live, archive (python -m semiostream.bench.gpu_visit STEP).
+# --rehearse: the same steps on this machine's devices (the CPU) with the smallest sizes, DALI, PyAV and
+# TensorRT hidden as on the host (bench/hide_modules); it proves the steps, files and limits, not speed.
+# Reports (at most 8 files, directly in the folder): SUMMARY.md, session.log, env.txt, doctor.json,
+# doctor.md, pytest-gpu.xml, measure.json. Exit status: 0 all steps passed, 1 a step failed, 2 usage error.
 set -u -o pipefail
 
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT_DIR="${OUT:-$PWD/gpu-session}"
-QUICK=0
+WHEELHOUSE="$ROOT/wheelhouse"
+BUDGET=540
+REHEARSE=0
 DRY_RUN=0
-WHEELHOUSE=""
 PYTHON="${PYTHON:-python3}"
-VENV="${VENV:-/tmp/semiostream-gpu-venv}"
-INSTALL_TIMEOUT=150
-DOCTOR_TIMEOUT=330
-PYTEST_TIMEOUT=180
+SITE="${SEMIOSTREAM_SITE:-/tmp/semiostream-site}"
+WORK="${SEMIOSTREAM_VISIT_WORK:-/tmp/semiostream-visit}"
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
-
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="${2:?--out needs a folder}"; shift 2 ;;
-    --quick) QUICK=1; shift ;;
     --wheelhouse) WHEELHOUSE="${2:?--wheelhouse needs a folder of wheels}"; shift 2 ;;
+    --budget-s) BUDGET="${2:?--budget-s needs seconds}"; shift 2 ;;
+    --rehearse) REHEARSE=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "gpu_session.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-if [ -n "$WHEELHOUSE" ] && [ ! -d "$WHEELHOUSE" ]; then
-  echo "gpu_session.sh: --wheelhouse $WHEELHOUSE is not a folder" >&2; exit 2
+case "$BUDGET" in
+  ''|*[!0-9]*) echo "gpu_session.sh: --budget-s '$BUDGET' must be a whole number of seconds" >&2; exit 2 ;;
+esac
+if [ ! -d "$WHEELHOUSE" ]; then
+  echo "gpu_session.sh: --wheelhouse $WHEELHOUSE is not a folder (make it with bench/gpu_wheelhouse.sh)" >&2; exit 2
 fi
-if [ "$QUICK" = 1 ]; then DOCTOR_TIMEOUT=170; PYTEST_TIMEOUT=120; fi
-
-ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$ROOT" || exit 2
+if [ ! -f "$WHEELHOUSE/SHA256SUMS" ] || ! ls "$WHEELHOUSE"/*.whl > /dev/null 2>&1; then
+  echo "gpu_session.sh: $WHEELHOUSE has no wheels and SHA256SUMS (make it with bench/gpu_wheelhouse.sh)" >&2; exit 2
+fi
 mkdir -p "$OUT_DIR" || { echo "gpu_session.sh: cannot create $OUT_DIR" >&2; exit 2; }
-SUMMARY="$OUT_DIR/SUMMARY.md"
-export PYTHONUNBUFFERED=1
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+cd "$ROOT" || exit 2
 
-export PYTHON VENV WHEELHOUSE
-DOCTOR_ARGS=(--out "$OUT_DIR")
-if [ "$QUICK" = 1 ]; then DOCTOR_ARGS+=(--quick); fi
+# step limits in seconds (the rehearsal's are for a loaded 2-core CPU)
+if [ "$REHEARSE" = 1 ]; then
+  MODE=rehearsal; TINY=--tiny
+  declare -A LIMIT=([env]=60 [install]=120 [doctor]=300 [pytest-gpu]=240 [engines]=240 [scorer]=180 [live]=180 [archive]=120)
+  export PYTHONPATH="$ROOT/bench/hide_modules:$SITE" SEMIOSTREAM_HIDE_MODULES="nvidia.dali,av,tensorrt"
+else
+  MODE=gpu; TINY=
+  declare -A LIMIT=([env]=15 [install]=60 [doctor]=120 [pytest-gpu]=90 [engines]=150 [scorer]=60 [live]=100 [archive]=30)
+  export PYTHONPATH="$SITE"
+fi
+export PYTHONUNBUFFERED=1 PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+LOG="$OUT_DIR/session.log"
+STEPS="$(mktemp)"
+trap 'rm -f "$STEPS"' EXIT
+: > "$LOG"
+FAILED=()
+T0=$SECONDS
 
-{
-  echo "# semiostream GPU session"
-  echo
-  echo "$(date -u +%Y-%m-%dT%H:%M:%SZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), quick=$QUICK"
-  echo
-  echo "| step | limit s | exit | seconds |"
-  echo "|---|---|---|---|"
-} > "$SUMMARY"
-
-FAILED=0
-# step NAME LIMIT LOG COMMAND...: run with a time limit, log to LOG, add a row to the summary
+# step NAME COMMAND...: run under min(its limit, what is left of the budget), log, add a row to the table
 step() {
-  local name="$1" limit="$2" log="$3"; shift 3
+  local name="$1"; shift
+  local limit="${LIMIT[$name]}" left=$((BUDGET - (SECONDS - T0)))
+  [ "$left" -lt "$limit" ] && limit=$left
   if [ "$DRY_RUN" = 1 ]; then
-    echo "[dry-run] $name (limit ${limit}s, log $log): $*"
-    echo "| $name | $limit | dry-run | 0 |" >> "$SUMMARY"
+    echo "[dry-run] $name (limit ${limit}s): $*"
+    printf '%s\t%s\tdry-run\t0\t\n' "$name" "$limit" >> "$STEPS"
     return 0
   fi
-  echo "== $name (limit ${limit}s)"
-  local t0=$SECONDS rc
-  timeout --signal=TERM --kill-after=15 "$limit" "$@" 2>&1 | tee -a "$log"
-  rc=${PIPESTATUS[0]}
-  [ "$rc" = 124 ] && echo "$name: stopped at its ${limit}s limit" | tee -a "$log"
-  echo "| $name | $limit | $rc | $((SECONDS - t0)) |" >> "$SUMMARY"
+  if [ "$limit" -lt 5 ]; then
+    echo "== $name: not run, the ${BUDGET}s budget is spent" | tee -a "$LOG"
+    printf '%s\t%s\tbudget\t0\tnot run: budget spent\n' "$name" "${LIMIT[$name]}" >> "$STEPS"
+    return 0
+  fi
+  echo "== $name (limit ${limit}s) $(date -u +%H:%M:%S)" | tee -a "$LOG"
+  local t=$SECONDS rc note=""
+  timeout --signal=TERM --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >> "$LOG" 2>&1
+  rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then note="stopped at its ${limit}s limit"; fi
+  echo "== $name: exit $rc in $((SECONDS - t)) s $note" | tee -a "$LOG"
+  printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$limit" "$rc" "$((SECONDS - t))" "$note" >> "$STEPS"
+  [ "$rc" = 0 ] || FAILED+=("$name")
   return "$rc"
 }
 
-# 1. the machine
-if [ "$DRY_RUN" = 1 ]; then
-  echo "[dry-run] nvidia-smi > $OUT_DIR/nvidia-smi.txt"
-else
-  { nvidia-smi || echo "nvidia-smi failed: no NVIDIA driver here"; } > "$OUT_DIR/nvidia-smi.txt" 2>&1
-fi
-
-# 2. install: a venv over the machine's packages, then semiostream with its GPU extras
-install_semiostream() {
-  "$PYTHON" -m venv --system-site-packages "$VENV" || return 1
-  local pip=("$VENV/bin/python" -m pip install -q --disable-pip-version-check)
-  if [ -n "$WHEELHOUSE" ]; then pip+=(--no-index --find-links "$WHEELHOUSE"); fi
-  if "${pip[@]}" -e ".[trt,dev]"; then return 0; fi
-  echo "installing the GPU extras failed; installing semiostream alone over the machine's packages" \
-       "(the doctor reports what is missing)"
-  "${pip[@]}" --no-deps --no-build-isolation -e . || return 1
-  return 3  # installed, but without every extra
+env_report() {
+  { echo "# $(date -u +%Y-%m-%dT%H:%M:%SZ) $(uname -n) mode=$MODE commit=$(git rev-parse --short HEAD 2>/dev/null)"
+    nvidia-smi 2>&1 || echo "nvidia-smi: no NVIDIA driver here"
+    "$PYTHON" - <<'EOF'
+import importlib.metadata as md, importlib.util, platform
+print("python", platform.python_version(), platform.platform())
+for dist in ("torch", "numpy", "onnx", "onnxruntime", "cupy-cuda13x", "cupy-cuda12x", "triton", "pyarrow", "pillow",
+             "h5py", "matplotlib", "aiohttp", "prometheus-client", "rich", "PyYAML", "safetensors", "scikit-learn",
+             "pip", "setuptools"):
+    try:
+        print(f"{dist:20} {md.version(dist)}")
+    except md.PackageNotFoundError:
+        print(f"{dist:20} -")
+for mod in ("nvidia.dali", "tensorrt", "av", "zmq", "pydantic", "pydicom", "imagecodecs", "pytest"):
+    try:
+        found = importlib.util.find_spec(mod) is not None
+    except (ImportError, ValueError):
+        found = False
+    print(f"module {mod:14} {'present' if found else 'absent'}")
+EOF
+    echo "wheelhouse $WHEELHOUSE:"; ls -l "$WHEELHOUSE"
+  } > "$OUT_DIR/env.txt" 2>&1
 }
-export -f install_semiostream
-step install "$INSTALL_TIMEOUT" "$OUT_DIR/install.log" bash -c install_semiostream
-INSTALL_RC=$?
-if [ "$DRY_RUN" = 0 ] && [ "$INSTALL_RC" != 0 ] && [ "$INSTALL_RC" != 3 ]; then
-  echo "install failed (exit $INSTALL_RC); see install.log" | tee -a "$SUMMARY"
-  exit 1
+
+install_offline() {
+  rm -rf "$SITE" && mkdir -p "$SITE" || return 1
+  (cd "$WHEELHOUSE" && sha256sum --check --quiet SHA256SUMS) || { echo "wheelhouse checksums differ"; return 1; }
+  "$PYTHON" -m pip install -q --no-index --no-deps --target "$SITE" "$WHEELHOUSE"/*.whl || return 1
+  # semiostream itself, built here without an index (setuptools and wheel come from the wheelhouse)
+  "$PYTHON" -m pip install -q --no-index --no-deps --no-build-isolation --target "$SITE" "$ROOT" || return 1
+  "$PYTHON" - "$SITE" <<'EOF'
+import importlib, os, sys
+site = os.path.realpath(sys.argv[1])
+bad = []
+for mod in ("zmq", "pydantic", "pydantic_core", "pydicom", "imagecodecs", "pytest"):
+    m = importlib.import_module(mod)
+    where = os.path.realpath(m.__file__)
+    print(f"{mod:14} {getattr(m, '__version__', '')} from {where}")
+    if not where.startswith(site + os.sep):
+        bad.append(mod)
+for mod in ("semiostream.engines.scorer", "semiostream.bus.runtime", "semiostream.bench.gpu_visit",
+            "semiostream.doctor"):
+    print(f"{mod} from {importlib.import_module(mod).__file__}")
+from semiostream.engines.stack import choose_stack
+print("stack:", choose_stack().describe())
+if bad:
+    sys.exit(f"not from the wheelhouse: {', '.join(bad)}")
+EOF
+}
+
+doctor_checks() {
+  local only
+  only=$("$PYTHON" -c 'from semiostream.doctor import CHECKS; print(" ".join("--check " + n for n, _ in CHECKS if n != "benchmarks-gpu"))') || return 1
+  # shellcheck disable=SC2086
+  "$PYTHON" -c 'import sys; from semiostream.cli import main; sys.exit(main())' doctor --out "$OUT_DIR" --quick $only
+}
+
+# shellcheck disable=SC2086
+visit() { "$PYTHON" -m semiostream.bench.gpu_visit "$1" --json "$OUT_DIR/measure.json" --work "$WORK" $TINY; }
+
+# the tests of the stacks this host has: torch-CUDA always, DALI's and TensorRT's where they are installed
+pytest_gpu() {
+  local paths=(tests/engines tests/test_device.py) has
+  has() { "$PYTHON" -c "import importlib.util as u, sys; sys.exit(u.find_spec('$1') is None)" 2> /dev/null; }
+  if has nvidia.dali; then paths+=(tests/dali_pipes); else echo "DALI absent: tests/dali_pipes not run"; fi
+  if has tensorrt; then paths+=(tests/trt_build); else echo "TensorRT absent: tests/trt_build not run"; fi
+  "$PYTHON" -m pytest -q -m "gpu or trt" --runslow -p no:cacheprovider --junitxml="$OUT_DIR/pytest-gpu.xml" \
+    "${paths[@]}"
+  local rc=$?
+  [ "$rc" = 5 ] && return 0  # nothing selected: no GPU test here is not a failure of the session
+  return "$rc"
+}
+
+# the steps run in `bash -c` under `timeout`: they see these functions and variables
+export -f env_report install_offline doctor_checks visit pytest_gpu
+export ROOT OUT_DIR WHEELHOUSE SITE WORK PYTHON MODE TINY
+if [ "$DRY_RUN" = 0 ]; then rm -f "$OUT_DIR/measure.json"; fi
+step env env_report
+if step install install_offline; then
+  step doctor doctor_checks
+  step pytest-gpu pytest_gpu
+  for s in engines scorer live archive; do step "$s" visit "$s"; done
+else
+  echo "install failed: see session.log; nothing else can run" | tee -a "$LOG"
 fi
-BIN="$VENV/bin"
 
-# 3. the doctor: environment, CPU and GPU checks, benchmarks -> doctor.json / doctor.md
-step doctor "$DOCTOR_TIMEOUT" "$OUT_DIR/doctor.log" "$BIN/semiostream" doctor "${DOCTOR_ARGS[@]}" || FAILED=1
-
-# 4. the tests that need a GPU or TensorRT (slow ones included)
-step pytest-gpu "$PYTEST_TIMEOUT" "$OUT_DIR/pytest.log" "$BIN/python" -m pytest -q -m "gpu or trt" --runslow \
-  -p no:cacheprovider --junitxml="$OUT_DIR/pytest-gpu.xml" tests
-PYTEST_RC=$?
-# pytest exit 5 = nothing selected: a skipped GPU run (no GPU) is not a failure of this script
-if [ "$PYTEST_RC" != 0 ] && [ "$PYTEST_RC" != 5 ]; then FAILED=1; fi
-
-{
-  echo
-  if [ -f "$OUT_DIR/doctor.md" ]; then sed -n '3p' "$OUT_DIR/doctor.md"; fi
-  tail -n 1 "$OUT_DIR/pytest.log" 2>/dev/null
-  echo
-  echo "overall: $([ "$FAILED" = 0 ] && echo OK || echo FAILED)"
-} >> "$SUMMARY"
-echo "reports in $OUT_DIR:"; ls "$OUT_DIR"
-exit "$FAILED"
+if [ "$DRY_RUN" = 1 ]; then
+  { echo "# semiostream GPU session (dry run)"; echo; echo "| step | limit s | exit | seconds | note |"
+    echo "|---|---|---|---|---|"; sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$STEPS"; echo; echo "overall: OK"; } \
+    > "$OUT_DIR/SUMMARY.md"
+  exit 0
+fi
+if ! "$PYTHON" -m semiostream.bench.gpu_visit summary --out-dir "$OUT_DIR" --steps "$STEPS" --budget-s "$BUDGET" \
+    --mode "$MODE" >> "$LOG" 2>&1; then
+  { echo "# semiostream GPU session"; echo; echo "| step | limit s | exit | seconds | note |"; echo "|---|---|---|---|---|"
+    sed 's/\t/ | /g; s/^/| /; s/$/ |/' "$STEPS"; echo; echo "overall: FAILED (no summary: see session.log)"; } \
+    > "$OUT_DIR/SUMMARY.md"
+  FAILED+=(summary)
+fi
+n=$(find "$OUT_DIR" -mindepth 1 | wc -l)
+echo "reports in $OUT_DIR ($n files, $((SECONDS - T0)) s):"; ls -l "$OUT_DIR"
+if [ "$n" -gt 8 ]; then echo "more than 8 files in $OUT_DIR"; FAILED+=(files); fi
+[ "${#FAILED[@]}" = 0 ] && exit 0
+echo "failed: ${FAILED[*]}"
+exit 1
