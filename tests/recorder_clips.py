@@ -25,9 +25,10 @@ KINDS = {
 }
 
 
-def demo_frames(n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+def demo_frames(n: int, size: tuple[int, int] | None = None, gray: bool = False) -> list[np.ndarray]:
     """The first ``n`` frames (``n`` <= 280) of the real demo clip as ``[H, W, 3]`` uint8 RGB (resized to
-    ``size = (width, height)`` when given); skips the test when the asset is absent."""
+    ``size = (width, height)`` when given; ``gray``: R = G = B = the luma, as an IR camera's H.264 holds);
+    skips the test when the asset is absent."""
     import av
 
     if not DEMO.is_file():
@@ -37,7 +38,8 @@ def demo_frames(n: int, size: tuple[int, int] | None = None) -> list[np.ndarray]
         for f in c.decode(video=0):
             if size is not None:
                 f = f.reformat(width=size[0], height=size[1])
-            out.append(f.to_ndarray(format="rgb24"))
+            out.append(np.repeat(f.to_ndarray(format="gray")[..., None], 3, axis=2) if gray
+                       else f.to_ndarray(format="rgb24"))
             if len(out) == n:
                 break
     return out

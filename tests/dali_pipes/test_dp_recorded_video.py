@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from recorder_clips import KINDS, demo_frames, encode_clip, reference_frames
 
+from semiostream.cli import main
 from semiostream.dali_pipes.read_av import AvSource, decode_order_only
 from semiostream.dali_pipes.readers import open_source
 from semiostream.dali_pipes.writers import convert_source
@@ -71,3 +72,17 @@ def test_convert_keeps_every_b_frame(clips, tmp_path, kind):
     with open_source(out) as back:
         assert back.num_frames == N and back.fps == pytest.approx(30)
         np.testing.assert_array_equal(back.read(0, N), reference_frames(path))
+
+
+@pytest.mark.parametrize("kind", ["h264-avi", "mpeg4-avi"])
+def test_convert_command_archives_a_gray_b_frame_avi(tmp_path, kind):
+    """`semiostream convert` of an IR camera's H.264 / MPEG-4 AVI (gray pictures, B-frames) to both
+    archive formats: every frame as PyAV's sequential decode gives it (it used to stop at frame 1)."""
+    path = encode_clip(tmp_path / "ir", kind, demo_frames(40, size=(128, 96), gray=True))
+    ref = reference_frames(path)
+    for suffix in (".dcm", ".mkv"):
+        out = tmp_path / f"ir{suffix}"
+        assert main(["convert", str(path), str(out)]) == 0
+        with open_source(out) as back:
+            assert back.num_frames == 40
+            np.testing.assert_array_equal(back.read(0, 40), ref, err_msg=suffix)
