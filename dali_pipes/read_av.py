@@ -85,7 +85,7 @@ def decode_order_only(pts: list[int | None], may_reorder: bool) -> bool:
     counter, not presentation times)."""
     if any(p is None for p in pts):
         return True
-    return may_reorder and all(a < b for a, b in zip(pts, pts[1:]))
+    return may_reorder and all(a < b for a, b in zip(pts[:-1], pts[1:], strict=True))
 
 
 class _OutOfOrder(Exception):

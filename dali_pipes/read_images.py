@@ -1,7 +1,8 @@
 """Folders of 16-bit (or 8-bit) grayscale PNG or TIFF frames, decoded by DALI.
 
-Frames are the folder's ``*.png`` / ``*.tif`` / ``*.tiff`` files in natural name order (``f2`` before
-``f10``; zero-padded names sort the same either way). Hidden files (``.name``) are never frames.
+Frames are the folder's ``*.png`` / ``*.tif`` / ``*.tiff`` files in the order of the frame numbers in their
+names (``f2`` before ``f10``; zero-padded names sort the same either way). Hidden files (``.name``) are
+never frames.
 
 **What a frame folder is** (:func:`frame_folder_problem`, the one rule every command applies, when a
 folder is scanned for inputs and when one is opened): a folder that directly holds
@@ -12,7 +13,9 @@ folder is scanned for inputs and when one is opened): a folder that directly hol
 3. and no video files (``.mkv``, ``.mp4``, ``.avi``, ``.npy``, ``.dcm`` ...) beside them: images next to
    recordings are previews or thumbnails, not frames.
 
-Other files (a README, a CSV of timestamps) may sit beside the frames; sub-folders are separate inputs. Decoding happens inside a DALI graph:
+Other files (a README, a CSV of timestamps) may sit beside the frames; sub-folders are separate inputs.
+
+Decoding happens inside a DALI graph:
 ``fn.decoders.image(..., output_type=types.ANY_DATA, dtype=types.UINT16)`` on device ``"cpu"``, or
 ``"mixed"`` (nvImageCodec / nvTIFF on the GPU) with ``device="gpu"``. Both are lossless for 16-bit PNG and
 TIFF (tested bit-exact on CPU).
@@ -41,10 +44,15 @@ def natural_key(name: str) -> list[Any]:
 
 
 def list_frames(folder: Path) -> list[Path]:
-    """The (non-hidden) image files of ``folder`` in frame order."""
+    """The (non-hidden) image files of ``folder`` in frame order (frame number, then natural name order)."""
     files = [p for p in folder.iterdir()
              if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(files, key=lambda p: natural_key(p.name))
+
+    def order(p: Path) -> tuple[int, list[Any]]:
+        k = frame_number(p.name)
+        return (-1 if k is None else k, natural_key(p.name))
+
+    return sorted(files, key=order)
 
 
 def frame_number(name: str) -> int | None:
