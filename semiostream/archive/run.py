@@ -358,7 +358,8 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
                                if not r["error"] and r.get("fps_used") is not None)
         summary.window_rows, _ = write_tables(
             cfg.out, final, lambda key: store.read(key)[1],
-            metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels)})
+            metadata={"bundle_id": bundle_id, "backend": requested_backend, "labels": ",".join(labels),
+                      "training_data": trained_on.text})
     summary.total_s = time.perf_counter() - t_start
     return summary
 

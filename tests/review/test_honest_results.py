@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 
+import pyarrow.parquet as pq
 import pytest
 from review_helpers import make_evidence
 
@@ -52,6 +53,7 @@ def test_colour_clip_and_empty_scene_are_named_as_such(review_bundle, get_asset,
     assert "too short" in mug["error"] and mug["kind"] == "16-bit gray"
     assert mug["person_found"] is False and mug["person_score"] is None  # a mug on a desk
     assert mug["training_data"] == "synthetic"
+    assert pq.read_schema(out).metadata[b"training_data"].startswith(b"SYNTHETIC training data")
     bundle_id = read_bundle_json(bundle)["bundle_id"]
     assert f"bundle {bundle_id}: SYNTHETIC training data (8 of 8 seizures)" in printed
     assert "input kind: 1 input is 8-bit colour video, not the 16-bit IR the model is made for" in printed
