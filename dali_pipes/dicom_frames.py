@@ -170,18 +170,20 @@ def _walk(f: BinaryIO, pos: int, num_frames: int, file_size: int,
     return starts, np.append(starts[1:], end).astype(np.int64)
 
 
-def split_items(buf: bytes, starts: np.ndarray, base: int) -> list[bytes]:
+def split_items(buf: bytes, starts: np.ndarray, base: int, first: int = 0) -> list[bytes]:
     """The frames held in ``buf`` (the file's bytes from offset ``base``): one codestream per frame,
-    its fragments joined. ``starts``: the file offsets of the frames' first items, plus the end."""
+    its fragments joined. ``starts``: the file offsets of the frames' first items, plus the end;
+    ``first``: the index of the first of these frames (named in errors)."""
     frames = []
-    for a, b in zip(starts[:-1], starts[1:], strict=True):
+    for k, (a, b) in enumerate(zip(starts[:-1], starts[1:], strict=True)):
         pos, stop, parts = int(a - base), int(b - base), []
         while pos < stop:
             if pos + 8 > len(buf):
-                raise FrameIndexError(f"truncated: the file ends inside a frame at byte {base + pos}")
+                raise FrameIndexError(f"truncated: the file ends inside frame {first + k} at byte {base + pos}")
             tag, length = _item_header(buf, pos)
-            if tag != ITEM or pos + 8 + length > len(buf):
-                raise FrameIndexError(f"malformed or truncated fragment at byte {base + pos}")
+            if tag != ITEM or pos + 8 + length > stop:
+                raise FrameIndexError(f"frame {first + k} is damaged: malformed or truncated fragment at byte "
+                                      f"{base + pos}")
             parts.append(buf[pos + 8 : pos + 8 + length])
             pos += 8 + length
         frames.append(parts[0] if len(parts) == 1 else b"".join(parts))

@@ -10,7 +10,7 @@ JPEG Baseline / Extended               1.2.840.10008.1.2.4.50, .51     imagecode
 JPEG Lossless (SV1)                    1.2.840.10008.1.2.4.57, .70     imagecodecs (LJPEG)
 JPEG-LS (near-)lossless                1.2.840.10008.1.2.4.80, .81     imagecodecs (CharLS)
 JPEG 2000 (lossless)                   1.2.840.10008.1.2.4.90, .91     imagecodecs (OpenJPEG)
-HTJ2K (lossless, RPCL)                 1.2.840.10008.1.2.4.201..203    imagecodecs (OpenJPH)
+HTJ2K (lossless, RPCL)                 1.2.840.10008.1.2.4.201..203    imagecodecs (OpenJPH), :mod:`.htj2k_codec`
 =====================================  ==============================  ===============================
 
 The header is parsed with pydicom, **only the attributes listed in** :data:`HEADER_TAGS`: patient and
@@ -21,6 +21,11 @@ in parallel threads (the codecs release the GIL). The frame rate comes from Fram
 Cine Rate or Recommended Display Frame Rate (in that order); capture times from Frame Time Vector when
 the file has one. MONOCHROME1 frames are inverted to MONOCHROME2 sense (bright = warm), unused high bits
 are cleared. Colour, signed, floating-point and video (MPEG/H.264) files raise :class:`SourceError`.
+
+**Integrity**: a file with per-frame checksums (:mod:`.frame_checksum`, written by ``semiostream convert``)
+has every frame it reads checked against them before decoding (:meth:`DicomSource.codestreams` and
+:meth:`DicomSource.read`, hence also the DALI graph); a damaged frame raises :class:`SourceError` naming the
+file and the frame. Every codec error raises too (HTJ2K: :mod:`.htj2k_codec`), never returns zeros.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from . import frame_checksum
 from .dicom_frames import FrameIndexError, encapsulated_index, locate_pixel_data, split_items
 from .source import Source, SourceError, check_file
 
@@ -49,6 +55,7 @@ HEADER_TAGS = (
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "FrameTime", "FrameTimeVector",
     "CineRate", "RecommendedDisplayFrameRate", "AcquisitionDateTime", "ExtendedOffsetTable",
     (0x7FE0, 0x0008), (0x7FE0, 0x0009),  # Float / Double Float Pixel Data
+    *frame_checksum.CREATOR_TAGS,  # which private block, if any, holds the frame checksums
 )
 
 #: (name, native (explicit VR, little endian) or None)
@@ -119,6 +126,8 @@ class DicomHeader:
     bits_stored: int
     monochrome1: bool
     acquisition_datetime: str | None
+    #: whether the file holds per-frame checksums (:mod:`.frame_checksum`), verified on every read
+    checksummed: bool = False
 
 
 def _decoder(name: str, dtype: np.dtype) -> Callable[[bytes], np.ndarray]:
@@ -128,6 +137,10 @@ def _decoder(name: str, dtype: np.dtype) -> Callable[[bytes], np.ndarray]:
         def rle(data: bytes) -> np.ndarray:
             return np.frombuffer(imagecodecs.dicomrle_decode(data, dtype.newbyteorder("<")), dtype)
         return rle
+    if name == "htj2k":
+        from .htj2k_codec import decode
+
+        return decode
     return getattr(imagecodecs, f"{name}_decode")
 
 
@@ -179,9 +192,11 @@ class DicomSource(Source):
         self._mask = (1 << bits_stored) - 1 if bits_stored < bits else None
         self._fps_and_times(ds, fps)
         name = NATIVE[ts][0] if ts in NATIVE else ENCAPSULATED[ts][0]
+        self._crcs = self._checksums(frame_checksum.checksum_tag(ds))
         self.header = DicomHeader(ts, name, str(ds.get("SOPClassUID", "")), bits_stored,
                                   ds.PhotometricInterpretation == "MONOCHROME1",
-                                  str(ds.AcquisitionDateTime) if ds.get("AcquisitionDateTime") else None)
+                                  str(ds.AcquisitionDateTime) if ds.get("AcquisitionDateTime") else None,
+                                  self._crcs is not None)
         size = self.path.stat().st_size
         f.seek(pixel_at)
         explicit, little = NATIVE[ts][1:] if ts in NATIVE else (True, True)
@@ -206,6 +221,31 @@ class DicomSource(Source):
         except FrameIndexError as e:
             fix = "copy or convert the recording again" if "truncated" in str(e) else "the file is corrupt"
             raise SourceError(self.path, str(e), fix) from e
+
+    def _checksums(self, tag: int | None) -> np.ndarray | None:
+        """``[num_frames]`` uint32 per-frame checksums from the private element ``tag`` (None: no element)."""
+        if tag is None:
+            return None
+        import pydicom
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = pydicom.dcmread(self.path, stop_before_pixels=True, specific_tags=[tag]).get(tag)
+        except Exception as e:  # noqa: BLE001 - the header parsed a moment ago: the file changed or is damaged
+            raise SourceError(self.path, f"cannot read its frame checksums ({type(e).__name__})",
+                              "the file is corrupt") from e
+        crcs = frame_checksum.parse(None if value is None else value.value, self.num_frames)
+        if crcs is None:
+            raise SourceError(self.path, f"its frame checksum element does not hold {self.num_frames} values",
+                              "the file is corrupt")
+        return crcs
+
+    def _verify(self, data: bytes | memoryview, index: int) -> None:
+        """Raise :class:`SourceError` if frame ``index``'s stored bytes differ from its checksum."""
+        if self._crcs is not None and frame_checksum.crc(data) != int(self._crcs[index]):
+            raise SourceError(self.path, f"frame {index} is damaged (its bytes do not match the checksum "
+                              "written with the archive)", "restore the file from a backup copy")
 
     def _check_image(self, ds: Any, ts: str) -> None:
         if not ts:
@@ -265,6 +305,7 @@ class DicomSource(Source):
             exact = Fraction(rate).limit_denominator(1001)
             rate = float(exact) if abs(float(exact) - rate) < 1e-7 * rate else rate
         self.fps = float(rate or fps or 30.0)
+        self.fps_from = "file" if rate else "given" if fps else "assumed"
 
     # -- reading ---------------------------------------------------------------------------------------
     def frame_times(self, start: int, stop: int) -> np.ndarray:
@@ -287,9 +328,14 @@ class DicomSource(Source):
         try:
             if len(buf) < b - a:
                 raise FrameIndexError(f"truncated: the file ends inside frame {start + (len(buf) > 0)}")
-            return split_items(buf, np.append(self._starts[start:stop], b), a)
+            frames = split_items(buf, np.append(self._starts[start:stop], b), a, first=start)
         except FrameIndexError as e:
-            raise SourceError(self.path, str(e), "copy or convert the recording again") from e
+            fix = "restore the file from a backup copy" if self._crcs is not None else \
+                "copy or convert the recording again"
+            raise SourceError(self.path, str(e), fix) from e
+        for i, data in enumerate(frames):
+            self._verify(data, start + i)
+        return frames
 
     def _read(self, start: int, stop: int) -> np.ndarray:
         out = np.empty((stop - start, self.height, self.width), np.uint16)
@@ -306,6 +352,10 @@ class DicomSource(Source):
             if len(raw) < (stop - start) * self._frame_bytes:
                 raise SourceError(self.path, f"truncated: the file ends inside frames [{start}, {stop})",
                                   "copy or convert the recording again")
+            if self._crcs is not None:
+                view = memoryview(raw)
+                for i in range(stop - start):
+                    self._verify(view[i * self._frame_bytes : (i + 1) * self._frame_bytes], start + i)
             out[:] = np.frombuffer(raw, self._native_dtype).reshape(out.shape)
         if self._mask is not None:
             np.bitwise_and(out, np.uint16(self._mask), out=out)

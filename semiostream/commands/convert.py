@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -23,10 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             ".dcm = a multi-frame DICOM file with the HTJ2K Lossless transfer syntax, one codestream per frame "
             "and an offset table (decodes 8-13x faster than FFV1 on a CPU core, see bench/RESULTS.md, and "
             "natively on NVIDIA GPUs; every frame is decoded again and compared before the file is kept, "
-            "unless --no-verify); "
-            ".mkv = lossless FFV1 in Matroska. The frame rate and capture times are kept; sources that store "
-            "none (.npy, image folders) use --fps. A DICOM source's patient, study and series attributes are "
-            "kept in a .dcm copy."
+            "unless --no-verify; a CRC-32 of every frame is stored with it and checked whenever it is read); "
+            ".mkv = lossless FFV1 in Matroska. Nothing is invented: the bit depth and Bits Stored, the frame "
+            "rate and capture times are kept as the source states them; a source that stores no rate (.npy, "
+            "image folders) gets the --fps given, else a .dcm holds no frame rate. A DICOM source's patient, "
+            "study and series attributes are kept in a .dcm copy. Colour video is refused."
         ),
     )
     p.add_argument("src", type=Path, help="the recording to convert (file or folder of frames)")
@@ -37,7 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="ir",
         help="for Azure Kinect recordings: the IR image (default) or the depth map",
     )
-    p.add_argument("--fps", type=float, help="frame rate for sources that store none (default 30)")
+    p.add_argument("--fps", type=float,
+                   help="frame rate of a source that stores none (.npy, image folders); without it a .dcm copy "
+                        "states no rate (readers then assume 30 and say so)")
     p.add_argument("--no-verify", action="store_true",
                    help=".dcm: skip decoding every frame again to prove the copy bit-exact (faster)")
     p.add_argument("--force", action="store_true", help="overwrite DST if it exists")
@@ -58,14 +62,25 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("source and destination are the same file")
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps:g}")
+    from semiostream.dali_pipes.input_kind import path_kind
+    from semiostream.dali_pipes.write_dicom import LosslessError
+
+    kind = path_kind(args.src)
+    if kind is not None and kind.kind.endswith("colour"):
+        raise UserError(f"{args.src}: is colour video ({kind.detail}); convert archives grayscale IR recordings "
+                        "and would keep only its brightness: pass the IR (grayscale) recording")
     try:
         src = open_source(args.src, stream=args.stream, fps=args.fps)
-        with src, task_progress(f"converting {args.src.name} to {OUTPUTS[suffix]}", src.num_frames) as advance:
-            if suffix == ".dcm":
-                convert_to_htj2k(src, args.dst, verify=not args.no_verify, progress=advance)
-            else:
-                convert_source(src, args.dst, progress=advance)
-    except SourceError as e:
+        with src:
+            if suffix == ".dcm" and getattr(src, "fps_from", "file") == "assumed":
+                print(f"note: {args.src.name} stores no frame rate: none is written to {args.dst.name} "
+                      "(pass --fps RATE to state it)", file=sys.stderr)
+            with task_progress(f"converting {args.src.name} to {OUTPUTS[suffix]}", src.num_frames) as advance:
+                if suffix == ".dcm":
+                    convert_to_htj2k(src, args.dst, verify=not args.no_verify, progress=advance)
+                else:
+                    convert_source(src, args.dst, progress=advance)
+    except (SourceError, LosslessError) as e:
         raise UserError(str(e)) from e
     print(args.dst)
     return 0

@@ -12,6 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 from dp_helpers import asset
+from independent_decode import assert_pydicom_reads
 from pydicom.encaps import get_frame
 
 from semiostream.dali_pipes.read_dicom import HTJ2K_LOSSLESS, DicomSource
@@ -22,6 +23,7 @@ from semiostream.dali_pipes.writers import write_ffv1
 
 def roundtrip(tmp_path, frames, **kw):
     path = write_htj2k_dicom(tmp_path / "a.dcm", frames, **kw)
+    assert_pydicom_reads(path, frames)  # a second, independent decoder reads every archive written here
     with open_source(path) as src:
         return path, src.read(0, src.num_frames), src
 
@@ -32,6 +34,7 @@ def test_real_kinect_ir_recording_round_trips_bit_exact(tmp_path):
         with open_source(mkv, stream=stream) as src:
             out = convert_to_htj2k(src, tmp_path / f"{stream}.dcm")
             want, times = src.read(0, src.num_frames), src.frame_times(0, src.num_frames)
+        assert_pydicom_reads(out, want)
         with open_source(out) as got:
             assert got.num_frames == len(want) and got.fps == pytest.approx(src.fps)
             assert np.array_equal(got.read(0, got.num_frames), want)
@@ -49,6 +52,7 @@ def test_synthetic_clip_through_ffv1_and_htj2k(tmp_path):
     mkv = write_ffv1(tmp_path / "c.mkv", frames, 30.0)
     with open_source(mkv) as src:
         dcm = convert_to_htj2k(src, tmp_path / "c.dcm", chunk=17)
+    assert_pydicom_reads(dcm, frames)
     with open_source(dcm) as got:
         assert (got.num_frames, got.fps) == (len(frames), 30.0)
         assert np.array_equal(got.read(0, got.num_frames), frames)
@@ -83,6 +87,7 @@ def test_the_file_is_standard_dicom_other_readers_understand(tmp_path, frames16)
     times[5:] += 0.1  # a dropped frame: irregular capture times
     path = write_htj2k_dicom(tmp_path / "s.dcm", frames16, 30.0, frame_times=times,
                              acquired="20260102030405.123456")
+    assert_pydicom_reads(path, frames16)
     ds = pydicom.dcmread(path)
     assert ds.file_meta.TransferSyntaxUID == HTJ2K_LOSSLESS
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7.3"  # Multi-frame Grayscale Word SC
@@ -114,6 +119,7 @@ def test_a_dicom_source_keeps_its_identity_in_the_htj2k_copy(tmp_path, frames16)
     ds.save_as(tmp_path / "raw.dcm", enforce_file_format=True)
     with open_source(tmp_path / "raw.dcm") as src:
         convert_to_htj2k(src, tmp_path / "ht.dcm")
+    assert_pydicom_reads(tmp_path / "ht.dcm", frames16)
     out = pydicom.dcmread(tmp_path / "ht.dcm", stop_before_pixels=True)
     assert (out.PatientName, out.PatientID, out.StudyInstanceUID) == ("Doe^Jane", "MRN-1", "1.2.3.4")
     assert out.SOPInstanceUID == ds.SOPInstanceUID and out.AcquisitionDateTime == "20250101120000"
@@ -140,6 +146,7 @@ def test_convert_command_writes_htj2k_dicom(tmp_path, frames16):
            "--fps", "15"]
     r = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert_pydicom_reads(tmp_path / "out.dcm", frames16)
     with open_source(tmp_path / "out.dcm") as src:
         assert isinstance(src, DicomSource) and src.fps == 15.0 and np.array_equal(src.read(0, 20), frames16)
     r = subprocess.run(run, capture_output=True, text=True, timeout=300)

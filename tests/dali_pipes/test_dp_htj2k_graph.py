@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from independent_decode import assert_pydicom_reads
 
 from semiostream.dali_pipes.readers import open_source
 from semiostream.dali_pipes.reference import preprocess
@@ -23,7 +24,9 @@ def _archive(tmp_path, t=14, h=57, w=83, seed=3):
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 12000, (t, h, w), dtype=np.uint16)
     frames[0, 0, 0], frames[1, 5, 5] = 0, 65535
-    return frames, write_htj2k_dicom(tmp_path / "w.dcm", frames, 30.0)
+    path = write_htj2k_dicom(tmp_path / "w.dcm", frames, 30.0)
+    assert_pydicom_reads(path, frames)
+    return frames, path
 
 
 @pytest.mark.parametrize("spec", [SPEC, FIXED], ids=["percentile", "fixed"])
@@ -63,6 +66,15 @@ def test_htj2k_graph_refuses_other_sources_and_names_bad_frames(tmp_path):
     data = bytearray(path.read_bytes())
     data[-600:-8] = b"\x00" * 592  # the last frame's codestream is zeroed (the file is still whole)
     path.write_bytes(bytes(data))
+    with open_source(path) as src, pytest.raises(SourceError, match="frame 3 is damaged"):
+        pre(src, 0, 4, None)  # its checksum says so before anything is decoded
+    import pydicom
+
+    from semiostream.dali_pipes import frame_checksum
+
+    ds = pydicom.dcmread(path)  # as another writer would make it: no checksums, so the decoder must notice
+    del ds[frame_checksum.checksum_tag(ds)], ds[frame_checksum.CREATOR_TAGS[0]]
+    ds.save_as(path, enforce_file_format=True)
     with open_source(path) as src:
         assert pre(src, 0, 3, None).shape == (1, 3, 224, 224)
         with pytest.raises(SourceError, match=r"frames \[0, 4\)"):
@@ -83,6 +95,7 @@ def test_htj2k_graph_decodes_on_the_gpu_equals_the_reference_and_is_fast(tmp_pat
     assert float((out.cpu() - preprocess(frames[1:14], (3, 4, 61, 33), SPEC)).abs().max()) < 1e-3
     clip = np.asarray(render_clip(SynthConfig(width=512, height=424, fps=30.0, seconds=2.0), 0, 0, "TLE").frames)
     big = write_htj2k_dicom(tmp_path / "big.dcm", clip, 30.0)
+    assert_pydicom_reads(big, clip)
     pre = Htj2kWindowPreprocessor(FIXED, device="cuda:0", max_frames=60)
     with open_source(big) as src:
         pre(src, 0, 60, None)

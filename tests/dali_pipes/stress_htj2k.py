@@ -1,0 +1,101 @@
+"""Stress figures for HTJ2K archives, measured once and reported (not part of the suite; the suite runs lean
+versions of both, see test_dp_htj2k_integrity.py).
+
+* ``convert N``: ``semiostream convert IN.npy OUT.dcm`` on N different multi-frame inputs, each in a fresh
+  process (the encoder's first use on several threads is what used to fail); every archive written is then
+  decoded by pydicom's own HTJ2K plugin (OpenJPEG, independent of the OpenJPH encoder) and compared bit for
+  bit with its input. Prints failures (non-zero exit) and undecodable / different archives.
+* ``flip N``: one archive, N trials; each flips 1-16 random bytes inside one random frame's codestream of a
+  copy and reads the whole copy with :class:`DicomSource`. Prints how many trials raised a ``SourceError``
+  naming that frame.
+
+Usage: ``python tests/dali_pipes/stress_htj2k.py convert 200 [--no-verify]`` /
+``python tests/dali_pipes/stress_htj2k.py flip 200``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def independent_frames(path: Path) -> np.ndarray:
+    """All frames of a DICOM file decoded by pydicom's pixel-data plugins (pylibjpeg-openjpeg for HTJ2K)."""
+    import pydicom
+
+    arr = pydicom.dcmread(path).pixel_array
+    return arr if arr.ndim == 3 else arr[None]
+
+
+def convert_trials(n: int, extra: list[str], folder: Path, seed: int = 0) -> dict[str, int]:
+    """Convert ``n`` random multi-frame clips in fresh processes; count failures and bad archives."""
+    rng = np.random.default_rng(seed)
+    counts = {"runs": 0, "failed": 0, "undecodable": 0, "different": 0}
+    for i in range(n):
+        t, h, w = int(rng.integers(4, 13)), int(rng.integers(16, 97)), int(rng.integers(16, 129))
+        frames = rng.integers(0, 1 << int(rng.choice([8, 12, 16])), (t, h, w), dtype=np.uint16)
+        src, dst = folder / f"in{i}.npy", folder / f"out{i}.dcm"
+        np.save(src, frames)
+        r = subprocess.run([sys.executable, "-m", "semiostream.cli", "convert", str(src), str(dst), *extra],
+                           capture_output=True, text=True, timeout=300)
+        counts["runs"] += 1
+        if r.returncode != 0:
+            counts["failed"] += 1
+            print(f"run {i}: exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        try:
+            got = independent_frames(dst)
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            counts["undecodable"] += 1
+            print(f"run {i}: undecodable ({type(e).__name__}: {e})", flush=True)
+            continue
+        if not np.array_equal(got, frames):
+            counts["different"] += 1
+            print(f"run {i}: decodes to different pixels", flush=True)
+        src.unlink()
+        dst.unlink()
+    return counts
+
+
+def flip_trials(n: int, folder: Path, seed: int = 1) -> dict[str, int]:
+    """Flip bytes inside one random frame of an archive copy ``n`` times; count errors naming that frame."""
+    from semiostream.dali_pipes.read_dicom import DicomSource
+    from semiostream.dali_pipes.source import SourceError
+    from semiostream.dali_pipes.write_dicom import write_htj2k_dicom
+
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 4096, (30, 48, 64), dtype=np.uint16)
+    good = write_htj2k_dicom(folder / "good.dcm", frames, 30.0)
+    with DicomSource(good) as src:
+        starts, stops = src._starts.copy(), src._stops.copy()
+    data = good.read_bytes()
+    counts = {"trials": 0, "named": 0, "other_error": 0, "silent": 0}
+    for _ in range(n):
+        i = int(rng.integers(len(frames)))
+        bad = bytearray(data)
+        a, b = int(starts[i]) + 8, int(stops[i])  # the frame's codestream (after its item header)
+        for p in rng.choice(np.arange(a, b), int(rng.integers(1, 17)), replace=False):
+            bad[p] ^= int(rng.integers(1, 256))
+        path = folder / "bad.dcm"
+        path.write_bytes(bytes(bad))
+        counts["trials"] += 1
+        try:
+            with DicomSource(path) as src:
+                src.read(0, src.num_frames)
+            counts["silent"] += 1
+        except SourceError as e:
+            counts["named" if f"frame {i}" in str(e) else "other_error"] += 1
+    return counts
+
+
+if __name__ == "__main__":
+    what, n = sys.argv[1], int(sys.argv[2])
+    with tempfile.TemporaryDirectory() as d:
+        if what == "convert":
+            print(convert_trials(n, sys.argv[3:], Path(d)))
+        else:
+            print(flip_trials(n, Path(d)))
