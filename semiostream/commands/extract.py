@@ -15,7 +15,8 @@ def add_feature_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``extract`` and ``train``: what determines the features and where they live."""
     p.add_argument("manifest", type=Path,
                    help="CSV (or Parquet) with columns path, patient_id, seizure_id, label (FLE|TLE) and "
-                        "optional onset, offset (seconds), roi (x0 y0 x1 y1), stream (ir|depth), fps")
+                        "optional onset, offset (seconds), roi (x0 y0 x1 y1), stream (ir|depth), fps, synthetic "
+                        "(yes for generated clips: the bundle then says it was trained on synthetic data)")
     p.add_argument("--i3d", type=Path, metavar="PATH",
                    help="I3D weights (.safetensors, .ckpt, .pt, .h5); default: the file written by "
                         "`semiostream weights fetch`")
