@@ -97,8 +97,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run on Ray (pip install 'semiostream[ray]'): a cluster ADDRESS (e.g. auto, "
                         "ray://head:10001), or no ADDRESS for a local instance; put it after the INPUTS or "
                         "write --ray=ADDRESS")
-    p.add_argument("--actors", type=int, help="Ray: scorer actors (default: one per GPU, else CPUs / --cpus-per-actor)")
-    p.add_argument("--cpus-per-actor", type=int, help="Ray on CPUs: cores per actor (default min(4, cluster CPUs))")
+    p.add_argument("--actors", type=int, help="Ray: scorer actors (default: one per GPU, else as many "
+                                              "--cpus-per-actor actors as the nodes hold)")
+    p.add_argument("--cpus-per-actor", type=int,
+                   help="Ray on CPUs: cores per actor, all on one node (default min(4, CPUs of the largest node)); "
+                        "actors that no node can hold are refused before anything starts")
+    p.add_argument("--ray-stall-s", type=float, default=600.0, metavar="S",
+                   help="Ray: stop, saying why, when no window completes for S seconds (default 600; the first "
+                        "one included); finished inputs are kept, so the same command resumes")
     p.add_argument("--report", type=Path, metavar="DIR",
                    help="also write an event review report (HTML + PNG, opens from disk) per scored input into DIR, "
                         "with DIR/index.html listing them (kept on resume when unchanged); written on this machine "
@@ -122,12 +128,14 @@ def _run(args: argparse.Namespace) -> int:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.ray is None and (args.actors or args.cpus_per_actor):
         raise UserError("--actors and --cpus-per-actor apply to --ray runs only")
+    if not args.ray_stall_s > 0:
+        raise UserError(f"--ray-stall-s {args.ray_stall_s} must be positive")
     cfg = ScoreConfig(
         inputs=args.inputs, bundle=args.bundle, out=args.out, backend=args.backend, stream=args.stream, fps=args.fps,
         hop=args.hop, detector=args.detector, detector_weights=args.detector_weights, threshold=args.threshold,
         workers=args.workers, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, compile=args.compile,
         preprocessing=args.preprocessing, retry_errors=args.retry_errors, ray=args.ray, actors=args.actors,
-        cpus_per_actor=args.cpus_per_actor,
+        cpus_per_actor=args.cpus_per_actor, ray_stall_s=args.ray_stall_s,
         show_progress=not args.quiet,
     )
     summary = score_archive(cfg)
