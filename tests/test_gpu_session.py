@@ -1,49 +1,112 @@
-"""bench/gpu_session.sh: valid bash, a dry run lists every step with its limit and writes the summary
-into the one report folder, usage errors exit 2."""
+"""bench/gpu_wheelhouse.sh and bench/gpu_session.sh: usage errors, the step plan within the budget, and the
+whole session rehearsed on this machine (real wheelhouse from the package index, offline install into a
+fresh folder, DALI / PyAV / TensorRT hidden as on the air-gapped host, every step run, at most 8 reports)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_session.sh"
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION = ROOT / "bench" / "gpu_session.sh"
+WHEELHOUSE = ROOT / "bench" / "gpu_wheelhouse.sh"
+STEPS = ["env", "install", "doctor", "pytest-gpu", "engines", "scorer", "live", "archive"]
+REPORTS = {"SUMMARY.md", "session.log", "env.txt", "doctor.json", "doctor.md", "pytest-gpu.xml", "measure.json"}
 
 
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=60,
+def run(script: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
 
-def test_script_parses():
-    subprocess.run(["bash", "-n", str(SCRIPT)], check=True)
+@pytest.fixture
+def fake_wheelhouse(tmp_path):
+    """A folder shaped like a wheelhouse (for the dry run and usage checks, which install nothing)."""
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "x-1.0-py3-none-any.whl").write_bytes(b"not installed by a dry run")
+    (wh / "SHA256SUMS").write_text("")
+    return wh
 
 
-def test_dry_run_lists_the_steps_within_the_lease(tmp_path):
-    r = run("--dry-run", "--out", str(tmp_path))
+def test_scripts_parse():
+    for script in (SESSION, WHEELHOUSE):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_dry_run_plans_every_step_within_the_budget(tmp_path, fake_wheelhouse):
+    r = run(SESSION, "--dry-run", "--wheelhouse", str(fake_wheelhouse), "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("[dry-run]")]
-    steps = [ln.split()[1] for ln in lines[1:]]
-    assert steps == ["install", "doctor", "pytest-gpu"]
-    limits = [int(ln.split("limit ")[1].split("s")[0]) for ln in lines[1:]]
-    assert sum(limits) <= 12 * 60  # a 15-minute lease, start-up included
-    assert f"doctor --out {tmp_path}" in r.stdout and '-m gpu or trt' in r.stdout
-    assert f"--junitxml={tmp_path}/pytest-gpu.xml" in r.stdout
-    summary = (tmp_path / "SUMMARY.md").read_text()
-    assert "| doctor | 330 | dry-run |" in summary and "overall: OK" in summary
-    quick = run("--dry-run", "--quick", "--out", str(tmp_path / "q"))
-    assert "doctor --out" in quick.stdout and "--quick" in quick.stdout
-    assert sum(int(ln.split("limit ")[1].split("s")[0]) for ln in quick.stdout.splitlines()
-               if ln.startswith("[dry-run]") and "limit" in ln) <= 8 * 60
+    assert [ln.split()[1] for ln in lines] == STEPS
+    limits = [int(ln.split("limit ")[1].split("s")[0]) for ln in lines]
+    assert all(0 < lim <= 540 for lim in limits)  # each step fits the default 540 s budget
+    assert "doctor_checks" in r.stdout and "visit engines" in r.stdout
+    summary = (tmp_path / "out" / "SUMMARY.md").read_text()
+    assert "| doctor | 120 | dry-run |" in summary and "overall: OK" in summary
+    # a smaller budget shortens the limits: no step may outlast what is left
+    r = run(SESSION, "--dry-run", "--budget-s", "100", "--wheelhouse", str(fake_wheelhouse), "--out", str(tmp_path))
+    assert all(int(ln.split("limit ")[1].split("s")[0]) <= 100 for ln in r.stdout.splitlines() if "limit" in ln)
 
 
-def test_out_defaults_to_the_device_output_folder(tmp_path):
-    r = run("--dry-run", env={"OUT": str(tmp_path)})
-    assert r.returncode == 0 and (tmp_path / "SUMMARY.md").is_file()
+def test_out_defaults_to_the_device_output_folder(tmp_path, fake_wheelhouse):
+    r = run(SESSION, "--dry-run", "--wheelhouse", str(fake_wheelhouse), env={"OUT": str(tmp_path / "o")})
+    assert r.returncode == 0 and (tmp_path / "o" / "SUMMARY.md").is_file()
 
 
-def test_usage_errors(tmp_path):
-    r = run("--frobnicate")
+def test_usage_errors(tmp_path, fake_wheelhouse):
+    r = run(SESSION, "--frobnicate")
     assert r.returncode == 2 and "unknown argument '--frobnicate'" in r.stderr
-    r = run("--wheelhouse", str(tmp_path / "nope"), "--dry-run")
-    assert r.returncode == 2 and "is not a folder" in r.stderr
+    r = run(SESSION, "--wheelhouse", str(tmp_path / "nope"), "--dry-run")
+    assert r.returncode == 2 and "is not a folder" in r.stderr and "gpu_wheelhouse.sh" in r.stderr
+    (fake_wheelhouse / "SHA256SUMS").unlink()
+    r = run(SESSION, "--wheelhouse", str(fake_wheelhouse), "--dry-run")
+    assert r.returncode == 2 and "has no wheels and SHA256SUMS" in r.stderr
+    r = run(SESSION, "--budget-s", "ten", "--dry-run")
+    assert r.returncode == 2 and "--budget-s 'ten'" in r.stderr
+    r = run(WHEELHOUSE, "--python-version", "twelve")
+    assert r.returncode == 2 and "must look like 3.12" in r.stderr
+    r = run(WHEELHOUSE, "--max-mib", "-1")
+    assert r.returncode == 2 and "whole number" in r.stderr
+
+
+@pytest.mark.slow
+def test_rehearsal_runs_every_step_on_the_cpu(tmp_path):
+    """The session as on the host, here: wheels for this Python from the package index, installed offline."""
+    pyver = f"{sys.version_info.major}.{sys.version_info.minor}"
+    wh = tmp_path / "wheelhouse"
+    r = run(WHEELHOUSE, "--python-version", pyver, "--dest", str(wh), env={"PYTHON": sys.executable}, timeout=900)
+    if r.returncode == 1 and "a download failed" in r.stderr:
+        pytest.skip(f"the package index is not reachable: {r.stderr.strip()[-300:]}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    total = float(r.stdout.split("total: ")[1].split(" MiB")[0])
+    assert total <= 40 and "pyzmq-" in r.stdout and "pydantic_core-" in r.stdout and "pydicom-" in r.stdout
+    out = tmp_path / "out"
+    r = run(SESSION, "--rehearse", "--wheelhouse", str(wh), "--out", str(out), "--budget-s", "1500",
+            env={"PYTHON": sys.executable, "SEMIOSTREAM_SITE": str(tmp_path / "site"),
+                 "SEMIOSTREAM_VISIT_WORK": str(tmp_path / "work")}, timeout=1700)
+    log = (out / "session.log").read_text() if (out / "session.log").is_file() else ""
+    assert r.returncode == 0, r.stdout[-3000:] + log[-6000:]
+    files = {p.name for p in out.iterdir()}
+    assert files == REPORTS and all(p.is_file() for p in out.iterdir())  # 7 files, flat
+    summary = (out / "SUMMARY.md").read_text()
+    for s in STEPS:
+        assert f"| {s} | " in summary
+    assert "overall: OK" in summary and "mode rehearsal" in summary and "TensorRT: not measured" in summary
+    # every missing module came from the wheelhouse, and the image's gaps were real in every step
+    assert f"zmq            27.3.0 from {tmp_path / 'site'}" in log
+    env = (out / "env.txt").read_text()
+    assert "module av             absent" in env and "module nvidia.dali    absent" in env
+    doctor = json.loads((out / "doctor.json").read_text())
+    assert doctor["ok"] and "cpu: preprocessing reference" in doctor["environment"]["stack"]
+    assert {c["name"]: c["status"] for c in doctor["checks"]}["dali-cpu"] == "skip"
+    m = json.loads((out / "measure.json").read_text())
+    assert {(row["graphs"], row["batch"]) for row in m["engines"]["rows"]} == {(False, 1), (True, 1)}
+    assert m["scorer"]["windows_per_s"] > 0 and m["scorer"]["preprocessing"] == "torch"
+    assert m["live"]["points"][0]["beds"] == 2 and m["live"]["points"][0]["frames_sent"] > 0
+    assert set(m["archive"]["formats"]) == {"htj2k-dicom", "npy"} and "PyAV" in m["archive"]["skipped"]["ffv1-mkv"]
