@@ -5,12 +5,15 @@ versions of both, see test_dp_htj2k_integrity.py).
   process (the encoder's first use on several threads is what used to fail); every archive written is then
   decoded by pydicom's own HTJ2K plugin (OpenJPEG, independent of the OpenJPH encoder) and compared bit for
   bit with its input. Prints failures (non-zero exit) and undecodable / different archives.
+* ``threads N [raw]``: N fresh processes whose very first HTJ2K encodes run on 8 threads at once (16 frames
+  of 120x160), each codestream decoded by OpenJPEG and compared; ``raw`` calls imagecodecs directly instead
+  of :func:`semiostream.dali_pipes.htj2k_codec.encode` (the unguarded first use). Prints bad processes.
 * ``flip N``: one archive, N trials; each flips 1-16 random bytes inside one random frame's codestream of a
   copy and reads the whole copy with :class:`DicomSource`. Prints how many trials raised a ``SourceError``
   naming that frame.
 
 Usage: ``python tests/dali_pipes/stress_htj2k.py convert 200 [--no-verify]`` /
-``python tests/dali_pipes/stress_htj2k.py flip 200``.
+``python tests/dali_pipes/stress_htj2k.py threads 200 [raw]`` / ``python tests/dali_pipes/stress_htj2k.py flip 200``.
 """
 
 from __future__ import annotations
@@ -61,6 +64,49 @@ def convert_trials(n: int, extra: list[str], folder: Path, seed: int = 0) -> dic
     return counts
 
 
+THREADS_PROBE = """
+import concurrent.futures as cf, sys
+import numpy as np
+if sys.argv[4] == "raw":
+    import imagecodecs
+    def encode(f):
+        return bytes(imagecodecs.htj2k_encode(f, reversible=True))
+else:
+    from semiostream.dali_pipes.htj2k_codec import encode
+rng = np.random.default_rng(int(sys.argv[1]))
+frames = rng.integers(0, 65536, (16, 120, 160), dtype=np.uint16)
+with cf.ThreadPoolExecutor(8) as pool:  # the very first encodes of this process, on 8 threads at once
+    data = list(pool.map(encode, frames))
+np.save(sys.argv[2], frames)
+open(sys.argv[3], "wb").write(b"".join(len(d).to_bytes(4, "little") + d for d in data))
+"""
+
+
+def thread_trials(n: int, folder: Path, raw: bool = False, seed: int = 0) -> dict[str, int]:
+    """``n`` fresh processes encoding their first frames on 8 threads; count processes with a bad frame."""
+    import openjpeg
+
+    counts = {"processes": 0, "bad": 0}
+    for k in range(n):
+        npy, cs = folder / "f.npy", folder / "c.bin"
+        r = subprocess.run([sys.executable, "-c", THREADS_PROBE, str(seed + k), str(npy), str(cs),
+                            "raw" if raw else "guarded"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        frames, buf, pos, bad = np.load(npy), cs.read_bytes(), 0, 0
+        for i in range(len(frames)):
+            size = int.from_bytes(buf[pos : pos + 4], "little")
+            try:
+                bad += not np.array_equal(openjpeg.decode(buf[pos + 4 : pos + 4 + size]), frames[i])
+            except Exception:  # noqa: BLE001 - undecodable: counted
+                bad += 1
+            pos += 4 + size
+        counts["processes"] += 1
+        counts["bad"] += bad > 0
+        if bad:
+            print(f"process {k}: {bad} of {len(frames)} frames wrong", flush=True)
+    return counts
+
+
 def flip_trials(n: int, folder: Path, seed: int = 1) -> dict[str, int]:
     """Flip bytes inside one random frame of an archive copy ``n`` times; count errors naming that frame."""
     from semiostream.dali_pipes.read_dicom import DicomSource
@@ -97,5 +143,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         if what == "convert":
             print(convert_trials(n, sys.argv[3:], Path(d)))
+        elif what == "threads":
+            print(thread_trials(n, Path(d), raw=sys.argv[3:] == ["raw"]))
         else:
             print(flip_trials(n, Path(d)))

@@ -17,7 +17,7 @@ import numpy as np
 import pydicom
 import pytest
 from independent_decode import assert_pydicom_reads, pydicom_frames
-from stress_htj2k import convert_trials, flip_trials
+from stress_htj2k import convert_trials, flip_trials, thread_trials
 
 from semiostream.dali_pipes import frame_checksum, htj2k_codec
 from semiostream.dali_pipes.read_dicom import DicomSource
@@ -25,32 +25,10 @@ from semiostream.dali_pipes.readers import open_source
 from semiostream.dali_pipes.source import SourceError
 from semiostream.dali_pipes.write_dicom import convert_to_htj2k, write_htj2k_dicom
 
-CODEC_PROBE = """
-import concurrent.futures as cf, sys
-import numpy as np
-from semiostream.dali_pipes.htj2k_codec import encode
-rng = np.random.default_rng(int(sys.argv[1]))
-frames = rng.integers(0, 65536, (16, 120, 160), dtype=np.uint16)
-with cf.ThreadPoolExecutor(8) as pool:  # the very first encodes of this process, on 8 threads at once
-    data = list(pool.map(encode, frames))
-np.save(sys.argv[2], frames)
-open(sys.argv[3], "wb").write(b"".join(len(d).to_bytes(4, "little") + d for d in data))
-"""
-
 
 def test_first_encodes_on_many_threads_decode_independently_in_fresh_processes(tmp_path):
-    import openjpeg
-
-    for seed in range(6):
-        npy, raw = tmp_path / f"f{seed}.npy", tmp_path / f"c{seed}.bin"
-        r = subprocess.run([sys.executable, "-c", CODEC_PROBE, str(seed), str(npy), str(raw)],
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, r.stderr
-        frames, buf, pos = np.load(npy), raw.read_bytes(), 0
-        for i in range(len(frames)):
-            n = int.from_bytes(buf[pos : pos + 4], "little")
-            assert np.array_equal(openjpeg.decode(buf[pos + 4 : pos + 4 + n]), frames[i]), (seed, i)
-            pos += 4 + n
+    """The lean version of ``stress_htj2k.py threads 200``."""
+    assert thread_trials(6, tmp_path) == {"processes": 6, "bad": 0}
 
 
 def test_convert_in_fresh_processes_writes_archives_pydicom_reads(tmp_path):
