@@ -5,8 +5,10 @@ sample = one frame's codestream (uint8 bytes) -> ``fn.decoders.image`` (``device
 nvJPEG2000 decodes the HTJ2K codestream on the device; ``"cpu"``: OpenJPEG) -> crop -> intensity window
 -> bilinear resize -> [-1, 1] -> centre pad, with no host round trip between decoding and the model
 input on the GPU. The codestreams are taken from the file as stored (:meth:`.read_dicom.DicomSource.codestreams`:
-only the window's bytes, found by the offset table), so the host never decodes a pixel, except the first
-``spec.percentile_frames`` frames of a window when the intensity window is a percentile one.
+only the window's bytes, found by the offset table, each checked against the archive's per-frame checksum
+when it has one: a damaged frame is a ``SourceError`` naming it before anything is decoded), so the host
+never decodes a pixel, except the first ``spec.percentile_frames`` frames of a window when the intensity
+window is a percentile one.
 
 The same graph runs with ``device="cpu"`` in the tests against the plain-torch reference.
 """
