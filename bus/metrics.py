@@ -29,6 +29,8 @@ class BusMetrics:
                                registry=r)
         self.restarts = Counter("semiostream_stream_restarts", "bed streams re-initialised", ["reason"],
                                 registry=r)
+        self.disconnects = Counter("semiostream_disconnects", "peer connections that ended, by endpoint (a camera "
+                                   "whose frame exceeds MAXMSGSIZE is disconnected)", ["endpoint"], registry=r)
         self.beds = Gauge("semiostream_beds_active", "beds currently streaming", registry=r)
         self._server = None
 

@@ -57,7 +57,6 @@ SubmitFn = Callable[[np.ndarray, tuple[int, int, int, int] | None, tuple[float, 
 FRAME_BUDGET = 512  # frame messages handled per loop turn (then control, results, housekeeping)
 CONTROL_BUDGET = 64
 RELOAD_EVERY_S = 2.0
-PRUNE_EVERY_S = 3600.0
 
 
 @dataclass
@@ -179,10 +178,10 @@ class Service:
             self._drain_frames()
         if s.control in events:
             self._serve_control()
+        if s.monitors:  # first: the results guard learns of new connections before subscriptions are read
+            s.poll_monitors(self.refuse, events, lambda name: self.metrics.disconnects.labels(name).inc())
         if s.results in events:
             s.grant_subscriptions(self.refuse)
-        if s.monitors:
-            s.poll_monitors(self.refuse, events)
         self._publish_done()
         while self._released:
             self.table.release_bytes(self._released.popleft())
@@ -194,8 +193,9 @@ class Service:
             self.reload_requested.clear()
             s.auth.reload()
             last["reload"] = now
-        if self.store is not None and now - last["prune"] > PRUNE_EVERY_S:
+        if self.store is not None and now - last["prune"] > self.cfg.store.prune_every_s:
             self._guard("pruning the results database", self.store.prune)
+            self._guard("reclaiming free space in the results database", self.store.reclaim)
             last["prune"] = now
 
     def _close(self) -> None:
@@ -430,6 +430,7 @@ class Service:
             }
         t = self.table
         return {"bundle_id": self.bundle_id, "beds": beds, "dropped": self.refuse.counts(),
+                "disconnects": dict(self.sockets.disconnects) if self.sockets is not None else {},
                 "pending_windows": len(self.pending), "open_events": sorted(self.events.open),
                 "events": {bed: {"event_id": ev.event_id, "start_t_ns": ev.start_t_ns,
                                  "windows_so_far": len(ev.probs), "pending": ev.pending}

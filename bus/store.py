@@ -248,6 +248,8 @@ class ResultStore:
                                      "creates it when it starts with a store configured")
                 c.execute("PRAGMA query_only = ON")
                 return
+            if version == 0 and not self._has_tables():  # before WAL writes the header: pages freed by
+                c.execute("PRAGMA auto_vacuum = INCREMENTAL")  # prune can go back to the filesystem
             mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise StoreError(f"results database {self.path}: SQLite refused WAL mode (got {mode!r}); put "
@@ -454,6 +456,31 @@ class ResultStore:
             ("DELETE FROM events WHERE state = 'closed' AND closed_ns < :cutoff", cutoff),
         )
         return loose + of_events + events
+
+    @_locked
+    def reclaim(self) -> dict[str, int]:
+        """Give back the space :meth:`prune` freed: with incremental auto-vacuum (every file created by
+        this version) the free pages are removed from the file; then the WAL is checkpointed and
+        truncated (skipped while a reader holds an old snapshot; retried at the next pass).
+
+        A file created before auto-vacuum was on keeps its size: SQLite reuses its free pages for new
+        rows, so it does not grow while retention removes as much as is added; shrinking it takes one
+        ``VACUUM`` with the scorer stopped (see docs/results-database.md).
+
+        Returns ``{"freed_pages", "file_pages", "wal_busy"}`` (``wal_busy`` 1 when the checkpoint could
+        not complete).
+        """
+        self._ensure_open()
+        c = self._conn
+        try:
+            free = c.execute("PRAGMA freelist_count").fetchone()[0]
+            if free and c.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # 2 = incremental
+                c.executescript("PRAGMA incremental_vacuum;")  # steps to the end (execute frees one page)
+            busy = c.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            pages = c.execute("PRAGMA page_count").fetchone()[0]
+        except sqlite3.Error as e:
+            raise self._error("reclaim free space", e) from None
+        return {"freed_pages": int(free), "file_pages": int(pages), "wal_busy": int(busy)}
 
     # ------------------------------------------------------------------ reads
     def _ensure_open(self) -> None:

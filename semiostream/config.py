@@ -153,6 +153,8 @@ class StoreConfig(_Strict):
     path: Path | None = Field(Path("results.sqlite"), description="SQLite results database; null = off")
     retention_days: float | None = Field(30.0, gt=0, allow_inf_nan=False,
                                          description="windows and closed events kept this long; null = forever")
+    prune_every_s: float = Field(3600.0, ge=1, le=86_400, allow_inf_nan=False,
+                                 description="seconds between retention passes (each also reclaims free space)")
 
 
 class ServiceConfig(_Strict):

@@ -1,4 +1,4 @@
-"""``semiostream bench preprocess|engines|latency|bus|archive``: benchmarks that print a table, write JSON
+"""``semiostream bench preprocess|engines|latency|bus|archive|soak``: benchmarks that print a table, write JSON
 (with the machine's facts) and draw PNG plots. The code lives in :mod:`semiostream.bench`."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ BENCHES = {
                            "over N beds"),
     "bus": ("bus", "transport alone (no scoring): beds x 30 fps of 512x424 uint16; largest N with < 1%% loss"),
     "archive": ("archive", "windows/s of `semiostream score` on a synthetic archive, next to the engines alone"),
+    "soak": ("soak", "a real scorer for minutes to hours with cameras, events, viewers, restarts and retention: "
+                     "RSS, fds, threads, database size, latency over time; slopes and a verdict"),
 }
 
 
