@@ -12,9 +12,13 @@ adds is how the frames get there without making the host wait:
   recorded behind its last transfer has completed, so a reused buffer never races its copy;
 * the uint16 values travel as their 16 bits and become float32 on the device (``int16 -> int32 & 0xFFFF
   -> float32``: exact, and independent of how much uint16 support the installed torch's CUDA kernels have);
-* a percentile intensity window (``spec.intensity_mode == "percentile"``) is computed on the host from the
-  numpy frames, bit for bit as the reference does (:func:`~semiostream.dali_pipes.intensity.intensity_window`),
-  so nothing waits for the device; a held ``(lo, hi)`` is used as given.
+* a percentile intensity window (``spec.intensity_mode == "percentile"``) is computed on the device from the
+  crop, by the reference's rule (:func:`~semiostream.dali_pipes.intensity.intensity_window`: numpy-"linear"
+  percentiles from an exact integer histogram, interpolated in float64), with no host synchronisation: the
+  histogram is a ``scatter_add`` into 65,536 bins and ``(lo, hi)`` stay 0-d device tensors; a held
+  ``(lo, hi)`` is used as given;
+* large crops are copied into the staging buffer by a few threads (numpy releases the GIL while copying),
+  so one host core's memory bandwidth does not cap the windows per second.
 
 Inputs already on the device (torch tensors) are cropped there. On the CPU (``device="cpu"``) the same
 steps run without pinning: the output equals the reference exactly, which is how this module is tested.
@@ -23,7 +27,10 @@ Importable without DALI and without a GPU.
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -36,6 +43,46 @@ from semiostream.device import Device
 
 #: pinned buffers kept per crop size (transfers of up to this many windows of one size can be in flight)
 RING = 4
+#: crops above this many bytes are copied into staging buffers by several threads
+PARALLEL_COPY_BYTES = 4 << 20
+_copy_pool: ThreadPoolExecutor | None = None
+
+
+def staged_copy(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for ``[T, h, w]`` arrays; split over frames between threads when large."""
+    global _copy_pool
+    t = src.shape[0]
+    workers = min(4, os.cpu_count() or 1, t)
+    if src.nbytes < PARALLEL_COPY_BYTES or workers < 2:
+        np.copyto(dst, src)
+        return
+    if _copy_pool is None:
+        _copy_pool = ThreadPoolExecutor(4, thread_name_prefix="semiostream-stage")
+    step = math.ceil(t / workers)
+    list(_copy_pool.map(lambda i: np.copyto(dst[i:i + step], src[i:i + step]), range(0, t, step)))
+
+
+def device_intensity_window(x: torch.Tensor, spec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference's percentile window of a cropped ``[T, h, w]`` float32 (integer values 0..65535) tensor,
+    as 0-d float64 tensors on its device, computed without waiting for the device.
+
+    Same rule as :func:`semiostream.dali_pipes.intensity.intensity_window` (first ``spec.percentile_frames``
+    frames, numpy "linear" percentiles from the exact histogram, a flat window gets ``hi = lo + 1``).
+    """
+    values = x[: spec.percentile_frames].reshape(-1).to(torch.int64)
+    n = values.numel()
+    counts = torch.zeros(65536, dtype=torch.int64, device=x.device).scatter_add_(0, values, torch.ones_like(values))
+    cdf = torch.cumsum(counts, 0)
+    out = []
+    for q in (spec.percentile_lo, spec.percentile_hi):
+        pos = q / 100.0 * (n - 1)
+        k0 = math.floor(pos)
+        k1 = min(k0 + 1, n - 1)
+        ranks = torch.tensor([k0, k1], dtype=cdf.dtype).to(x.device, non_blocking=True)
+        v = torch.searchsorted(cdf, ranks, right=True).to(torch.float64)
+        out.append(v[0] + (pos - k0) * (v[1] - v[0]))
+    lo, hi = out
+    return lo, torch.where(hi > lo, hi, lo + 1.0)
 
 
 class _PinnedRing:
@@ -86,10 +133,12 @@ class TorchPreprocessor:
         """Crop a host ``[T, H, W]`` uint16 array into a staging buffer and send it -> float32 ``[T, h, w]``."""
         crop = frames[:, roi.y0:roi.y1, roi.x0:roi.x1]
         if self._ring is None:
-            return torch.from_numpy(np.ascontiguousarray(crop)).to(self.device.torch).to(torch.float32)
+            host = np.empty(crop.shape, np.uint16)
+            staged_copy(host, crop)
+            return torch.from_numpy(host).to(self.device.torch).to(torch.float32)
         slot = self._ring.take(crop.size)
         host = slot[0]
-        np.copyto(host.numpy().reshape(crop.shape), crop.view(np.int16))
+        staged_copy(host.numpy().reshape(crop.shape), crop.view(np.int16))
         dev = host.to(self.device.torch, non_blocking=True)
         event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(self.device.torch))
@@ -106,12 +155,17 @@ class TorchPreprocessor:
             raise ValueError(f"frames must be [T, H, W], got shape {tuple(frames.shape)}")
         t, h, w = (int(s) for s in frames.shape)
         r = as_roi(roi, w, h)
-        lo, hi = window if window is not None else intensity_window(frames, r, self.spec)
         if isinstance(frames, torch.Tensor):  # already on a device: crop there
             x = uint16_bits_to_float(frames.to(self.device.torch)[:, r.y0:r.y1, r.x0:r.x1])
         else:
             x = self._to_device(np.asarray(frames), r)
-        return reference_preprocess(x, None, self.spec, window=(float(lo), float(hi)))
+        if window is not None:
+            lo, hi = float(window[0]), float(window[1])
+        elif self.spec.intensity_mode == "percentile":
+            lo, hi = device_intensity_window(x, self.spec)
+        else:
+            lo, hi = intensity_window(frames, r, self.spec)  # the spec's fixed window
+        return reference_preprocess(x, None, self.spec, window=(lo, hi))
 
     def __call__(self, windows: Sequence[Any], rois: Sequence[Any] | None = None, stream=None,
                  intensities: Sequence[tuple[float, float] | None] | None = None) -> list[torch.Tensor]:

@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.engines.preprocess_torch import TorchPreprocessor, uint16_bits_to_float
+from semiostream.dali_pipes.roi import as_roi
+from semiostream.engines.preprocess_torch import (
+    PARALLEL_COPY_BYTES,
+    TorchPreprocessor,
+    device_intensity_window,
+    uint16_bits_to_float,
+)
 from semiostream.models.bundle import PreprocessSpec
 
 SPECS = {
@@ -28,6 +35,24 @@ def test_uint16_bits_cover_the_whole_range():
     every = np.arange(65536, dtype=np.uint16)
     got = uint16_bits_to_float(torch.from_numpy(every.view(np.int16)))
     assert got.dtype == torch.float32 and torch.equal(got, torch.arange(65536, dtype=torch.float32))
+
+
+def test_device_percentiles_are_the_references(make_ir):
+    spec = SPECS["percentile"]
+    flat = np.full((9, 20, 30), 4321, np.uint16)
+    for w, roi in [(make_ir(9, 120, 160), None), (_windows(make_ir)[1], (10, 5, 120, 90)), (flat, None),
+                   (make_ir(12, 64, 80, seed=9), (0, 0, 1, 1))]:
+        r = as_roi(roi, w.shape[2], w.shape[1])
+        crop = torch.from_numpy(w[:, r.y0:r.y1, r.x0:r.x1].astype(np.float32))
+        lo, hi = device_intensity_window(crop, spec)
+        assert lo.dtype == torch.float64 and (float(lo), float(hi)) == intensity_window(w, roi, spec)
+
+
+def test_large_crops_are_staged_by_threads(make_ir):
+    big = np.tile(make_ir(30, 120, 160), (1, 3, 3))  # [30, 360, 480]: above the parallel-copy size
+    assert big.nbytes > PARALLEL_COPY_BYTES
+    out = TorchPreprocessor(SPECS["percentile"], "cpu")([big], [(7, 3, 470, 351)])[0]
+    assert torch.equal(out, preprocess(big, (7, 3, 470, 351), SPECS["percentile"]))
 
 
 @pytest.mark.parametrize("mode", sorted(SPECS))
