@@ -58,7 +58,8 @@ class ShapeGraph:
                     fn(self.static_in)
             cur.wait_stream(side)
             self.graph = torch.cuda.CUDAGraph()
-            with torch.inference_mode(), torch.cuda.graph(self.graph):
+            # thread_local: another thread's CUDA calls (a live scorer's pinned allocations) do not void the capture
+            with torch.inference_mode(), torch.cuda.graph(self.graph, capture_error_mode="thread_local"):
                 self.static_out = fn(self.static_in)
 
     @property
