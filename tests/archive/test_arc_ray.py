@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from arc_helpers import FAST, add_bad_inputs, rows_by_key
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.cli import main
+from semiostream.dali_pipes.readers import open_source
+from semiostream.dali_pipes.writers import write_ffv1
 
 ray = pytest.importorskip("ray", reason="needs Ray: pip install 'semiostream[ray]' (part of the dev extra)")
 
@@ -28,6 +31,9 @@ def _compare(got_rows, want_rows, key):
 @pytest.mark.slow
 def test_ray_run_equals_the_local_run(arc_clips, arc_bundle, tmp_path, capsys):
     add_bad_inputs(arc_clips)
+    clips = sorted(arc_clips.glob("*.mkv"))[:2]
+    frames = [open_source(c).read(0, 32) for c in clips]
+    write_ffv1(arc_clips / "thirty.mkv", np.concatenate(frames), fps=30)  # resampled to the bundle's 15 fps
     # Same numerics on both paths: one window per engine call (oneDNN's results for a window depend on the
     # batch it sits in, by ~1e-6 with this test classifier's amplified last layer) and one actor with as many
     # threads as this process uses.
@@ -43,9 +49,11 @@ def test_ray_run_equals_the_local_run(arc_clips, arc_bundle, tmp_path, capsys):
             ray.shutdown()
     text = capsys.readouterr().out
     assert rc == 2 + 4, text
-    assert text.count("12 scored now, 0 from earlier runs, 4 failed") == 2
+    assert text.count("13 scored now, 0 from earlier runs, 4 failed") == 2
     assert not ray.is_initialized()  # the run shut down the instance it started
     _compare(read_table(on_ray), read_table(local), ("input_id", "window"))
     _compare(read_table(inputs_path(on_ray)), read_table(inputs_path(local)), ("input_id",))
-    assert len(read_table(on_ray)) == 12 + sum(v["windows"] for v in read_table(inputs_path(local))
-                                               if "@" in v["input_id"])
+    (thirty,) = [v for v in read_table(inputs_path(on_ray)) if v["path"].endswith("thirty.mkv")]
+    assert (thirty["fps"], thirty["fps_used"], thirty["windows"]) == (30.0, 15.0, 2)
+    assert len(read_table(on_ray)) == 12 + 2 + sum(v["windows"] for v in read_table(inputs_path(local))
+                                                   if "@" in v["input_id"])
