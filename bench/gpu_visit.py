@@ -268,6 +268,11 @@ def _num(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
+def _wps(v: float) -> str:
+    """Windows/s with the digits that matter (CPU rehearsals are below 1)."""
+    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+
+
 def figures(data: dict[str, Any]) -> list[str]:
     """Markdown lines with the headline figures of ``measure.json`` (used by SUMMARY.md and RESULTS.md)."""
     lines = []
@@ -278,14 +283,14 @@ def figures(data: dict[str, Any]) -> list[str]:
         lines += [f"Engines ({eng.get('gpu') or eng.get('device')}, {eng['frames']}-frame windows, "
                   f"{eng['gflop_per_window']} GFLOP each; % of {peak}):",
                   "", "| backend | CUDA graphs | batch | windows/s | % of peak |", "|---|---|---|---|---|"]
-        lines += [f"| {r['backend']} | {'on' if r['graphs'] else 'off'} | {r['batch']} | {r['windows_per_s']:.1f} | "
+        lines += [f"| {r['backend']} | {'on' if r['graphs'] else 'off'} | {r['batch']} | {_wps(r['windows_per_s'])} | "
                   f"{r['pct_of_dense_peak']:.1f} |" for r in eng["rows"]]
         lines.append("")
     sc = data.get("scorer")
     if isinstance(sc, dict) and "windows_per_s" in sc:
         lines.append(f"Scorer end to end ({sc['backend']} + {sc['preprocessing']} preprocessing, {sc['windows']} "
                      f"windows of {sc['frames']}x{sc['frame'][0]}x{sc['frame'][1]} uint16 from host memory, batch "
-                     f"{sc['max_batch']}): **{sc['windows_per_s']:.1f} windows/s**")
+                     f"{sc['max_batch']}): **{_wps(sc['windows_per_s'])} windows/s**")
         lines.append("")
     live = data.get("live")
     if isinstance(live, dict) and live.get("points"):
@@ -300,7 +305,7 @@ def figures(data: dict[str, Any]) -> list[str]:
         lines.append("")
     arc = data.get("archive")
     if isinstance(arc, dict) and "formats" in arc:
-        done = ", ".join(f"{k} {v['windows_per_s']:.1f}" for k, v in arc["formats"].items())
+        done = ", ".join(f"{k} {_wps(v['windows_per_s'])}" for k, v in arc["formats"].items())
         lines.append(f"Archive decode + preprocess (windows/s, one window at a time): {done}"
                      + ("; not measured: " + "; ".join(f"{k} ({v})" for k, v in arc["skipped"].items())
                         if arc.get("skipped") else ""))
