@@ -14,11 +14,16 @@ alone, side by side in one run.
    :func:`semiostream.archive.run.score_archive` (the command's code path), fresh output each time, and
    the same bundle and backend on as many in-memory windows (:meth:`Scorer.score_windows`: no decoding,
    no files), so each ratio says what the archive costs on top of the engines.
+4. **Ray** (``--ray``): the FFV1 folder again through ``score --ray`` on a real multi-node cluster: by
+   default a loopback one started here (``--ray-nodes`` nodes of ``--ray-cpus`` CPUs each,
+   :class:`~semiostream.bench.ray_cluster.LoopbackCluster`), else the cluster at ADDRESS; windows/s next
+   to the local runner's on the same folder, and the windows each node scored.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
@@ -132,8 +137,11 @@ def kinect_decode(work: Path, repeats: int = 3) -> dict | None:
 
 
 def score_runs(bundle_dir: Path, inputs: Path, work: Path, backend: str, repeats: int = 1, workers: int = 2,
-               max_batch: int = 4, compile: bool | None = None) -> list[dict]:
-    """``semiostream score INPUTS`` ``repeats`` times (fresh output each time): one summary dict per run."""
+               max_batch: int = 4, compile: bool | None = None, ray: str | None = None) -> list[dict]:
+    """``semiostream score INPUTS`` ``repeats`` times (fresh output each time): one summary dict per run.
+
+    ``ray``: None = this machine, else ``score --ray`` at this address (the run's windows per node in
+    ``per_node``)."""
     from semiostream.archive.output import read_table
     from semiostream.archive.run import ScoreConfig, score_archive
 
@@ -144,7 +152,7 @@ def score_runs(bundle_dir: Path, inputs: Path, work: Path, backend: str, repeats
             shutil.rmtree(out.parent)
         summary = score_archive(ScoreConfig(inputs=[inputs], bundle=bundle_dir, out=out, backend=backend,
                                             workers=workers, max_batch=max_batch, show_progress=False,
-                                            compile=compile if backend.startswith("torch-") else None))
+                                            compile=compile if backend.startswith("torch-") else None, ray=ray))
         rows = read_table(summary.out)
         runs.append({"windows_scored": summary.windows_scored, "scoring_s": summary.scoring_s,
                      "windows_per_s": summary.windows_per_s, "steady_windows_per_s": summary.steady_windows_per_s,
@@ -153,6 +161,54 @@ def score_runs(bundle_dir: Path, inputs: Path, work: Path, backend: str, repeats
                      "batches": summary.batches, "largest_batch": summary.largest_batch,
                      "p_tle": [r["p_tle"] for r in sorted(rows, key=lambda r: (r["input_id"], r["window"]))]})
     return runs
+
+
+class _PerNode(logging.Handler):
+    """Keeps the Ray runner's "windows scored per node" line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if "windows scored per node" in msg:
+            self.lines.append(msg.split(": ", 2)[-1])
+
+
+def ray_runs(bundle_dir: Path, folder: Path, work: Path, backend: str, address: str | None, nodes: int = 2,
+             cpus: int = 1, repeats: int = 1, workers: int = 2, max_batch: int = 4,
+             compile: bool | None = None) -> dict:
+    """:func:`score_runs` of ``folder`` with ``score --ray`` on the cluster at ``address``, or (None) on a
+    :class:`~semiostream.bench.ray_cluster.LoopbackCluster` of ``nodes`` x ``cpus`` started and ended here."""
+    from semiostream.archive import ray_runner
+
+    from .ray_cluster import LoopbackCluster
+
+    handler, logger = _PerNode(), logging.getLogger(ray_runner.__name__)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        if address:
+            runs = score_runs(bundle_dir, folder, work, backend, repeats, workers, max_batch, compile, ray=address)
+            what = f"cluster {address}"
+        else:
+            t0 = time.perf_counter()
+            with LoopbackCluster(nodes, cpus) as cluster:
+                start_s = time.perf_counter() - t0
+                runs = score_runs(bundle_dir, folder, work, backend, repeats, workers, max_batch, compile,
+                                  ray=cluster.address)
+            what = f"{nodes}-node loopback, {cpus} CPU each"
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    for r, line in zip(runs, handler.lines, strict=False):
+        r["per_node"] = line
+    best = max(runs, key=lambda r: r["windows_per_s"])
+    return {"cluster": what, "runs": runs, "windows_per_s": best["windows_per_s"],
+            "steady_windows_per_s": best["steady_windows_per_s"],
+            "cluster_start_s": None if address else start_s}
 
 
 def engine_rate(bundle_dir: Path, window: np.ndarray, n: int, backend: str, repeats: int, max_batch: int,
@@ -211,6 +267,11 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max-batch", type=int, default=4, help="windows per engine batch (default 4)")
     ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--repeats", type=int, default=1, help="scoring runs per format (default 1; the best is reported)")
+    ap.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                    help="also score the FFV1 folder with score --ray: on the cluster at ADDRESS, or with no ADDRESS "
+                         "on a loopback cluster started here (--ray-nodes x --ray-cpus)")
+    ap.add_argument("--ray-nodes", type=int, default=2, help="--ray loopback cluster: nodes (default 2)")
+    ap.add_argument("--ray-cpus", type=int, default=1, help="--ray loopback cluster: CPUs per node (default 1)")
     ap.add_argument("--workdir", type=Path, help="where the archive and outputs go (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT, help="folder for JSON")
 
@@ -243,6 +304,10 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
             decode["kinect_ir_noise"] = kin
         res = run(bdir, folders, work / "runs", backend, args.repeats, args.workers, args.max_batch,
                   compile=False if args.no_compile else None)
+        if args.ray is not None:
+            res["ray"] = ray_runs(bdir, folders["ffv1"], work / "runs" / "ray", backend, args.ray or None,
+                                  args.ray_nodes, args.ray_cpus, args.repeats, args.workers, args.max_batch,
+                                  compile=False if args.no_compile else None)
     finally:
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
@@ -267,6 +332,10 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
             rows.append((f"score {LABELS[name]} (run {i + 1})", r["windows_scored"], f"{r['windows_per_s']:.2f}",
                          f"{r['steady_windows_per_s']:.2f}", f"{r['first_result_s']:.2f}", f"{r['total_s']:.2f}",
                          f"{r['windows_per_s'] / res['engine_windows_per_s']:.2f}x"))
+    for i, r in enumerate(res.get("ray", {}).get("runs", [])):
+        rows.append((f"score {LABELS['ffv1']} on Ray, {res['ray']['cluster']} (run {i + 1})", r["windows_scored"],
+                     f"{r['windows_per_s']:.2f}", f"{r['steady_windows_per_s']:.2f}", f"{r['first_result_s']:.2f}",
+                     f"{r['total_s']:.2f}", f"{r['windows_per_s'] / res['engine_windows_per_s']:.2f}x"))
     rows.append(("Scorer.score_windows, in-memory windows", res["engine_windows"],
                  f"{res['engine_windows_per_s']:.2f}", "-", "-", "-", "1.00x"))
     res["markdown"] = common.print_table(
@@ -275,6 +344,17 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
     for name, f in res["formats"].items():
         print(f"{LABELS[name]} / engines alone: {f['vs_engine']:.2f}; max |p(TLE) - FFV1's| = "
               f"{res['max_abs_p_tle_difference_vs_ffv1'][name]}")
+    if "ray" in res:
+        ray, local = res["ray"], res["formats"]["ffv1"]
+        ray["vs_local"] = ray["windows_per_s"] / local["windows_per_s"] if local["windows_per_s"] else None
+        mine, theirs = (np.asarray(x["runs"][0]["p_tle"], np.float64) for x in (ray, local))
+        ray["max_abs_p_tle_difference_vs_local"] = float(np.max(np.abs(mine - theirs))) \
+            if len(mine) == len(theirs) else None
+        ray["steady_vs_local"] = (ray["steady_windows_per_s"] / local["steady_windows_per_s"]
+                                  if local["steady_windows_per_s"] else None)
+        print(f"Ray ({ray['cluster']}) / local runner on {LABELS['ffv1']}: {ray['vs_local']:.2f} overall, "
+              f"{ray['steady_vs_local'] or 0:.2f} after the first result; windows per node: "
+              + "; ".join(r.get("per_node", "?") for r in ray["runs"]))
     res["json"] = str(common.write_result(NAME, res, args.out))
     print(f"wrote {res['json']}")
     return res

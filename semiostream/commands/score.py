@@ -32,7 +32,10 @@ rate (6, 25, 60 fps, variable) is resampled to the bundle's on its own timestamp
 rate used. Each window gets p(TLE), and each input gets the mean p(TLE) and a label.
 Decoding threads overlap inference and windows of many videos share batches; --ray runs the same job on a
 Ray cluster (Ray Data actors holding one Scorer each: one per GPU, or one per --cpus-per-actor cores).
-With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system).
+With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system;
+checked on each node first); actors that no node can hold are refused before anything starts, and a run
+with no window completed for --ray-stall-s seconds stops with the reason (status 2; finished inputs kept,
+the same command resumes).
 
 Only regular files and folders of frames are opened: a FIFO, device, socket or symbolic link loop (also
 behind a link with a video suffix) becomes an error row without being read, and so does a video whose

@@ -8,12 +8,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,13 +19,11 @@ from arc_helpers import FAST, rows_by_key
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.archive.ray_runner import NodeInfo, actor_shape
+from semiostream.bench.ray_cluster import LoopbackCluster
 from semiostream.cli import main
 from semiostream.errors import UserError
 
 ray = pytest.importorskip("ray", reason="needs Ray: pip install 'semiostream[ray]' (part of the dev extra)")
-
-RAY = str(Path(sys.executable).with_name("ray"))
-
 
 def test_actor_size_is_chosen_per_node_not_from_the_cluster_sum():
     two = [NodeInfo("a" * 56, "10.0.0.1", 1, 0), NodeInfo("b" * 56, "10.0.0.2", 1, 0)]
@@ -43,62 +38,6 @@ def test_actor_size_is_chosen_per_node_not_from_the_cluster_sum():
         actor_shape(two, actors=3)
     with pytest.raises(UserError, match=r"one GPU .* pass --actors 2 or fewer"):
         actor_shape([NodeInfo("b" * 56, "g", 4, 2)], actors=3)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LoopbackCluster:
-    """A Ray head and one worker node on this machine (``ray start --block``, each in its own session so that
-    the whole node is one process group: raylet, GCS, actors), 1 CPU each, with faster node-death detection."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="sray", dir="/tmp"))  # unix sockets need a short path
-        self.port = _port()
-        self.address = f"127.0.0.1:{self.port}"
-        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_health_check_period_ms="1000",
-                        RAY_health_check_failure_threshold="3", RAY_health_check_timeout_ms="1000")
-        self.nodes: dict[str, subprocess.Popen] = {}
-        self.start("head", ["--head", "--port", str(self.port), "--include-dashboard=false",
-                            "--dashboard-port", str(_port())])
-
-    def start(self, name: str, args: list[str]) -> None:
-        cmd = [RAY, "start", *args, "--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block",
-               "--disable-usage-stats", "--object-store-memory", str(80 << 20), "--temp-dir", str(self.root / name),
-               "--dashboard-agent-listen-port", str(_port()), "--dashboard-agent-grpc-port", str(_port()),
-               "--runtime-env-agent-port", str(_port()), "--metrics-export-port", str(_port())]
-        self.nodes[name] = subprocess.Popen(cmd, env=self.env, start_new_session=True, stdin=subprocess.DEVNULL,
-                                            stdout=open(self.root / f"{name}.log", "wb"), stderr=subprocess.STDOUT)
-
-    def wait_started(self, name: str, timeout: float = 90.0) -> None:
-        deadline = time.monotonic() + timeout
-        log = self.root / f"{name}.log"
-        while b"Ray runtime started" not in log.read_bytes():
-            assert self.nodes[name].poll() is None, f"ray start {name} ended: {log.read_text()[-2000:]}"
-            assert time.monotonic() < deadline, f"ray start {name}: not up in {timeout} s: {log.read_text()[-2000:]}"
-            time.sleep(0.3)
-
-    def add_worker(self) -> None:
-        self.wait_started("head")
-        self.start("worker", ["--address", self.address])
-        self.wait_started("worker")
-
-    def kill(self, name: str) -> None:
-        """SIGKILL every process of node ``name`` (its process group: no clean-up, as a crash)."""
-        proc = self.nodes[name]
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(30)
-
-    def close(self) -> None:
-        for name in list(self.nodes):
-            self.kill(name)
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 #: another Ray job that holds one CPU until it is killed
@@ -145,12 +84,12 @@ def _same_rows(out: Path, want: Path) -> None:
 @pytest.mark.slow
 def test_two_node_loopback_cluster_rows_nodes_refusal_and_a_killed_worker(arc_clips, arc_bundle, tmp_path, capsys):
     args = ["score", str(arc_clips), "--bundle", str(arc_bundle), *FAST, "--max-batch", "1"]
-    cluster = LoopbackCluster()
+    cluster = LoopbackCluster(nodes=2, cpus=1, start_workers=False)  # the head starts during the local run
     try:
         local = tmp_path / "local" / "res.parquet"
         assert main([*args, "--out", str(local)]) == 0  # while the head starts
         assert "6 scored now" in capsys.readouterr().out
-        cluster.add_worker()
+        cluster.start_workers()
         ray_args = [*args, "--ray", cluster.address]
 
         # 1. an actor no node can hold (2 CPUs: the cluster has 2, but 1 per node): refused at once, one line
@@ -190,7 +129,7 @@ def test_two_node_loopback_cluster_rows_nodes_refusal_and_a_killed_worker(arc_cl
                 assert proc.poll() is None, f"the run ended before the kill: {proc.communicate()[1][-3000:]}"
                 assert time.monotonic() < deadline, "no input was finished within 180 s"
                 time.sleep(0.05)
-            cluster.kill("worker")
+            cluster.kill("worker1")
             t_kill, at_kill = time.monotonic(), _done(parts)
             stdout, stderr = proc.communicate(timeout=150)
         finally:
