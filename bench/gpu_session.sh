@@ -2,7 +2,7 @@
 # One call on an air-gapped GPU host: install semiostream offline from the wheelhouse, check it, measure it,
 # and leave every report in one flat folder.
 #
-#   bash bench/gpu_session.sh [--out DIR] [--wheelhouse DIR] [--budget-s S] [--rehearse] [--dry-run]
+#   bash bench/gpu_session.sh [--out DIR] [--wheelhouse DIR] [--parts DIR] [--budget-s S] [--rehearse] [--dry-run]
 #
 # The host (bench/RESULTS.md, "Air-gapped GPU host"): Python 3.12 with torch, numpy, onnx, onnxruntime, CuPy,
 # Triton, pyarrow, pillow, h5py, matplotlib, aiohttp, prometheus-client, rich, PyYAML, safetensors and
@@ -12,6 +12,9 @@
 # Steps, each under its own time limit and all within --budget-s (default 540 s: a 15-minute lease with the
 # machine's start-up): env, install, doctor (--quick, every check but its benchmarks), pytest-gpu (tests
 # marked gpu or trt), engines, scorer, live, archive (python -m semiostream.bench.gpu_visit STEP).
+# --parts DIR: wheels too large for one transfer (DALI, TensorRT), carried in parts by earlier calls to the same
+# host (bench/gpu_parts.sh): reassembled, sha256-checked and installed the same way (step "parts") before the
+# doctor, so the stacks they bring are checked and measured too.
 # --rehearse: the same steps on this machine's devices (the CPU) with the smallest sizes, DALI, PyAV and
 # TensorRT hidden as on the host (bench/hide_modules); it proves the steps, files and limits, not speed.
 # Reports (at most 8 files, directly in the folder): SUMMARY.md, session.log, env.txt, doctor.json,
@@ -24,16 +27,18 @@ WHEELHOUSE="$ROOT/wheelhouse"
 BUDGET=540
 REHEARSE=0
 DRY_RUN=0
+PARTS=""
 PYTHON="${PYTHON:-python3}"
 SITE="${SEMIOSTREAM_SITE:-/tmp/semiostream-site}"
 WORK="${SEMIOSTREAM_VISIT_WORK:-/tmp/semiostream-visit}"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT_DIR="${2:?--out needs a folder}"; shift 2 ;;
     --wheelhouse) WHEELHOUSE="${2:?--wheelhouse needs a folder of wheels}"; shift 2 ;;
     --budget-s) BUDGET="${2:?--budget-s needs seconds}"; shift 2 ;;
+    --parts) PARTS="${2:?--parts needs a folder of parts}"; shift 2 ;;
     --rehearse) REHEARSE=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -49,6 +54,9 @@ fi
 if [ ! -f "$WHEELHOUSE/SHA256SUMS" ] || ! ls "$WHEELHOUSE"/*.whl > /dev/null 2>&1; then
   echo "gpu_session.sh: $WHEELHOUSE has no wheels and SHA256SUMS (make it with bench/gpu_wheelhouse.sh)" >&2; exit 2
 fi
+if [ -n "$PARTS" ] && [ ! -d "$PARTS" ]; then
+  echo "gpu_session.sh: --parts $PARTS is not a folder (see bench/gpu_parts.sh)" >&2; exit 2
+fi
 mkdir -p "$OUT_DIR" || { echo "gpu_session.sh: cannot create $OUT_DIR" >&2; exit 2; }
 OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 cd "$ROOT" || exit 2
@@ -56,11 +64,11 @@ cd "$ROOT" || exit 2
 # step limits in seconds (the rehearsal's are for a loaded 2-core CPU)
 if [ "$REHEARSE" = 1 ]; then
   MODE=rehearsal; TINY=--tiny
-  declare -A LIMIT=([env]=60 [install]=120 [doctor]=300 [pytest-gpu]=240 [engines]=240 [scorer]=180 [live]=180 [archive]=120)
+  declare -A LIMIT=([env]=60 [install]=120 [parts]=120 [doctor]=300 [pytest-gpu]=240 [engines]=240 [scorer]=180 [live]=180 [archive]=120)
   export PYTHONPATH="$ROOT/bench/hide_modules:$SITE" SEMIOSTREAM_HIDE_MODULES="nvidia.dali,av,tensorrt"
 else
   MODE=gpu; TINY=
-  declare -A LIMIT=([env]=15 [install]=60 [doctor]=120 [pytest-gpu]=90 [engines]=150 [scorer]=60 [live]=100 [archive]=30)
+  declare -A LIMIT=([env]=15 [install]=60 [parts]=90 [doctor]=120 [pytest-gpu]=90 [engines]=150 [scorer]=60 [live]=100 [archive]=30)
   export PYTHONPATH="$SITE"
 fi
 export PYTHONUNBUFFERED=1 PIP_CONFIG_FILE=/dev/null PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -147,6 +155,15 @@ if bad:
 EOF
 }
 
+install_parts() {
+  local joined="$SITE.parts"
+  rm -rf "$joined"
+  bash "$ROOT/bench/gpu_parts.sh" join "$PARTS" "$joined" || return 1
+  ls "$joined"/*.whl > /dev/null 2>&1 || { echo "no complete wheel in $PARTS"; return 1; }
+  "$PYTHON" -m pip install -q --no-index --no-deps --upgrade --target "$SITE" "$joined"/*.whl || return 1
+  rm -rf "$joined"
+}
+
 doctor_checks() {
   local only
   only=$("$PYTHON" -c 'from semiostream.doctor import CHECKS; print(" ".join("--check " + n for n, _ in CHECKS if n != "benchmarks-gpu"))') || return 1
@@ -171,11 +188,12 @@ pytest_gpu() {
 }
 
 # the steps run in `bash -c` under `timeout`: they see these functions and variables
-export -f env_report install_offline doctor_checks visit pytest_gpu
-export ROOT OUT_DIR WHEELHOUSE SITE WORK PYTHON MODE TINY
+export -f env_report install_offline install_parts doctor_checks visit pytest_gpu
+export ROOT OUT_DIR WHEELHOUSE SITE WORK PYTHON MODE TINY PARTS
 if [ "$DRY_RUN" = 0 ]; then rm -f "$OUT_DIR/measure.json"; fi
 step env env_report
 if step install install_offline; then
+  if [ -n "$PARTS" ]; then step parts install_parts; fi
   step doctor doctor_checks
   step pytest-gpu pytest_gpu
   for s in engines scorer live archive; do step "$s" visit "$s"; done

@@ -351,11 +351,12 @@ def write_summary(out_dir: Path, steps_tsv: Path, budget_s: float, mode: str) ->
     if dali:
         lines.append(f"- DALI {dali}: checked by the doctor's DALI checks and tests")
     else:
-        lines.append("- DALI: not measured (not installed here; ~0.5 GB, more than one transfer)")
+        lines.append("- DALI: not measured (not installed here; ~0.5 GB: about 9 transfers of 60 MiB, ~4.5 min of "
+                     "the visit, with bench/gpu_parts.sh and --parts)")
     if trt:
         lines.append(f"- TensorRT {trt}: built and verified by the doctor")
     else:
-        lines.append("- TensorRT: not measured (not installed here; > 1 GB, more than one transfer)")
+        lines.append("- TensorRT: not measured (not installed here; > 1 GB: 18+ transfers, more than a visit's time)")
     lines += ["", "## Figures", ""] + (figures(data) or ["no measurements"])
     failed = [r[0] for r in rows if len(r) > 2 and r[2] not in ("0", "skipped", "budget")]
     lines += ["", f"overall: {'OK' if not failed else 'FAILED: ' + ', '.join(failed)}"]

@@ -15,6 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SESSION = ROOT / "bench" / "gpu_session.sh"
 WHEELHOUSE = ROOT / "bench" / "gpu_wheelhouse.sh"
+PARTS = ROOT / "bench" / "gpu_parts.sh"
 STEPS = ["env", "install", "doctor", "pytest-gpu", "engines", "scorer", "live", "archive"]
 REPORTS = {"SUMMARY.md", "session.log", "env.txt", "doctor.json", "doctor.md", "pytest-gpu.xml", "measure.json"}
 
@@ -35,7 +36,7 @@ def fake_wheelhouse(tmp_path):
 
 
 def test_scripts_parse():
-    for script in (SESSION, WHEELHOUSE):
+    for script in (SESSION, WHEELHOUSE, PARTS):
         subprocess.run(["bash", "-n", str(script)], check=True)
 
 
@@ -64,6 +65,8 @@ def test_usage_errors(tmp_path, fake_wheelhouse):
     assert r.returncode == 2 and "unknown argument '--frobnicate'" in r.stderr
     r = run(SESSION, "--wheelhouse", str(tmp_path / "nope"), "--dry-run")
     assert r.returncode == 2 and "is not a folder" in r.stderr and "gpu_wheelhouse.sh" in r.stderr
+    r = run(SESSION, "--wheelhouse", str(fake_wheelhouse), "--parts", str(tmp_path / "none"), "--dry-run")
+    assert r.returncode == 2 and "--parts" in r.stderr and "gpu_parts.sh" in r.stderr
     (fake_wheelhouse / "SHA256SUMS").unlink()
     r = run(SESSION, "--wheelhouse", str(fake_wheelhouse), "--dry-run")
     assert r.returncode == 2 and "has no wheels and SHA256SUMS" in r.stderr
@@ -73,6 +76,28 @@ def test_usage_errors(tmp_path, fake_wheelhouse):
     assert r.returncode == 2 and "must look like 3.12" in r.stderr
     r = run(WHEELHOUSE, "--max-mib", "-1")
     assert r.returncode == 2 and "whole number" in r.stderr
+
+
+def test_parts_split_join_and_refuse_a_missing_part(tmp_path):
+    big = tmp_path / "big-1.0-py3-none-any.whl"
+    big.write_bytes(os.urandom(2 * 2**20 + 12345))  # a file of 3 parts at 1 MiB
+    r = run(PARTS, "split", str(big), str(tmp_path / "parts"), "--part-mib", "1")
+    assert r.returncode == 0 and "3 parts" in r.stdout, r.stderr
+    r = run(PARTS, "estimate", str(tmp_path / "parts"), "--s-per-part", "20")
+    assert "3 transfers, about 60 s" in r.stdout
+    r = run(PARTS, "join", str(tmp_path / "parts"), str(tmp_path / "joined"))
+    assert r.returncode == 0 and "sha256 ok" in r.stdout
+    assert (tmp_path / "joined" / big.name).read_bytes() == big.read_bytes()
+    part = tmp_path / "parts" / f"{big.name}.part001"
+    part.write_bytes(part.read_bytes()[:-1] + b"x")  # altered in transit
+    r = run(PARTS, "join", str(tmp_path / "parts"), str(tmp_path / "again"))
+    assert r.returncode == 1 and f"incomplete or altered parts: {part.name}" in r.stdout
+    assert not (tmp_path / "again" / big.name).exists()
+    part.unlink()
+    r = run(PARTS, "join", str(tmp_path / "parts"), str(tmp_path / "again"))
+    assert r.returncode == 1 and part.name in r.stdout
+    r = run(PARTS, "split", str(big), str(tmp_path / "p2"), "--part-mib", "0")
+    assert r.returncode == 2 and "above 0" in r.stderr
 
 
 @pytest.mark.slow
@@ -86,8 +111,12 @@ def test_rehearsal_runs_every_step_on_the_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     total = float(r.stdout.split("total: ")[1].split(" MiB")[0])
     assert total <= 40 and "pyzmq-" in r.stdout and "pydantic_core-" in r.stdout and "pydicom-" in r.stdout
+    # a wheel carried in parts (as DALI would be), reassembled and installed by the session
+    pydicom = next(wh.glob("pydicom-*.whl"))
+    assert run(PARTS, "split", str(pydicom), str(tmp_path / "parts"), "--part-mib", "1").returncode == 0
     out = tmp_path / "out"
-    r = run(SESSION, "--rehearse", "--wheelhouse", str(wh), "--out", str(out), "--budget-s", "1500",
+    r = run(SESSION, "--rehearse", "--wheelhouse", str(wh), "--parts", str(tmp_path / "parts"), "--out", str(out),
+            "--budget-s", "1500",
             env={"PYTHON": sys.executable, "SEMIOSTREAM_SITE": str(tmp_path / "site"),
                  "SEMIOSTREAM_VISIT_WORK": str(tmp_path / "work")}, timeout=1700)
     log = (out / "session.log").read_text() if (out / "session.log").is_file() else ""
@@ -95,8 +124,9 @@ def test_rehearsal_runs_every_step_on_the_cpu(tmp_path):
     files = {p.name for p in out.iterdir()}
     assert files == REPORTS and all(p.is_file() for p in out.iterdir())  # 7 files, flat
     summary = (out / "SUMMARY.md").read_text()
-    for s in STEPS:
+    for s in [*STEPS, "parts"]:
         assert f"| {s} | " in summary
+    assert f"{pydicom.name}: reassembled from 3 parts, sha256 ok" in log
     assert "overall: OK" in summary and "mode rehearsal" in summary and "TensorRT: not measured" in summary
     # every missing module came from the wheelhouse, and the image's gaps were real in every step
     assert f"zmq            27.3.0 from {tmp_path / 'site'}" in log
