@@ -13,6 +13,10 @@ machine allows and writes ``doctor.json`` and ``doctor.md`` into the output fold
   frames via nvImageCodec) equals CPU decoding; quick benchmarks (engine windows/s at batch 1..64, the
   Scorer end to end, latency beyond window fill with many beds through the bus).
 
+The environment names the stack the machine runs and why (:func:`semiostream.engines.stack.choose_stack`:
+DALI or torch preprocessing, TensorRT or torch-cuda engines); the GPU Scorer check and benchmarks run that
+stack, and the DALI checks are skipped where DALI is not installed.
+
 A check that cannot run here is *skipped* with the reason (no GPU, no TensorRT ...); a check that runs
 and is wrong *fails*, and the command then exits 1. ``quick`` keeps the checks and shrinks their inputs.
 The model is the bundle given, else a bundle of randomly initialised weights (equivalence checks need
@@ -133,7 +137,7 @@ def environment() -> dict[str, Any]:
     import torch
 
     from semiostream.engines.registry import available_backends
-    from semiostream.engines.select import cpu_model
+    from semiostream.engines.select import cpu_model, explain_cpu_choice
 
     gpus = []
     if torch.cuda.is_available():
@@ -164,6 +168,7 @@ def environment() -> dict[str, Any]:
         "ONNX Runtime providers": providers,
         "onnx": _version("onnx"),
         "backends": {n: ("available" if not why else f"no: {why}") for n, why in available_backends().items()},
+        "CPU backend": explain_cpu_choice(),
         "stack": choose_stack().describe(),
     }
 
@@ -574,6 +579,10 @@ def run_doctor(out_dir: str | os.PathLike, bundle: str | os.PathLike | None = No
                 if ctx is None:
                     ctx = Context(bundle, quick, Path(tmp))
                     env["model"] = ctx.bundle_note
+                    from semiostream.engines.select import explain_cpu_choice
+
+                    env["CPU backend"] = explain_cpu_choice(ctx.bundle)  # for this bundle: verdicts decide
+                    progress(f"  {'CPU backend':<24} {env['CPU backend']}")
                 msg, details = fn(ctx)
                 res = CheckResult(name, what, PASS, 0.0, details, msg)
             except Skip as e:
