@@ -74,7 +74,8 @@ def _header(height: int, width: int, num_frames: int, bit_depth: int, bits_store
 
     ds = Dataset()
     now = dt.datetime.now(dt.UTC)
-    if base is not None:  # a DICOM source: same patient, study, series and instance, new pixel encoding
+    if base is not None:  # a DICOM source: same patient, study, series (and instance when it was a
+        # multi-frame grayscale SC object already: then only the transfer syntax changes)
         for elem in base:
             if elem.keyword not in PIXEL_KEYWORDS and elem.tag.group != 0x0002:
                 ds.add(elem)
