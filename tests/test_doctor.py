@@ -25,6 +25,7 @@ def test_quick_doctor_reports_environment_and_checks(quick_run, capsys):
     env = report["environment"]
     assert env["torch"] == torch.__version__ and env["python"] and "DALI" in env and "TensorRT" in env
     assert env["backends"]["torch-cpu-fp32"] == "available"
+    assert env["CPU backend"].startswith("torch-cpu-fp32 (reference)")  # the doctor's random bundle is unverified
     status = {c["name"]: c for c in report["checks"]}
     assert set(status) == {n for n, _ in doctor.CHECKS}
     for name in ("dali-gpu-graph-on-cpu", "dali-cpu", "onnxruntime-cpu", "scorer-cpu"):

@@ -153,3 +153,19 @@ def test_bf16_is_refused_with_the_reason_where_the_cpu_lacks_it():
     assert ok == bf16_supported()
     if not ok:
         assert "bf16" in why and "AVX512-BF16" in why
+
+
+def test_cpu_choice_is_explained_from_this_machines_verdicts(bundle_copy):
+    """doctor's line: the reference without verdicts (and how to enable faster ones), else the fastest verified."""
+    from semiostream.engines import select
+
+    needs("openvino-cpu-fp32")
+    line = select.explain_cpu_choice(bundle_copy)
+    assert line.startswith("torch-cpu-fp32 (reference)") and "semiostream verify" in line and "openvino-cpu-fp32" in line
+    select.record_verdicts(bundle_copy, bundle_copy.bundle_id, [
+        {"backend": "torch-cpu-fp32", "passed": True, "ms_per_window": 900.0},
+        {"backend": "openvino-cpu-fp32", "passed": True, "ms_per_window": 600.0}])
+    assert select.select_backend(bundle_copy) == "openvino-cpu-fp32"
+    line = select.explain_cpu_choice(bundle_copy)
+    assert line.startswith("openvino-cpu-fp32: the fastest verified") and "torch-cpu-fp32 900 ms" in line
+    assert "OpenVINO installed" in select.explain_cpu_choice()
