@@ -14,8 +14,8 @@ and RSS. "Real-time" = no backlog drops, no sequence gaps, and p99 <= ``--p99-li
 its CPU and RSS).
 
 The engine backend is ``--backend``, else the fastest one verified for the bundle on this machine; if none
-is verified, the fast candidate (torch-cpu-bf16, or the CUDA ones on a GPU) is verified first, as
-``semiostream verify`` would. Plots: latency CDF per N, latency percentiles vs N.
+is verified, the fast candidates (OpenVINO where installed and torch-cpu-bf16, or the CUDA ones on a GPU) are
+verified first, as ``semiostream verify`` would. Plots: latency CDF per N, latency percentiles vs N.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def fast_backend(bundle, requested: str | None = None, progress=print) -> str:
 
     usable = usable_backends()
     gpu = [n for n in ("tensorrt-fp16", "torch-cuda-fp16") if n in usable]
-    candidates = gpu or [n for n in ("torch-cpu-bf16",) if n in usable]
+    candidates = gpu or [n for n in ("openvino-cpu-bf16", "openvino-cpu-fp32", "torch-cpu-bf16") if n in usable]
     if "tensorrt-fp16" in candidates:
         from semiostream.trt_build.build import build_bundle_engines
 
