@@ -22,6 +22,7 @@ def test_demo_runs_end_to_end(tmp_path, kinetics_ckpt):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     assert "SYNTHETIC" in out
+    assert "(SYNTHETIC training data (" in out  # the trained bundle records that its data were synthetic
     assert "pretrained Kinetics-400 I3D" in out and "RANDOM" not in out
     events = [ln for ln in out.splitlines() if ln.startswith("event ") and " windows, p(TLE)=" in ln]
     assert {ln.split(" on ")[1].split(" ")[0] for ln in events} == {"bed-01", "bed-02"}
