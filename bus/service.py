@@ -57,6 +57,8 @@ SubmitFn = Callable[[np.ndarray, tuple[int, int, int, int] | None, tuple[float, 
 FRAME_BUDGET = 512  # frame messages handled per loop turn (then control, results, housekeeping)
 CONTROL_BUDGET = 64
 RELOAD_EVERY_S = 2.0
+PRUNE_SLICE = 5000  # windows deleted per retention slice (~50 ms); slices follow each other between turns
+RECLAIM_PAGES = 8192  # pages (32 MiB) given back to the filesystem per retention pass
 
 
 @dataclass
@@ -118,6 +120,7 @@ class Service:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pruning = False  # a retention pass is under way (one slice per turn)
         self._error: BaseException | None = None
 
     @property
@@ -193,10 +196,18 @@ class Service:
             self.reload_requested.clear()
             s.auth.reload()
             last["reload"] = now
-        if self.store is not None and now - last["prune"] > self.cfg.store.prune_every_s:
-            self._guard("pruning the results database", self.store.prune)
-            self._guard("reclaiming free space in the results database", self.store.reclaim)
-            last["prune"] = now
+        if self.store is not None and (self._pruning or now - last["prune"] > self.cfg.store.prune_every_s):
+            self._prune_slice(now)
+
+    def _prune_slice(self, now: float) -> None:
+        """One slice of the retention pass (a short transaction between socket turns); when the pass is
+        done, give a slice of the freed pages back to the filesystem."""
+        if not self._pruning:
+            self._pruning, self._last["prune"] = True, now
+        n = self._guard("pruning the results database", self.store.prune, None, PRUNE_SLICE)
+        if n is None or n < PRUNE_SLICE:
+            self._pruning = False
+            self._guard("reclaiming free space in the results database", self.store.reclaim, RECLAIM_PAGES)
 
     def _close(self) -> None:
         if self.sockets is not None:
