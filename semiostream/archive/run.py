@@ -310,6 +310,10 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
         for pl in plans:
             for note in pl.notes:
                 log.warning("%s: %s", pl.job.input_id, note)
+            kind = facts[pl.job.input_id].kind
+            if kind is not None and "colour" in kind:
+                log.warning("%s: %s video (%s), not the 16-bit IR the model is made for; scored through its luma",
+                            pl.job.input_id, kind, facts[pl.job.input_id].kind_detail)
 
         # 4. score
         def on_done(plan: JobPlan, probs: np.ndarray | None, error: str | None) -> None:
