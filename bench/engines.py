@@ -199,6 +199,128 @@ def write_markdown(result: dict, command: str) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------- peers
+def reference_rgb_bundle(bundle, ckpt: Path | None, workdir: Path):
+    """The published I3D as peers run it: 3-channel RGB input (the piergiaj / DeepMind model, no folded stem),
+    the same Kinetics-400 weights, in a bundle so that the project's ONNX export writes its file."""
+    import torch
+
+    from semiostream.models.bundle import BundleError, load_bundle, save_bundle
+    from semiostream.models.classifier import SeizureClassifier
+    from semiostream.models.weights import load_i3d_checkpoint
+
+    try:
+        return load_bundle(workdir / "rgb_bundle")
+    except BundleError:
+        torch.manual_seed(0)
+        ckpt = Path(ckpt) if ckpt else common.default_checkpoint()
+        return load_bundle(save_bundle(workdir / "rgb_bundle", load_i3d_checkpoint(ckpt, in_channels=3),
+                                       SeizureClassifier().eval()))
+
+
+def peers(bundle, rgb_bundle, repeats: int = 3, backends: list[str] | None = None,
+          progress=print) -> dict:
+    """One interleaved run: semiostream end to end (uint16 window -> p(TLE), per stage) with each CPU
+    backend, against the peers a CPU user would run, features only on an already preprocessed input:
+
+    * the reference I3D (3-channel RGB, :func:`reference_rgb_bundle`) exported to ONNX and compiled by
+      OpenVINO with this backend's options (2 threads, latency hint; bf16 where the CPU has it, else fp32);
+    * the same I3D under torch bf16 autocast + channels-last (only where the CPU has native bf16: emulated
+      bf16 takes minutes per window) and in fp32 + channels-last.
+
+    Every round runs every variant once (rotating the order), ``repeats`` rounds, medians.
+    """
+    import torch
+
+    from semiostream.engines.backend_openvino import _core, bf16_supported, compile_config
+    from semiostream.engines.registry import get_backend
+    from semiostream.engines.scorer import Scorer
+    from semiostream.trt_build.export import onnx_from_bundle
+
+    spec = bundle.spec
+    window, roi = _ir_window(spec.window), (96, 40, 416, 400)
+    backends = backends or [n for n in ("openvino-cpu-bf16", "openvino-cpu-fp32", "torch-cpu-bf16",
+                                        "torch-cpu-fp32") if get_backend(n).available()[0]]
+    onnx_from_bundle(bundle)
+    variants: dict[str, Callable[[], dict]] = {}
+    closers = []
+    for name in backends:
+        progress(f"{name}: creating the Scorer (compilation on first use) ...")
+        sc = Scorer(bundle, name, max_batch=1)
+        sc.warmup()
+        closers.append(sc)
+
+        def e2e(sc=sc) -> dict:
+            t0 = time.perf_counter()
+            sc.score_windows([window], [roi])
+            total = time.perf_counter() - t0
+            t = sc.timings
+            i3d = sc.feature_engine.stats.last_s
+            cls = sc.classifier_engine.stats.last_s
+            return {"total_s": total, "preprocess_s": t["preprocess_s"], "i3d_s": i3d,
+                    "copies_batching_s": t["features_s"] - i3d, "classifier_s": cls,
+                    "classifier_call_s": t["classifier_s"],
+                    "other_s": total - t["preprocess_s"] - t["features_s"] - t["classifier_s"]}
+        variants[f"semiostream end to end, {name} ({sc.preprocessing} preprocessing)"] = e2e
+    prec = "bf16" if bf16_supported() else "fp32"
+    rgb = onnx_from_bundle(rgb_bundle)["features"]
+    model = _core().read_model(str(rgb))
+    model.reshape({"frames": [1, 3, spec.window, spec.size, spec.size]})
+    req = _core().compile_model(model, "CPU", compile_config(prec, None, None)).create_infer_request()
+    x3 = np.random.default_rng(1).uniform(-1, 1, (1, 3, spec.window, spec.size, spec.size)).astype(np.float32)
+
+    def ov_peer() -> dict:
+        t0 = time.perf_counter()
+        req.infer({0: x3}, share_inputs=True)
+        return {"total_s": time.perf_counter() - t0}
+    variants[f"peer: reference RGB I3D, ONNX -> OpenVINO {prec}, features only"] = ov_peer
+    ref = rgb_bundle.i3d.eval().to(memory_format=torch.channels_last_3d)
+    xt = torch.from_numpy(x3).contiguous(memory_format=torch.channels_last_3d)
+
+    def torch_peer(bf16: bool):
+        def f() -> dict:
+            t0 = time.perf_counter()
+            with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+                ref.extract_features(xt)
+            return {"total_s": time.perf_counter() - t0}
+        return f
+    skipped = {}
+    if get_backend("torch-cpu-bf16").available()[0]:
+        variants["peer: reference RGB I3D, torch bf16 autocast + channels-last, features only"] = torch_peer(True)
+    else:
+        skipped["torch bf16 autocast peer"] = ("this CPU has no native bf16 (no AVX512-BF16/AMX): emulated bf16 "
+                                               "takes minutes per window; compared in fp32 instead")
+    variants["peer: reference RGB I3D, torch fp32 + channels-last, features only"] = torch_peer(False)
+    for name, f in variants.items():
+        progress(f"warm-up: {name}")
+        f()
+    samples: dict[str, list[dict]] = {k: [] for k in variants}
+    names = list(variants)
+    for r in range(repeats):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            samples[name].append(variants[name]())
+        progress(f"round {r + 1}/{repeats}: " + "; ".join(f"{n} {samples[n][-1]['total_s']:.2f} s" for n in names))
+    for sc in closers:
+        sc.close()
+    rows = []
+    for name, ss in samples.items():
+        row = {"variant": name, "rounds": len(ss)}
+        for k in ss[0]:
+            row[k] = statistics.median(s[k] for s in ss)
+        rows.append(row)
+    return {"rows": rows, "skipped": skipped, "peer_precision": prec, "repeats": repeats,
+            "window": [spec.window, 424, 512]}
+
+
+def peer_ratios(result: dict) -> list[tuple[str, str, float]]:
+    """``(semiostream variant, peer, peer median / semiostream median)``: > 1 means semiostream is faster."""
+    rows = result["rows"]
+    ours = [r for r in rows if r["variant"].startswith("semiostream")]
+    others = [r for r in rows if r["variant"].startswith("peer")]
+    return [(o["variant"], p["variant"], p["total_s"] / o["total_s"]) for o in ours for p in others]
+
+
 # ---------------------------------------------------------------------------------------------- sweep
 NAME = "engines"
 
@@ -411,6 +533,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--steps", action="store_true",
                     help="instead: the step-by-step CPU table (one optimisation at a time; about 3 minutes)")
+    ap.add_argument("--peers", action="store_true",
+                    help="instead: semiostream end to end per stage vs OpenVINO and torch running the reference "
+                         "RGB I3D, interleaved rounds (--repeats of them)")
     ap.add_argument("--quick", action="store_true", help="--steps: skip the slow fp32 torch.compile variant")
     ap.add_argument("--markdown", type=Path, help="--steps: also write the table as markdown here")
     ap.add_argument("--out", type=Path, default=common.DEFAULT_OUT, help="folder for JSON and PNG")
@@ -421,6 +546,27 @@ def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
     command = command or common.command_line()
     bundle = _bundle(args.bundle, args.ckpt)
     facts = common.machine_facts()
+    if args.peers:
+        import tempfile
+
+        work = Path(args.bundle).parent if args.bundle else Path(tempfile.mkdtemp(prefix="semiostream-peers-"))
+        result = peers(bundle, reference_rgb_bundle(bundle, args.ckpt, work), args.repeats, args.backends,
+                       progress=lambda m: print(m, flush=True))
+        result.update(benchmark="engines_peers", command=command, machine=facts, loadavg_after=list(os.getloadavg()),
+                      bundle_id=bundle.bundle_id)
+        stages = ("total_s", "preprocess_s", "copies_batching_s", "i3d_s", "classifier_s", "other_s")
+        result["markdown"] = common.print_table(
+            "60x424x512 uint16 window -> p(TLE) (semiostream) vs peers (features only), medians, s",
+            ["variant", "total", "preprocess", "copies+batching", "I3D", "classifier", "other"],
+            [(r["variant"], *(r.get(k) for k in stages)) for r in result["rows"]])
+        result["ratios"] = peer_ratios(result)
+        for ours, peer, ratio in result["ratios"]:
+            print(f"{ratio:5.2f}x  {ours}  vs  {peer}")
+        for what, why in result["skipped"].items():
+            print(f"  not run: {what}: {why}")
+        result["json"] = str(common.write_result("engines_peers", result, args.out))
+        print(f"wrote {result['json']}")
+        return result
     if args.steps:
         result = run(bundle, args.repeats, args.quick)
         result.update(benchmark="engines_steps", command=command, machine=machine(), machine_facts=facts,

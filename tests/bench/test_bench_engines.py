@@ -53,3 +53,23 @@ def test_sweep_json_structure(bundle, tmp_path):
     path = be.plot_sweep(res, tmp_path / "p.png")
     assert path.stat().st_size > 1000
     json.dumps(res)  # JSON-able
+
+
+@pytest.mark.slow
+def test_peers_interleaved_stages_add_up(bundle, tmp_path):
+    """bench engines --peers: every variant timed in every round; semiostream's stages add up to its total;
+    the OpenVINO peer runs the 3-channel reference I3D (tool check, not a claim)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (the dev extra installs it)")
+    rgb = be.reference_rgb_bundle(bundle, CKPT, tmp_path)
+    assert rgb.in_channels == 3 and bundle.in_channels == 1
+    res = be.peers(bundle, rgb, repeats=1, backends=["openvino-cpu-fp32"], progress=lambda m: None)
+    rows = {r["variant"]: r for r in res["rows"]}
+    ours = next(r for n, r in rows.items() if n.startswith("semiostream end to end, openvino-cpu-fp32"))
+    parts = ours["preprocess_s"] + ours["copies_batching_s"] + ours["i3d_s"] + ours["classifier_call_s"] + ours["other_s"]
+    assert parts == pytest.approx(ours["total_s"], rel=1e-6)
+    assert 0 < ours["i3d_s"] < ours["total_s"] and 0 <= ours["classifier_s"] <= ours["classifier_call_s"]
+    assert any(n.startswith("peer: reference RGB I3D, ONNX -> OpenVINO") for n in rows)
+    assert all(r["rounds"] == 1 and r["total_s"] > 0 for r in rows.values())
+    ratios = be.peer_ratios(res)
+    assert len(ratios) == len(rows) - 1 and all(x > 0 for _, _, x in ratios)
+    json.dumps(res)
