@@ -151,6 +151,13 @@ def run(bundle, repeats: int = 3, quick: bool = False) -> dict:
         add("i3d", f"ONNX Runtime CPU, graph level {level.upper()}, {os.cpu_count()} threads"
             + (" [onnxruntime-cpu-fp32]" if level == "all" else ""), times, cos=cos(y))
     del paths
+    from semiostream.engines.registry import get_backend
+
+    for name in ("openvino-cpu-fp32", "openvino-cpu-bf16"):
+        if get_backend(name).available()[0]:
+            o = get_backend(name).create(bundle, "features")
+            times, y = _time(lambda o=o: o.infer(x), repeats)
+            add("i3d", f"OpenVINO CPU, static window, {os.cpu_count()} threads [{name}]", times, cos=cos(y))
 
     # --- classifier
     c = TorchEngine(bundle, "classifier")
@@ -435,7 +442,7 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
             progress(f"{name}: building engines")
         t0 = time.perf_counter()
         try:
-            if name.startswith(("onnxruntime", "tensorrt")):
+            if name.startswith(("onnxruntime", "openvino", "tensorrt")):
                 from semiostream.trt_build.export import onnx_from_bundle
 
                 onnx_from_bundle(bundle)  # reused when up to date
