@@ -116,9 +116,9 @@ def test_rehearsal_runs_every_step_on_the_cpu(tmp_path):
     assert run(PARTS, "split", str(pydicom), str(tmp_path / "parts"), "--part-mib", "1").returncode == 0
     out = tmp_path / "out"
     r = run(SESSION, "--rehearse", "--wheelhouse", str(wh), "--parts", str(tmp_path / "parts"), "--out", str(out),
-            "--budget-s", "1500",
+            "--budget-s", "2100",
             env={"PYTHON": sys.executable, "SEMIOSTREAM_SITE": str(tmp_path / "site"),
-                 "SEMIOSTREAM_VISIT_WORK": str(tmp_path / "work")}, timeout=1700)
+                 "SEMIOSTREAM_VISIT_WORK": str(tmp_path / "work")}, timeout=2300)
     log = (out / "session.log").read_text() if (out / "session.log").is_file() else ""
     assert r.returncode == 0, r.stdout[-3000:] + log[-6000:]
     files = {p.name for p in out.iterdir()}
