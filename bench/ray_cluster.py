@@ -36,21 +36,20 @@ class LoopbackCluster:
     """
 
     def __init__(self, nodes: int = 2, cpus: int = 1, object_store_mb: int = 80, start_workers: bool = True) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="sray", dir="/tmp"))  # unix socket paths must stay short
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
         self.cpus, self.object_store_mb, self.workers = cpus, object_store_mb, nodes - 1
         self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_health_check_period_ms="1000",
                         RAY_health_check_failure_threshold="3", RAY_health_check_timeout_ms="1000")
         self.nodes: dict[str, subprocess.Popen] = {}
-        try:
-            self._start("head", ["--head", "--port", str(self.port), "--include-dashboard=false",
-                                 "--dashboard-port", str(free_port())])
-            if start_workers:
-                self.start_workers()
-        except BaseException:
-            self.close()
-            raise
+        self._start_head()
+        if start_workers:
+            self.start_workers()
+
+    def _start_head(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="sray", dir="/tmp"))  # unix socket paths must stay short
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self._start("head", ["--head", "--port", str(self.port), "--include-dashboard=false",
+                             "--dashboard-port", str(free_port())])
 
     def _start(self, name: str, args: list[str]) -> None:
         cmd = [RAY, "start", *args, "--num-cpus", str(self.cpus), "--node-ip-address", "127.0.0.1", "--block",
@@ -73,14 +72,23 @@ class LoopbackCluster:
                 raise TimeoutError(f"ray start ({name}) not up within {timeout:.0f} s: {log.read_text()[-2000:]}")
             time.sleep(0.3)
 
-    def start_workers(self) -> None:
-        """Join the worker nodes (``worker1`` ...) once the head is up; wait for each."""
-        self.wait_started("head")
-        names = [f"worker{i}" for i in range(1, self.workers + 1)]
-        for name in names:
-            self._start(name, ["--address", self.address])
-        for name in names:
-            self.wait_started(name)
+    def start_workers(self, tries: int = 2) -> None:
+        """Join the worker nodes (``worker1`` ...) once the head is up; wait for each. A node that fails to
+        join (a port taken between its choice and its use) costs a fresh cluster, ``tries`` times in all."""
+        for attempt in range(tries):
+            try:
+                self.wait_started("head")
+                names = [f"worker{i}" for i in range(1, self.workers + 1)]
+                for name in names:
+                    self._start(name, ["--address", self.address])
+                for name in names:
+                    self.wait_started(name)
+                return
+            except (RuntimeError, TimeoutError):
+                self.close()
+                if attempt + 1 == tries:
+                    raise
+                self._start_head()
 
     def kill(self, name: str) -> None:
         """SIGKILL every process of node ``name`` (its process group: no clean-up, as a crash)."""
@@ -94,6 +102,7 @@ class LoopbackCluster:
     def close(self) -> None:
         for name in list(self.nodes):
             self.kill(name)
+        self.nodes.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> LoopbackCluster:

@@ -261,7 +261,7 @@ def stall_reason(stall_s: float, done: int, total: int, per_actor: dict[str, flo
         elif states:
             why.append(f"all {sum(states.values())} actors are up but returned nothing (still starting? a first "
                        "engine build or torch.compile can take longer)")
-        now = {n.node_id for n in alive_nodes()}
+        now = {n.node_id: n.name for n in alive_nodes()}
         gone = [n.name for n in nodes_at_start if n.node_id not in now]
         if gone:
             why.append(f"node(s) {', '.join(gone)} died")
@@ -269,7 +269,7 @@ def stall_reason(stall_s: float, done: int, total: int, per_actor: dict[str, flo
         key = "GPU" if "num_gpus" in per_actor else "CPU"
         need = per_actor.get("num_gpus", per_actor.get("num_cpus", 1))
         why.append(f"each actor needs {need:g} {key}; free now: " + (", ".join(
-            f"{nid[:8]} {res.get(key, 0):g} {key}" for nid, res in free.items()) or "no node"))
+            f"{now.get(nid, nid[:8])} {res.get(key, 0):g} {key}" for nid, res in free.items()) or "no node"))
     except Exception as e:  # the diagnosis must never hide the stall itself
         why.append(f"(could not ask the cluster why: {type(e).__name__}: {e})")
     return (f"no window was scored on Ray for {stall_s:g} s ({done}/{total} windows done): {'; '.join(why)}. The "
@@ -375,7 +375,7 @@ def score_ray(plans: Sequence[JobPlan], bundle: str, backend: str | None, on_don
         items, where = _items(plans)
         if not items:
             return None
-        check_paths(nodes, sorted({bundle, *(str(pl.job.path) for pl in plans)}))
+        check_paths(nodes, sorted({bundle, *(str(pl.job.path) for pl in plans)}))  # absolute paths
         log.info("Ray: %d windows of %d inputs on %d actor(s) with %s each; the cluster has %s", len(items),
                  len(plans), n_actors, per_actor, _cluster(nodes))
         ctx = ray.data.DataContext.get_current()
