@@ -43,6 +43,38 @@ def min_rate(fps: float) -> float:
     return fps * MIN_RATE_FRACTION
 
 
+def check_rate(source_fps: float, fps: float) -> None:
+    """Raise ValueError (saying why) unless a ``source_fps`` source can be resampled to ``fps``."""
+    if not (source_fps > 0 and fps > 0):
+        raise ValueError(f"frame rates must be positive (source {source_fps}, target {fps})")
+    if source_fps < min_rate(fps) * (1 - 1e-9):
+        raise ValueError(
+            f"its frame rate of {source_fps:g} fps is below {min_rate(fps):g} fps, the slowest the bundle's "
+            f"{fps:g} fps windows can be made from (each frame would fill 7 or more of the model's frames)")
+
+
+def as_is(times: np.ndarray, source_fps: float, fps: float) -> bool:
+    """True when frames captured at ``times`` (``[N]`` seconds) of a ``source_fps`` source are used as they
+    are at ``fps``: the rates agree within :data:`RATE_TOLERANCE` and no interval exceeds :data:`MAX_INTERVAL`
+    source periods (no dropped frames)."""
+    steps = np.diff(np.asarray(times, np.float64))
+    even = len(steps) == 0 or bool(np.all(steps <= MAX_INTERVAL / source_fps))
+    return abs(source_fps - fps) <= RATE_TOLERANCE * fps and even
+
+
+def slot_middles(t0: float, start: int, stop: int, fps: float) -> np.ndarray:
+    """``[stop - start]`` float64 middles (seconds) of resampled frames ``start .. stop - 1`` at ``fps``
+    of a sequence whose first frame was captured at ``t0``."""
+    return t0 + (np.arange(start, stop, dtype=np.float64) + 0.5) / fps
+
+
+def on_display(times: np.ndarray, middles: np.ndarray) -> np.ndarray:
+    """``[K]`` int64 index into ``times`` (``[N]`` non-decreasing capture times, seconds) of the frame on
+    display at each of ``middles``: the last one captured at or before it, the earlier one when a frame
+    starts within :data:`TIE_S` of it; -1 where none was captured yet."""
+    return (np.searchsorted(times, np.asarray(middles) - TIE_S, side="right") - 1).astype(np.int64)
+
+
 def frame_selection(times: np.ndarray, source_fps: float, fps: float) -> np.ndarray | None:
     """Which source frame each frame at ``fps`` shows, or None when the source is used as it is.
 
@@ -59,22 +91,13 @@ def frame_selection(times: np.ndarray, source_fps: float, fps: float) -> np.ndar
     """
     times = np.asarray(times, np.float64)
     n = len(times)
-    if not (source_fps > 0 and fps > 0):
-        raise ValueError(f"frame rates must be positive (source {source_fps}, target {fps})")
-    if source_fps < min_rate(fps) * (1 - 1e-9):
-        raise ValueError(
-            f"its frame rate of {source_fps:g} fps is below {min_rate(fps):g} fps, the slowest the bundle's "
-            f"{fps:g} fps windows can be made from (each frame would fill 7 or more of the model's frames)")
-    steps = np.diff(times)
-    even = n < 2 or bool(np.all(steps <= MAX_INTERVAL / source_fps))
-    if abs(source_fps - fps) <= RATE_TOLERANCE * fps and even:
+    check_rate(source_fps, fps)
+    if as_is(times, source_fps, fps):
         return None
     t0 = times[0]
     duration = times[-1] - t0 + 1.0 / source_fps
     k = max(1, int(np.floor(duration * fps + 1e-6)))
-    middles = t0 + (np.arange(k, dtype=np.float64) + 0.5) / fps
-    on_display = np.searchsorted(times, middles - TIE_S, side="right") - 1
-    return np.clip(on_display, 0, n - 1).astype(np.int64)
+    return np.clip(on_display(times, slot_middles(t0, 0, k, fps)), 0, n - 1)
 
 
 class ResampledSource(Source):
