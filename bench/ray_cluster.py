@@ -37,7 +37,9 @@ class LoopbackCluster:
 
     def __init__(self, nodes: int = 2, cpus: int = 1, object_store_mb: int = 80, start_workers: bool = True) -> None:
         self.cpus, self.object_store_mb, self.workers = cpus, object_store_mb, nodes - 1
-        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_health_check_period_ms="1000",
+        # RAY_AUTH_MODE: a token in ~/.ray (left by a local ray.init) must not turn token auth on for some nodes only
+        self.env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled",
+                        RAY_health_check_period_ms="1000",
                         RAY_health_check_failure_threshold="3", RAY_health_check_timeout_ms="1000")
         self.nodes: dict[str, subprocess.Popen] = {}
         self._start_head()
