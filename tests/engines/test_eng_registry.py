@@ -17,7 +17,7 @@ from semiostream.models.bundle import load_bundle
 
 def test_every_backend_name_is_library_device_precision_and_its_module_exists():
     for name, info in registry.BACKENDS.items():
-        assert re.fullmatch(r"(torch|onnxruntime)-(cpu|cuda)-(fp32|bf16|fp16)|tensorrt-(fp16|bf16|fp32)", name)
+        assert re.fullmatch(r"(torch|onnxruntime|openvino)-(cpu|cuda)-(fp32|bf16|fp16)|tensorrt-(fp16|bf16|fp32)", name)
         assert info.name == name
         assert importlib.util.find_spec(f"semiostream.engines.{info.module}") is not None
     assert registry.available_backends()["torch-cpu-fp32"] == ""
