@@ -14,8 +14,12 @@
   or a changed frame size starts the bed's stream afresh. With CURVE the owner may do so at any time;
   without CURVE (loopback) only after the stream was silent for ``windows.restart_quiet_s``, so a
   stray sender cannot silence a bed by replaying ``seq=0`` (``restart_refused``);
-* **global bounds** (:mod:`.bounds`): a new stream reserves a full window of its frame size from the
-  frame budget and takes one of ``limits.beds`` places (when ``beds:`` is omitted); if either is
+* **frame rate** (:mod:`.camera_rate`): the camera's rate is measured from the frames' capture times;
+  a camera at another rate than the bundle's is resampled to it, so every window spans the same time
+  (too slow a camera is refused: ``frame_rate``);
+* **global bounds** (:mod:`.bounds`): a new stream reserves a full window of its frame size (plus the
+  camera frame on display) from the frame budget and takes one of ``limits.beds`` places (when
+  ``beds:`` is omitted); if either is
   exhausted, beds that went quiet are evicted least recently seen first, and a new bed is refused
   while every held bed is streaming (``capacity``).
 
@@ -36,6 +40,7 @@ from semiostream.config import BedConfig, WindowConfig
 from semiostream.dali_pipes.windows import WindowAssembler
 
 from .bounds import Bounds
+from .camera_rate import CameraRate
 from .metrics import BusMetrics
 from .protocol import Frame
 from .refusals import Refusals
@@ -74,6 +79,7 @@ class BedState:
     intensity: tuple[float, float] | None = None  # raw (lo, hi) held for the stream / its open event
     seq_times: deque = field(default_factory=deque)  # (stream index, seq, t_ns) of buffered frames
     index: int = 0
+    rate: CameraRate | None = None  # the camera's measured rate and the resampling to the bundle's
 
 
 class BedTable:
@@ -156,7 +162,7 @@ class BedTable:
             state.gaps += missing
             self.metrics.gaps.labels(bed).inc(missing)
             if missing > self.max_gap:  # no window spans an outage: the next one starts after it
-                self._cut_windows(state)
+                self.cut_windows(state)
         state.last_seq = frame.seq
         state.last_seen = now
         state.frames += 1
@@ -167,9 +173,11 @@ class BedTable:
         self.metrics.frames.labels(bed).inc()
         return state
 
-    def _cut_windows(self, state: BedState) -> None:
-        """Drop the frames buffered before a gap, so the next window holds only frames after it."""
+    def cut_windows(self, state: BedState) -> None:
+        """Drop the frames buffered before a gap, so the next window holds only frames after it (the
+        camera's rate is measured afresh)."""
         state.assembler = WindowAssembler(state.bed, self.spec.window, self.hop, self.spec.min_frames)
+        state.rate = CameraRate(self.spec.fps, self.spec.window)
         state.seq_times.clear()
         state.index = 0
 
@@ -195,7 +203,7 @@ class BedTable:
     def _new(self, frame: Frame, conf: BedConfig | None, peer: str | None, now: float) -> BedState | None:
         bed = frame.bed
         h, w = frame.image.shape
-        need = self.spec.window * h * w * BYTES_PER_PIXEL
+        need = (self.spec.window + 1) * h * w * BYTES_PER_PIXEL  # see camera_rate: at most window + 1 frames
         limit_beds = self.configured is None
         while (self.held_bytes + self.queued_bytes + need > self.bounds.frame_bytes
                or (limit_beds and len(self.beds) >= self.bounds.beds)):
@@ -228,7 +236,7 @@ class BedTable:
         state = BedState(
             bed=bed, assembler=WindowAssembler(bed, self.spec.window, self.hop, self.spec.min_frames),
             shape=(h, w), roi=roi, reserved_bytes=need, owner=peer, tracker=tracker, roi_source=roi_source,
-            roi_error=roi_error, last_seen=now,
+            roi_error=roi_error, last_seen=now, rate=CameraRate(self.spec.fps, self.spec.window),
         )
         self.beds[bed] = state
         if peer is not None:
@@ -284,7 +292,8 @@ class BedTable:
         """Drop a bed's stream, its ownership and its per-bed metric series."""
         self._drop(bed)
         self.owners.pop(bed, None)
-        for series in (self.metrics.frames, self.metrics.gaps, self.metrics.windows, self.metrics.staleness):
+        for series in (self.metrics.frames, self.metrics.gaps, self.metrics.windows, self.metrics.staleness,
+                       self.metrics.camera_fps):
             try:
                 series.remove(bed)
             except KeyError:

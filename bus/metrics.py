@@ -31,6 +31,9 @@ class BusMetrics:
                                 registry=r)
         self.disconnects = Counter("semiostream_disconnects", "peer connections that ended, by endpoint (a camera "
                                    "whose frame exceeds MAXMSGSIZE is disconnected)", ["endpoint"], registry=r)
+        self.camera_fps = Gauge("semiostream_camera_fps", "a bed camera's measured frame rate (frames per second "
+                                "of capture time; windows are resampled to the bundle's rate when it differs)",
+                                ["bed"], registry=r)
         self.beds = Gauge("semiostream_beds_active", "beds currently streaming", registry=r)
         self._server = None
 

@@ -66,7 +66,8 @@ class Publisher:
         endpoint: the scorer's frame endpoint, e.g. ``tcp://127.0.0.1:5555``.
         bed: bed id (1-64 characters of A-Z a-z 0-9 _ . -), used as topic ``ir/<bed>``.
         security: CURVE client settings (required for non-local endpoints unless insecure).
-        fps: nominal frame rate (sizes the send queue).
+        fps: the camera's frame rate (sizes the send queue; :meth:`run` stamps frames at it). The scorer
+            measures each bed's rate from the capture times and resamples windows to its bundle's rate.
         queue_seconds: seconds of frames the send queue may hold before dropping.
         roi: optional static crop ``(x0, y0, x1, y1)`` sent with every frame.
     """
@@ -179,9 +180,12 @@ class Publisher:
     def run(self, frames: Iterable[np.ndarray], realtime: bool = True,
             stop: threading.Event | None = None, max_frames: int | None = None) -> PublisherStats:
         """Send ``frames`` at ``fps`` (``realtime``) or as fast as possible, until exhausted,
-        ``max_frames`` sent, or ``stop`` set."""
+        ``max_frames`` sent, or ``stop`` set. Frame ``n`` is stamped as captured at ``n / fps`` s after the
+        first (``t_ns``) either way: the scorer makes its windows on capture times, so a file sent fast
+        is scored as the ``fps`` recording it is."""
         period = 1.0 / self.fps
         t0 = time.monotonic()
+        t0_ns = time.time_ns()
         for n, image in enumerate(frames):
             if (stop is not None and stop.is_set()) or (max_frames is not None and n >= max_frames):
                 break
@@ -193,7 +197,7 @@ class Publisher:
                             break
                     else:
                         time.sleep(delay)
-            self.send(image)
+            self.send(image, t0_ns + round(n * 1e9 / self.fps))
         return self.stats
 
     def run_live(self, source: LiveSource, stop: threading.Event | None = None, max_frames: int | None = None,

@@ -257,14 +257,30 @@ class Service:
         state = self.table.admit(frame, peer)
         if state is None:
             return
-        state.seq_times.append((state.index, frame.seq, frame.t_ns))
-        state.index += 1
         if frame.roi is not None and state.roi_source != "config":
             state.roi, state.roi_source = frame.roi, "camera"
-        for window in state.assembler.push(frame.image, frame.t_ns / 1e9):
-            self._submit_window(state, window)
-        while len(state.seq_times) > self.spec.window:
-            state.seq_times.popleft()
+        rate = state.rate
+        was = rate.mode
+        slots = rate.push(frame.image, frame.seq, frame.t_ns)
+        if slots is None:  # capture time jumped by more than a window: no window spans the outage
+            self.table.cut_windows(state)
+            rate = state.rate
+            slots = rate.push(frame.image, frame.seq, frame.t_ns)
+        if rate.camera_fps is not None:
+            self.metrics.camera_fps.labels(state.bed).set(rate.camera_fps)
+        if rate.mode != was:
+            log.log(logging.INFO if rate.mode == "as is" else logging.WARNING, "bed %s: %s", state.bed,
+                    rate.describe())
+        if rate.refused is not None:
+            self.refuse("frame_rate", f"bed {state.bed}: {rate.refused}")
+            return
+        for image, seq, t_ns in slots:  # frames at the bundle's rate (see bus.camera_rate)
+            state.seq_times.append((state.index, seq, t_ns))
+            state.index += 1
+            for window in state.assembler.push(image, t_ns / 1e9):
+                self._submit_window(state, window)
+            while len(state.seq_times) > self.spec.window:
+                state.seq_times.popleft()
 
     def _submit_window(self, state: BedState, window: Window) -> None:
         nbytes = window.frames.nbytes
@@ -437,7 +453,8 @@ class Service:
                 "last_p_tle": s.last_p, "last_latency_ms": s.last_latency_ms,
                 "roi": s.roi or s.detected_roi, "roi_source": s.roi_source, "roi_error": s.roi_error,
                 "event": event.event_id if event else None, "size": [s.shape[1], s.shape[0]],
-                "owner": s.owner,
+                "owner": s.owner, "camera_fps": None if s.rate.camera_fps is None else round(s.rate.camera_fps, 3),
+                "fps_used": s.rate.fps_used, "rate": s.rate.describe(),
             }
         t = self.table
         return {"bundle_id": self.bundle_id, "beds": beds, "dropped": self.refuse.counts(),

@@ -373,7 +373,7 @@ def test_no_window_spans_an_outage(bus_bundle):
     cfg = make_config(bus_bundle)
     with ScorerRuntime(cfg, warmup=False).start():
         sub = ResultsSubscriber(cfg.endpoints.results)
-        pub = Publisher(cfg.endpoints.frames, "gap-bed", fps=120)
+        pub = Publisher(cfg.endpoints.frames, "gap-bed", fps=30, queue_seconds=4)
         wait_for_scorer(pub)
         pub.run([FRAME] * 24, realtime=False)  # one window (0-15) and 8 frames
         pub.seq += 100  # an outage of 100 frames

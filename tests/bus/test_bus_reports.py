@@ -21,7 +21,7 @@ def test_closed_event_gets_a_review_report(bus_bundle, tmp_path):
     with ScorerRuntime(cfg).start() as rt:
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
-        pub = Publisher(cfg.endpoints.frames, "bed-rep", fps=120)  # its queue holds all 64 frames
+        pub = Publisher(cfg.endpoints.frames, "bed-rep", fps=30, queue_seconds=4)  # its queue holds all 64 frames
         wait_for_scorer(pub)
         event_id = ctl.event("start", "bed-rep")["event_id"]
         pub.run(frames, realtime=False)

@@ -56,7 +56,7 @@ def test_trainer_archive_and_live_scorer_agree(bus_bundle, kinetics_ckpt, tmp_pa
     with ScorerRuntime(cfg).start():
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
-        pub = Publisher(cfg.endpoints.frames, "bed-same", fps=240)
+        pub = Publisher(cfg.endpoints.frames, "bed-same", fps=FPS, queue_seconds=8)
         wait_for_scorer(pub)
         assert ctl.event("start", "bed-same")["ok"]
         pub.run(segment[: n * WINDOW], realtime=False)

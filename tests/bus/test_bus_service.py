@@ -319,7 +319,7 @@ def test_event_holds_its_own_intensity_window(bundle_dir, direct_scorer):
     with ScorerRuntime(cfg).start():
         sub = ResultsSubscriber(cfg.endpoints.results)
         ctl = ControlClient(cfg.endpoints.control)
-        pub = Publisher(cfg.endpoints.frames, "bed-i", fps=120)  # its queue holds the 64 frames sent at once
+        pub = Publisher(cfg.endpoints.frames, "bed-i", fps=30, queue_seconds=4)  # its queue holds the 64 frames sent at once
         wait_for_scorer(pub)
         pub.run(frames[:2 * WINDOW], realtime=False)
         before = _collect(sub, lambda g: len(g) >= 2)
