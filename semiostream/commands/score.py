@@ -156,5 +156,6 @@ def _reports(args: argparse.Namespace, cfg) -> None:
     detector, _ = _detector(cfg, check_bundle(args.bundle)[1])
     say = None if args.quiet else print
     index = write_archive_reports(args.out, args.bundle, args.report, threshold=args.threshold,
-                                  saliency=args.saliency, detector=detector, fps=args.fps, progress=say)
+                                  saliency=args.saliency, detector=detector, fps=args.fps, hop=args.hop,
+                                  progress=say)
     print(f"reports: {index}")

@@ -103,7 +103,8 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 
 def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike, report_dir: str | os.PathLike, *,
                           threshold: float = 0.5, saliency: bool = True, detector: Any | None = None,
-                          fps: float | None = None, progress: Callable[[str], None] | None = None) -> Path:
+                          fps: float | None = None, hop: int | None = None,
+                          progress: Callable[[str], None] | None = None) -> Path:
     """Write a report per scored input of a finished ``semiostream score`` run and the index page.
 
     Args:
@@ -114,15 +115,15 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
         saliency: compute the movement maps of the decisive windows.
         detector: the run's ROI detector (a :class:`~semiostream.dali_pipes.roi.RoiDetector`), run again on
             each first frame to show its boxes and scores; None when the run used none.
-        fps: the run's ``--fps`` for formats without a frame rate.
+        fps: the run's ``--fps`` for formats without a frame rate (for tables without ``fps_from``; a row
+            whose rate was given carries it).
+        hop: the run's ``--hop`` (None: the bundle's window).
         progress: called with one line per input.
 
     Returns:
         The path of ``report_dir/index.html``.
     """
     from semiostream.archive.output import inputs_path, read_table
-    from semiostream.dali_pipes.event_intensity import segment_window
-    from semiostream.dali_pipes.readers import open_source
     from semiostream.models.bundle import check_bundle, training_data
 
     meta, spec = check_bundle(bundle_dir)
@@ -146,8 +147,9 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
             if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"], input_facts(row)):
                 lines.append(line)
                 continue
-            with open_source(row["path"], stream=row["stream"], fps=fps) as src:
-                ev = _evidence(src, row, rows, meta["bundle_id"], spec, detector, segment_window, threshold)
+            plan = _replan(row, rows, spec, fps, hop)
+            with plan.open() as src:
+                ev = _evidence(src, plan, row, rows, meta["bundle_id"], detector, threshold)
             write_event_report(ev, bundle_dir, folder, saliency=saliency, threshold=threshold)
         except Exception as e:  # one unreadable video must not stop the others' reports
             log.warning("report of %s failed: %s", iid, e)
@@ -176,20 +178,39 @@ def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float, facts: di
             and doc.get("p_tle") is not None and abs(doc["p_tle"] - p) < 1e-9 and (folder / INDEX_HTML).is_file())
 
 
-def _evidence(src, row: dict, rows: list[dict], bundle_id: str, spec, detector, segment_window,
-              threshold: float) -> EventEvidence:
+def _replan(row: dict, rows: list[dict], spec, fps: float | None, hop: int | None):
+    """The input's :class:`~semiostream.archive.plan.JobPlan` made again as the run made it (same rate,
+    segment, crop and windows), so the report shows the frames exactly as they were scored (a resampled
+    input's windows are not its own frame ranges). Raises ValueError when its windows are not the table's."""
+    import numpy as np
+
+    from semiostream.archive.inputs import Job
+    from semiostream.archive.plan import plan_job
+
+    given = row.get("fps") if row.get("fps_from") == "given" else (fps if "fps_from" not in row else None)
+    job = Job(Path(row["path"]), row["stream"], row.get("onset_s"), row.get("offset_s"), _roi(row["roi"]), given)
+    plan = plan_job(job, row["input_id"], row.get("sha256") or "", spec, hop)
+    idx = np.array([r["window"] for r in rows], np.int64)
+    if len(rows) and (idx.max() >= plan.num_windows
+                      or not np.array_equal(plan.first_frames[idx], [r["first_frame"] for r in rows])
+                      or not np.array_equal(plan.last_frames[idx], [r["last_frame"] for r in rows])):
+        raise ValueError("its windows are not those of the scoring run (the file, --hop or --fps changed)")
+    return plan
+
+
+def _evidence(src, plan, row: dict, rows: list[dict], bundle_id: str, detector, threshold: float) -> EventEvidence:
+    """The report's evidence; ``src`` is ``plan.open()``: frames as scored (at the bundle's rate)."""
     def ns(t: float) -> int:
         return int(round(float(t) * 1e9))
 
-    roi = _roi(row["roi"])
-    start = int(row["first_frame"] if row["first_frame"] is not None else rows[0]["first_frame"])
-    first = src.read(start, start + 1)[0]
+    roi = plan.roi
+    first = src.read(int(plan.starts[0]), int(plan.starts[0]) + 1)[0]
     windows = [WindowRecord(r["first_frame"], r["last_frame"], ns(r["t_first"]), ns(r["t_last"]), r["p_tle"])
                for r in rows]
-    head = src.read(start, min(start + spec.percentile_frames, src.num_frames))
-    held = segment_window(head, roi, spec)  # None unless the spec holds one window per segment
-    cands = [DecisiveWindow(src.read(w.first_seq, w.last_seq + 1), roi, w.p_tle, w.first_seq, w.first_t_ns, held)
-             for w in sorted(windows, key=lambda w: -abs(w.p_tle - 0.5))[:2]]
+    by_p = sorted(range(len(rows)), key=lambda i: -abs(rows[i]["p_tle"] - 0.5))[:2]
+    cands = [DecisiveWindow(src.read(int(plan.starts[w]), int(plan.stops[w])), roi, windows[i].p_tle,
+                            windows[i].first_seq, windows[i].first_t_ns, plan.intensity)
+             for i in by_p for w in [rows[i]["window"]]]
     detections, source_of_roi, notes = [], ("manifest" if roi is not None else "full frame"), []
     if detector is not None:
         choice = detector.locate(first)

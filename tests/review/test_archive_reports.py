@@ -39,3 +39,26 @@ def test_score_writes_a_report_per_input_and_an_index(review_bundle, clip, tmp_p
     before = (folder / "report.json").stat().st_mtime_ns
     assert main(argv) == 3
     assert (folder / "report.json").stat().st_mtime_ns == before
+
+
+def test_report_of_a_resampled_clip_shows_the_frames_as_scored(review_bundle, tmp_path):
+    """A 15 fps MPEG-4 AVI scored by a 30 fps bundle: each decisive window of its report is the window as the
+    model saw it (16 frames at 30 fps = 8 source frames, each twice) with the run's held intensity window, as
+    an independent sequential PyAV decode gives them."""
+    from recorder_clips import demo_frames, encode_clip, reference_frames
+
+    from semiostream.dali_pipes.event_intensity import segment_window
+    from semiostream.models.bundle import load_bundle
+
+    avi = encode_clip(tmp_path / "fifteen", "mpeg4-avi", demo_frames(24, size=(128, 96)), fps=15)  # 1.6 s
+    out, reports = tmp_path / "s.parquet", tmp_path / "reports"
+    assert main(["score", str(avi), "--bundle", str(review_bundle), "--out", str(out), "--backend",
+                 "torch-cpu-fp32", "--no-compile", "--report", str(reports), "--no-saliency", "--quiet"]) == 0
+    (doc,) = [json.loads(p.read_text()) for p in reports.glob("*/report.json")]
+    spec = load_bundle(review_bundle).spec
+    shown = reference_frames(avi)[np.repeat(np.arange(24), 2)]  # 48 frames at 30 fps: 3 windows of 16
+    held = segment_window(shown[:spec.percentile_frames], None, spec)
+    assert doc["windows"]["scored"] == 3 and len(doc["decisive"]) == 2
+    for d in doc["decisive"]:
+        assert d["frames"] == 16 and d["first_seq"] in (0, 8, 16)
+        assert d["intensity"] == pytest.approx(list(held))
