@@ -39,3 +39,11 @@ def test_user_errors_exit_2_without_traceback(tmp_path, capsys):
     assert "sha256" in err and "Traceback" not in err
     assert main(["weights", "import", str(tmp_path / "absent.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_score_refuses_a_rate_that_is_not_a_positive_number(tmp_path, capsys):
+    for fps in ("0", "-3", "nan", "inf"):
+        assert main(["score", str(tmp_path), "--bundle", str(tmp_path), "--out", str(tmp_path / "o.parquet"),
+                     "--fps", fps]) == 2, fps
+        err = capsys.readouterr().err
+        assert f"--fps {float(fps)} must be a positive number" in err and "Traceback" not in err

@@ -11,6 +11,7 @@ every row is in the output exactly once. Exit status: 0 all inputs scored, 2 use
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, describe
@@ -123,8 +124,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.threshold <= 1.0:
         raise UserError(f"--threshold {args.threshold} must lie in [0, 1]")
-    if args.fps is not None and not args.fps > 0:
-        raise UserError(f"--fps {args.fps} must be positive")
+    if args.fps is not None and not (math.isfinite(args.fps) and args.fps > 0):
+        raise UserError(f"--fps {args.fps} must be a positive number of frames per second")
     for name in ("actors", "cpus_per_actor"):
         v = getattr(args, name)
         if v is not None and v < 1:
