@@ -148,7 +148,9 @@ def at_rate(source: Source, fps: float) -> Source:
         indices = frame_selection(source.frame_times(0, source.num_frames), float(source.fps), float(fps))
     except ValueError as e:
         source.close()
-        raise SourceError(source.path, str(e), "record at a higher frame rate") from e
+        fix = ("check the rate given (--fps or the manifest's fps column)"
+               if getattr(source, "fps_from", "file") == "given" else "record at a higher frame rate")
+        raise SourceError(source.path, str(e), fix) from e
     return source if indices is None else ResampledSource(source, indices, fps)
 
 

@@ -92,5 +92,5 @@ def test_at_rate_keeps_a_30_fps_source_and_takes_an_assumed_rate_as_the_bundles(
     assert assumed.fps_from == "assumed"
     same = at_rate(assumed, 15.0)  # no rate stored or given: the bundle's
     assert same is assumed and same.fps == 15.0
-    with pytest.raises(SourceError, match="below 5 fps.*record at a higher frame rate"):
-        at_rate(open_source(path, fps=2), 30.0)
+    with pytest.raises(SourceError, match=r"below 5 fps.*; check the rate given \(--fps or the manifest's fps"):
+        at_rate(open_source(path, fps=2), 30.0)  # the user's rate is what to check, not the recording
