@@ -53,13 +53,29 @@ def check_rate(source_fps: float, fps: float) -> None:
             f"{fps:g} fps windows can be made from (each frame would fill 7 or more of the model's frames)")
 
 
+def gaps(times: np.ndarray, source_fps: float) -> np.ndarray:
+    """``[G]`` int64 indices ``i`` into ``times`` (``[N]`` capture times, seconds) after which the next frame
+    comes more than :data:`MAX_INTERVAL` periods of a ``source_fps`` source later: dropped or lost frames."""
+    return np.flatnonzero(np.diff(np.asarray(times, np.float64)) > MAX_INTERVAL / source_fps).astype(np.int64)
+
+
+def gap_note(times: np.ndarray, source_fps: float) -> str | None:
+    """A sentence on the gaps (:func:`gaps`) in ``times`` (``[N]`` seconds), or None when there are none."""
+    times = np.asarray(times, np.float64)
+    at = gaps(times, source_fps)
+    if not len(at):
+        return None
+    steps = times[at + 1] - times[at]
+    worst = int(at[np.argmax(steps)])
+    return (f"{len(at)} gap{'s' if len(at) > 1 else ''} in its frame times (frames dropped or lost; longest "
+            f"{steps.max():.2f} s after {times[worst] - times[0]:.2f} s): the frame before a gap is held across it")
+
+
 def as_is(times: np.ndarray, source_fps: float, fps: float) -> bool:
     """True when frames captured at ``times`` (``[N]`` seconds) of a ``source_fps`` source are used as they
     are at ``fps``: the rates agree within :data:`RATE_TOLERANCE` and no interval exceeds :data:`MAX_INTERVAL`
-    source periods (no dropped frames)."""
-    steps = np.diff(np.asarray(times, np.float64))
-    even = len(steps) == 0 or bool(np.all(steps <= MAX_INTERVAL / source_fps))
-    return abs(source_fps - fps) <= RATE_TOLERANCE * fps and even
+    source periods (no :func:`gaps`: no dropped frames)."""
+    return abs(source_fps - fps) <= RATE_TOLERANCE * fps and not len(gaps(times, source_fps))
 
 
 def slot_middles(t0: float, start: int, stop: int, fps: float) -> np.ndarray:

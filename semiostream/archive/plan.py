@@ -112,7 +112,7 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
             than ``spec.min_frames``, or the ROI is invalid.
     """
     from semiostream.dali_pipes.event_intensity import holds_window, segment_window
-    from semiostream.dali_pipes.rate import ResampledSource, source_index, source_rate
+    from semiostream.dali_pipes.rate import ResampledSource, gap_note, source_index, source_rate
     from semiostream.dali_pipes.roi import as_roi
     from semiostream.dali_pipes.windows import plan_windows
     from semiostream.trainer.features import segment_frames
@@ -157,6 +157,8 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
         resampled = isinstance(src, ResampledSource)
         own = src.source if resampled else src
         seg = source_index(src, np.array([start, stop - 1]))
+        if note := gap_note(own.frame_times(int(seg[0]), int(seg[1]) + 1), source_rate(src)):
+            notes.append(note)
         return JobPlan(job, key, sha256, int(own.num_frames), source_rate(src), int(seg[0]), int(seg[1]) + 1,
                        starts, stops, t_first, t_last, roi, notes, intensity,
                        fps_from=getattr(src, "fps_from", "file"), rate=fps, resampled=resampled,

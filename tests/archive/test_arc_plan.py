@@ -84,3 +84,34 @@ def test_plan_failures_say_why(tmp_path, job_kw, error, message):
     kw = {k: v for k, v in job_kw.items() if k in ("onset", "roi")}
     with pytest.raises(error, match=message):
         plan_job(Job(path, **kw), "k", "sha", SPEC)
+
+
+def _mkv_with_times(path, pts, fps=30):
+    """An MPEG-4 Matroska clip (64x48) whose frames carry presentation timestamps ``pts`` in 1/fps units."""
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("mpeg4", rate=fps)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = Fraction(1, fps)
+        for i, t in enumerate(pts):
+            f = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 4 * i, np.uint8), format="rgb24")
+            f.pts, f.time_base = int(t), Fraction(1, fps)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def test_plan_notes_frames_lost_from_a_recording(tmp_path):
+    spec = PreprocessSpec(window=16, fps=30, min_frames=9)
+    even = _mkv_with_times(tmp_path / "even.mkv", range(60))
+    lost = _mkv_with_times(tmp_path / "lost.mkv", [*range(30), *range(51, 81)])  # frames 30..50 never came
+    assert plan_job(Job(even), "k", "sha", spec).notes == []
+    plan = plan_job(Job(lost), "k", "sha", spec)
+    assert plan.resampled and plan.num_frames == 60
+    assert plan.notes == ["1 gap in its frame times (frames dropped or lost; longest 0.73 s after 0.97 s): "
+                          "the frame before a gap is held across it"]
