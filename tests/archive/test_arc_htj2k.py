@@ -1,6 +1,7 @@
 """`semiostream score` on HTJ2K DICOM archives: the same p(TLE) as from the FFV1 sources they were converted
 from (real scoring runs of both), DICOM files without a suffix are found, and patient identifiers in DICOM
-headers never reach the output, the logs or the error rows."""
+headers never reach the output, the logs or the error rows. Every archive written here is read bit-exactly
+by a second, independent decoder (pydicom + OpenJPEG, :mod:`independent_decode`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from arc_helpers import FAST, rows_by_key
+from independent_decode import assert_pydicom_reads
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.cli import main
@@ -28,8 +30,12 @@ def _by_stem(rows):
 def test_htj2k_archive_scores_like_its_ffv1_source(arc_clips, arc_bundle, tmp_path, capsys):
     dcm = tmp_path / "dcm"
     dcm.mkdir()
+    from semiostream.dali_pipes.readers import open_source
+
     for mkv in sorted(arc_clips.glob("*.mkv")):
         assert main(["convert", str(mkv), str(dcm / f"{mkv.stem}.dcm")]) == 0
+        with open_source(mkv) as src:  # a second, independent decoder (pydicom + OpenJPEG) reads the archive
+            assert_pydicom_reads(dcm / f"{mkv.stem}.dcm", src.read(0, src.num_frames))
     capsys.readouterr()
     a, b = tmp_path / "ffv1.parquet", tmp_path / "htj2k.parquet"
     assert _score([arc_clips], arc_bundle, a) == 0
@@ -62,6 +68,7 @@ def test_dicom_identifiers_never_reach_logs_or_tables(arc_clips, arc_bundle, tmp
     with open_source(sorted(arc_clips.glob("*.mkv"))[0]) as src:
         frames = src.read(0, src.num_frames)
     write_htj2k_dicom(folder / "IM000001", frames, 15.0)  # no suffix, like a PACS export
+    assert_pydicom_reads(folder / "IM000001", frames)
     ds = pydicom.dcmread(folder / "IM000001")
     ds.PatientName, ds.PatientID, ds.PatientBirthDate = NAME, MRN, "19611231"
     ds.save_as(folder / "IM000001")
@@ -101,6 +108,8 @@ def test_htj2k_windows_decoded_and_preprocessed_in_the_graph_score_like_host_dec
     from semiostream.dali_pipes.pipeline_htj2k import decodes_in_graph
     from semiostream.dali_pipes.readers import open_source
 
+    with open_source(mkv) as src:
+        assert_pydicom_reads(dcm, src.read(0, src.num_frames))
     with open_source(dcm) as src:
         assert decodes_in_graph(src)  # the graph path is taken, not the host fallback
     got = {}

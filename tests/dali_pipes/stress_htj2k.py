@@ -25,13 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-def independent_frames(path: Path) -> np.ndarray:
-    """All frames of a DICOM file decoded by pydicom's pixel-data plugins (pylibjpeg-openjpeg for HTJ2K)."""
-    import pydicom
-
-    arr = pydicom.dcmread(path).pixel_array
-    return arr if arr.ndim == 3 else arr[None]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the helpers the suite shares
+from independent_decode import pydicom_frames  # noqa: E402
 
 
 def convert_trials(n: int, extra: list[str], folder: Path, seed: int = 0) -> dict[str, int]:
@@ -51,7 +46,7 @@ def convert_trials(n: int, extra: list[str], folder: Path, seed: int = 0) -> dic
             print(f"run {i}: exit {r.returncode}: {r.stderr.strip().splitlines()[-1:]}", flush=True)
             continue
         try:
-            got = independent_frames(dst)
+            got = pydicom_frames(dst)
         except Exception as e:  # noqa: BLE001 - counted and reported
             counts["undecodable"] += 1
             print(f"run {i}: undecodable ({type(e).__name__}: {e})", flush=True)
