@@ -70,7 +70,8 @@ class CameraRate:
             return "measuring"
         cam = f"camera {self.camera_fps:.4g} fps"
         if self.mode == "resampled":
-            return f"{cam}, resampled to the bundle's {self.fps:g} fps"
+            dropped = " with dropped frames" if abs(self.camera_fps - self.fps) <= 0.01 * self.fps else ""
+            return f"{cam}{dropped}, resampled to the bundle's {self.fps:g} fps"
         return f"{cam}, at the bundle's rate" if self.mode == "as is" else f"{cam}, measuring"
 
     def push(self, image: np.ndarray, seq: int, t_ns: int) -> list[Slot] | None:

@@ -114,6 +114,7 @@ def test_status_shows_the_streaming_bed(scorer, capsys):
     assert row is not None, out
     assert "full frame" in row or "detected" in row
     assert "refused: " in out and "frame memory:" in out
+    assert "15->30" in row and "bed bed-01: camera 15 fps, resampled to the bundle's 30 fps" in out  # a 15 fps camera
 
 
 def test_event_command_without_a_scorer_is_one_line_and_exit_2():

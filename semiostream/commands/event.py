@@ -164,6 +164,16 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fps(bed: dict) -> str:
+    """``camera -> windows`` rate of one bed's status (``?`` while measuring, ``refused``)."""
+    cam, used = bed.get("camera_fps"), bed.get("fps_used")
+    if str(bed.get("rate", "")).startswith("refused"):
+        return "refused"
+    if cam is None:
+        return "?"
+    return f"{cam:.3g}" if used is None or abs(cam - used) <= 0.01 * used else f"{cam:.3g}->{used:g}"
+
+
 def _status(args: argparse.Namespace) -> int:
     status = _ask(args, "status")["status"]
     if args.json:
@@ -175,20 +185,24 @@ def _status(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t = Table(title=f"scorer at {args.control} (bundle {status.get('bundle_id')}) {stamp}")
-    for col in ("bed", "frames", "gaps", "age s", "windows", "p(TLE)", "latency ms", "crop", "owner", "event"):
+    for col in ("bed", "frames", "gaps", "age s", "fps", "windows", "p(TLE)", "latency ms", "crop", "owner", "event"):
         t.add_column(col, justify="left" if col in ("bed", "crop", "owner", "event") else "right",
                      no_wrap=col in ("bed", "event"))
     for bed, b in sorted(status.get("beds", {}).items()):
         p = b.get("last_p_tle")
         lat = b.get("last_latency_ms")
         t.add_row(bed, str(b.get("frames", "-")), str(b.get("gaps", "-")),
-                  f"{b.get('age_s', 0):.1f}" + (" (stale)" if b.get("stale") else ""),
+                  f"{b.get('age_s', 0):.1f}" + (" (stale)" if b.get("stale") else ""), _fps(b),
                   str(b.get("windows_scored", "-")), "-" if p is None else f"{p:.3f}",
                   "-" if lat is None else f"{lat:.0f}", str(b.get("roi_source") or "-"),
                   str(b.get("owner") or "-"), b.get("event") or "")
     console.print(t)
     if not status.get("beds"):
         console.print("no bed is streaming to this scorer")
+    for bed, b in sorted(status.get("beds", {}).items()):  # cameras not at the bundle's rate, and why
+        rate = b.get("rate") or ""
+        if "resampled" in rate or rate.startswith("refused"):
+            console.print(f"bed {bed}: {rate}")
     dropped = status.get("dropped") or {}
     console.print("refused: " + (", ".join(f"{k}={v}" for k, v in sorted(dropped.items())) or "nothing"))
     mem = status.get("memory") or {}
