@@ -17,6 +17,11 @@ every HTJ2K call of the project goes through :func:`encode` and :func:`decode`:
   arrives on the decoding thread through :data:`sys.unraisablehook` (and :data:`sys.excepthook` for the
   printed traceback), and raises :class:`Htj2kDecodeError` instead.
 
+* **Hangs on impossible headers.** OpenJPH trusts the SIZ marker segment: an image offset beyond the
+  image's width (a few flipped header bytes) makes it loop forever, ``resilient=True`` or not. :func:`decode`
+  therefore checks every codestream's main header and tile-part chain first (:func:`.j2k_header.check`,
+  a few microseconds), and the frame size when the caller knows it, and raises instead.
+
 A codestream can still be damaged in a way the decoder cannot notice (it then decodes to wrong pixels):
 only a checksum finds that, see :mod:`.frame_checksum`.
 """
@@ -91,14 +96,25 @@ def encode(frame: np.ndarray) -> bytes:
     return bytes(imagecodecs.htj2k_encode(np.ascontiguousarray(frame), reversible=True))
 
 
-def decode(data: bytes) -> np.ndarray:
+def decode(data: bytes, shape: tuple[int, int] | None = None) -> np.ndarray:
     """One HTJ2K codestream -> ``[H, W]`` (or ``[H, W, C]``) array, its dtype from the codestream.
 
+    Args:
+        data: the codestream.
+        shape: ``(H, W)`` the frame must have (from its container), checked before decoding; None: any.
+
     Raises:
-        Htj2kDecodeError: the decoder reported an error (including the ones imagecodecs would only print).
+        Htj2kDecodeError: the codestream's header is malformed or of another size (:mod:`.j2k_header`), or
+            the decoder reported an error (including the ones imagecodecs would only print).
     """
     import imagecodecs
 
+    from .j2k_header import CodestreamError, check
+
+    try:
+        check(data, shape)
+    except CodestreamError as e:
+        raise Htj2kDecodeError(str(e)) from e
     _ensure_ready()
     _install_hooks()
     _local.errors = errors = []

@@ -25,7 +25,10 @@ are cleared. Colour, signed, floating-point and video (MPEG/H.264) files raise :
 **Integrity**: a file with per-frame checksums (:mod:`.frame_checksum`, written by ``semiostream convert``)
 has every frame it reads checked against them before decoding (:meth:`DicomSource.codestreams` and
 :meth:`DicomSource.read`, hence also the DALI graph); a damaged frame raises :class:`SourceError` naming the
-file and the frame. Every codec error raises too (HTJ2K: :mod:`.htj2k_codec`), never returns zeros.
+file and the frame. Every codec error raises too (HTJ2K: :mod:`.htj2k_codec`), never returns zeros. Every
+JPEG 2000 / HTJ2K frame's main header and tile-part lengths are checked (:mod:`.j2k_header`, also against
+Rows and Columns) before a decoder sees it, with or without checksums: a damaged header from any writer is
+an error naming the frame, never a decoder that hangs.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from . import frame_checksum
+from . import frame_checksum, j2k_header
 from .dicom_frames import FrameIndexError, encapsulated_index, locate_pixel_data, split_items
 from .source import Source, SourceError, check_file
 
@@ -149,7 +152,8 @@ class DicomSource(Source):
 
     Args:
         path: a DICOM Part 10 file.
-        fps: frame rate when the file stores none (default 30).
+        fps: frame rate when the file stores none (default :data:`~.readers.ASSUMED_FPS`); ``fps_from``
+            says which was used: ``file``, ``given`` or ``assumed``.
 
     Attributes (besides :class:`Source`'s): ``header`` (:class:`DicomHeader`), ``encapsulated``.
     """
@@ -304,7 +308,9 @@ class DicomSource(Source):
         if rate:  # DS values carry ~10 digits: 1000 / 66.66666667 -> 15 (and 30000/1001 for 29.97)
             exact = Fraction(rate).limit_denominator(1001)
             rate = float(exact) if abs(float(exact) - rate) < 1e-7 * rate else rate
-        self.fps = float(rate or fps or 30.0)
+        from .readers import ASSUMED_FPS
+
+        self.fps = float(rate or fps or ASSUMED_FPS)
         self.fps_from = "file" if rate else "given" if fps else "assumed"
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -333,8 +339,15 @@ class DicomSource(Source):
             fix = "restore the file from a backup copy" if self._crcs is not None else \
                 "copy or convert the recording again"
             raise SourceError(self.path, str(e), fix) from e
+        j2k = ENCAPSULATED[self.header.transfer_syntax][2] == "j2k"
         for i, data in enumerate(frames):
             self._verify(data, start + i)
+            if j2k:  # before any decoder sees it: OpenJPH loops forever on some impossible headers
+                try:
+                    j2k_header.check(data, (self.height, self.width))
+                except j2k_header.CodestreamError as e:
+                    raise SourceError(self.path, f"frame {start + i} is not a valid JPEG 2000 codestream ({e})",
+                                      "the file is corrupt") from e
         return frames
 
     def _read(self, start: int, stop: int) -> np.ndarray:
