@@ -22,6 +22,8 @@ outputs it. Two ways to find it:
   start again.
 
 A file whose decoded timestamps turn out not to match its packets' falls back to decoding order once.
+A file that ends inside its last packet (a recorder stopped mid-frame: the demuxer flags the packet
+corrupt) is read as a decoder given every packet but that one outputs it (:attr:`AvSource.cut`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ from .source import Source, SourceError, check_file
 
 #: Matroska tag with the frame count, written by our FFV1 writer; a file with fewer frames is truncated.
 FRAMES_TAG = "SEMIOSTREAM_FRAMES"
+#: Matroska tag ``unknown`` written by our FFV1 writer when the source stated no rate (its timestamps then
+#: step at the assumed rate): such a file's rate is ``assumed``, not ``file``.
+RATE_TAG = "SEMIOSTREAM_RATE"
 
 
 def _open_container(path: Path) -> Any:
@@ -50,17 +55,25 @@ def _open_container(path: Path) -> Any:
         ) from e
 
 
-def packet_pts(container: Any, stream: Any, path: Path, what: str) -> list[int | None]:
+def packet_pts(container: Any, stream: Any, path: Path, what: str,
+               cut: list[tuple[int | None, int | None]] | None = None) -> list[int | None]:
     """Presentation timestamps of ``stream``'s non-empty, non-discarded packets, in decode (file) order
     (None where a packet has none). Closes ``container`` and raises :class:`SourceError` when the packets
-    are corrupt or there are none."""
+    are corrupt or there are none.
+
+    With ``cut`` (a list), an incomplete last packet (flagged corrupt by the demuxer: the file ends inside
+    it, as when a recorder stops mid-frame) is left out and its ``(pos, dts)`` appended to ``cut``."""
     import av
 
     try:
-        pts = [p.pts for p in container.demux(stream) if p.size and not getattr(p, "is_discard", False)]
+        packets = [(p.pts, p.is_corrupt, p.pos, p.dts) for p in container.demux(stream)
+                   if p.size and not getattr(p, "is_discard", False)]
     except av.error.FFmpegError as e:
         container.close()
         raise SourceError(path, f"packet stream is corrupt ({e})") from e
+    if cut is not None and len(packets) > 1 and packets[-1][1]:
+        cut.append(packets.pop()[2:])
+    pts = [p[0] for p in packets]
     if not pts:
         container.close()
         raise SourceError(path, f"{what} holds no frames", "the recording is empty")
@@ -124,7 +137,9 @@ class AvSource(Source):
         self.bit_depth = 16 if bits > 8 else 8
         self._to_format = "gray16le" if self.bit_depth == 16 else "gray"
         self._tb = s.time_base
-        raw = packet_pts(c, s, self.path, "video stream")
+        #: ``(pos, dts)`` of an incomplete last packet left out (the file ends inside it), else empty
+        self.cut: list[tuple[int | None, int | None]] = []
+        raw = packet_pts(c, s, self.path, "video stream", self.cut)
         #: frames numbered by the decoder's output order (see the module docstring), not by timestamp
         self.decode_order = decode_order_only(raw, bool(getattr(cc, "has_b_frames", 0)))
         if self.decode_order:
@@ -147,7 +162,9 @@ class AvSource(Source):
             )
         rate = s.average_rate or s.guessed_rate
         self.fps_from = "file"
-        if rate:
+        if c.metadata.get(RATE_TAG) == "unknown":
+            self.fps, self.fps_from = 30.0, "assumed"  # the reader fills in a given rate
+        elif rate:
             self.fps = float(rate)
         elif self._times_known and self.num_frames > 1 and self._pts[-1] > self._pts[0]:
             self.fps = float((self.num_frames - 1) / ((self._pts[-1] - self._pts[0]) * self._tb))
@@ -167,8 +184,14 @@ class AvSource(Source):
         self._container.close()
         self._container = _open_container(self.path)
         self._stream = next(s for s in self._container.streams if s.index == index)
-        self._frames = self._container.decode(self._stream)
+        self._frames = self._decode()
         self._next = 0
+
+    def _decode(self) -> Iterator[Any]:
+        """The stream's decoded frames from the container's position, without an incomplete last packet."""
+        for packet in self._container.demux(self._stream):
+            if not (self.cut and packet.is_corrupt and (packet.pos, packet.dts) in self.cut):
+                yield from packet.decode()
 
     def _decoded(self) -> Iterator[tuple[int, Any]]:
         """``(frame index, av.VideoFrame)`` in decoding output order (index -1: not a frame of the index)."""
@@ -199,7 +222,7 @@ class AvSource(Source):
                     self._restart()
             elif self._frames is None or self._next != start:
                 self._container.seek(int(self._pts[start]), stream=self._stream, backward=True, any_frame=False)
-                self._frames = self._container.decode(self._stream)
+                self._frames = self._decode()
             for i, frame in self._decoded():
                 if i < start:
                     continue

@@ -159,6 +159,8 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
         seg = source_index(src, np.array([start, stop - 1]))
         if note := gap_note(own.frame_times(int(seg[0]), int(seg[1]) + 1), source_rate(src)):
             notes.append(note)
+        if getattr(own, "cut", None):
+            notes.append("the file ends inside its last frame (the recording stopped mid-frame); read without it")
         return JobPlan(job, key, sha256, int(own.num_frames), source_rate(src), int(seg[0]), int(seg[1]) + 1,
                        starts, stops, t_first, t_last, roi, notes, intensity,
                        fps_from=getattr(src, "fps_from", "file"), rate=fps, resampled=resampled,
