@@ -102,27 +102,7 @@ def _open_dicom(path: Path, stream: str, fps: float | None, device: str) -> Sour
     from .read_dicom import DicomSource
 
     _single_stream(path, stream)
-    src = DicomSource(path, fps=fps)
-    if not _dicom_stores_rate(path):
-        _rate_from(src, fps)
-    return src
-
-
-def _dicom_stores_rate(path: Path) -> bool:
-    """Whether a DICOM file's header holds one of the frame-rate attributes :class:`~.read_dicom.DicomSource`
-    reads (Frame Time, Frame Time Vector, Cine Rate, Recommended Display Frame Rate)."""
-    import warnings
-
-    import pydicom
-
-    tags = ["FrameTime", "FrameTimeVector", "CineRate", "RecommendedDisplayFrameRate"]
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=tags)
-    except Exception:  # noqa: BLE001 - the source itself opened; no rate found here
-        return False
-    return any(ds.get(t) not in (None, "") for t in tags)
+    return DicomSource(path, fps=fps)  # it sets fps_from itself (file, given or assumed)
 
 
 def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Source:

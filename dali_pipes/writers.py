@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .read_av import FRAMES_TAG
+from .read_av import FRAMES_TAG, RATE_TAG
 from .source import Source
 
 FORMATS = ("mkv", "npy", "png", "tiff")
@@ -47,7 +47,7 @@ def _tmp(path: Path) -> Path:
 def write_ffv1(
     path: str | os.PathLike,
     frames: np.ndarray | Iterable[np.ndarray],
-    fps: float = 30.0,
+    fps: float | None = 30.0,
     *,
     num_frames: int | None = None,
     bit_depth: int = 16,
@@ -59,7 +59,11 @@ def write_ffv1(
     Args:
         path: output ``.mkv`` file.
         frames: ``[T, H, W]`` uint16 array, or an iterable of such chunks (all the same H, W).
-        fps: frame rate; stored as an exact fraction (29.97 -> 30000/1001).
+        fps: frame rate; stored as an exact fraction (29.97 -> 30000/1001). None: the rate is unknown
+            (the source stated none); Matroska needs timestamps, so they step at
+            :data:`~.readers.ASSUMED_FPS` and the file is tagged ``SEMIOSTREAM_RATE=unknown``
+            (:data:`~.read_av.RATE_TAG`): :class:`~.read_av.AvSource` then reports ``fps_from="assumed"``
+            and scoring takes the bundle's rate, as for any source without a rate.
         num_frames: total frame count when ``frames`` is an iterable; stored as the ``SEMIOSTREAM_FRAMES``
             tag so readers detect truncated copies. Taken from the array when ``frames`` is one.
         bit_depth: 16 (default) or 8.
@@ -75,7 +79,9 @@ def write_ffv1(
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
     if isinstance(frames, np.ndarray):
         num_frames = frames.shape[0] if frames.ndim == 3 else 1
-    rate = Fraction(fps).limit_denominator(1001)
+    from .readers import ASSUMED_FPS
+
+    rate = Fraction(ASSUMED_FPS if fps is None else fps).limit_denominator(1001)
     pix_fmt = "gray16le" if bit_depth == 16 else "gray"
     tmp = _tmp(path)
     container = av.open(str(tmp), mode="w", format="matroska")
@@ -83,6 +89,8 @@ def write_ffv1(
     try:
         if num_frames is not None:
             container.metadata[FRAMES_TAG] = str(int(num_frames))
+        if fps is None:
+            container.metadata[RATE_TAG] = "unknown"
         stream = None
         for chunk in _chunks(frames):
             chunk = _check_chunk(chunk, bit_depth)
@@ -189,11 +197,13 @@ def write_frames(path: str | os.PathLike, frames: np.ndarray, fps: float, fmt: s
 def convert_source(
     src: Source, dst: str | os.PathLike, chunk: int = 60, progress: Callable[[int], None] | None = None
 ) -> Path:
-    """Re-encode any readable source as lossless FFV1 ``.mkv`` (keeps its bit depth and frame rate)."""
+    """Re-encode any readable source as lossless FFV1 ``.mkv`` (keeps its bit depth and frame rate; a source
+    whose rate is assumed (``fps_from == "assumed"``) gives a file tagged as of unknown rate, see
+    :func:`write_ffv1`)."""
     return write_ffv1(
         dst,
         (frames for _, frames in src.iter_chunks(chunk)),
-        fps=src.fps,
+        fps=None if getattr(src, "fps_from", "file") == "assumed" else src.fps,
         num_frames=src.num_frames,
         bit_depth=src.bit_depth,
         title=src.stream.upper(),

@@ -27,7 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "unless --no-verify; a CRC-32 of every frame is stored with it and checked whenever it is read); "
             ".mkv = lossless FFV1 in Matroska. Nothing is invented: the bit depth and Bits Stored, the frame "
             "rate and capture times are kept as the source states them; a source that stores no rate (.npy, "
-            "image folders) gets the --fps given, else a .dcm holds no frame rate. A DICOM source's patient, "
+            "image folders) gets the --fps given, else a .dcm holds no frame rate and a .mkv is tagged "
+            "SEMIOSTREAM_RATE=unknown (Matroska needs timestamps: they step at 30 frames/s, and readers report "
+            "that rate as assumed, not stored). A DICOM source's patient, "
             "study and series attributes are kept in a .dcm copy. Colour video is refused."
         ),
     )
@@ -72,9 +74,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         src = open_source(args.src, stream=args.stream, fps=args.fps)
         with src:
-            if suffix == ".dcm" and getattr(src, "fps_from", "file") == "assumed":
-                print(f"note: {args.src.name} stores no frame rate: none is written to {args.dst.name} "
-                      "(pass --fps RATE to state it)", file=sys.stderr)
+            if getattr(src, "fps_from", "file") == "assumed":
+                what = f"none is written to {args.dst.name}" if suffix == ".dcm" else (
+                    f"{args.dst.name} is tagged SEMIOSTREAM_RATE=unknown and its timestamps step at {src.fps:g} "
+                    "frames/s, which readers report as an assumed rate")
+                print(f"note: {args.src.name} stores no frame rate: {what} (pass --fps RATE to state it)",
+                      file=sys.stderr)
             with task_progress(f"converting {args.src.name} to {OUTPUTS[suffix]}", src.num_frames) as advance:
                 if suffix == ".dcm":
                     convert_to_htj2k(src, args.dst, verify=not args.no_verify, progress=advance)
