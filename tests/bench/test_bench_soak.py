@@ -35,13 +35,14 @@ def test_analyse_names_every_growing_series():
 
 @pytest.mark.slow
 def test_short_soak_of_a_real_scorer_is_flat(tmp_path, kinetics_ckpt):
-    """~3 minutes: a `semiostream serve` subprocess, 2 beds (one restarting), events, a reconnecting viewer
-    and retention every 10 s. Fails on a growing trend of RSS, fds, threads, latency or database size."""
+    """~3 minutes: a `semiostream serve` subprocess, 2 beds (one restarting) at the bundle's 4 fps, events, a viewer
+    that reconnects and retention every 10 s. Fails on a growing trend of RSS, fds, threads, latency or database size."""
     from random_bundle import make_random_bundle
 
     from semiostream.models.bundle import PreprocessSpec
 
-    bundle = make_random_bundle(tmp_path / "b", kinetics_ckpt, seed=5, spec=PreprocessSpec(window=16, min_frames=9))
+    spec = PreprocessSpec(window=16, min_frames=9, fps=4.0)
+    bundle = make_random_bundle(tmp_path / "b", kinetics_ckpt, seed=5, spec=spec)
     res = soak.run(bundle, beds=2, minutes=2.5, sample_s=3.0, fps=4.0, hop=16, width=64, height=48, compile=False,
                    retention_s=30.0, prune_every_s=10.0, event_every_s=25.0, event_length_s=10.0,
                    viewer_cycle_s=20.0, restart_every_s=45.0, warmup_s=50.0, workdir=tmp_path / "w",
