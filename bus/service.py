@@ -5,7 +5,9 @@ One thread owns every socket (ZeroMQ sockets are not thread-safe) and runs :meth
 * frames (SUB): decode and validate each message (:mod:`.protocol`), identify the sender from ZAP
   (CURVE), admit it to its bed's stream (:mod:`.beds`: ownership, restarts, global bounds). Per bed a
   :class:`~semiostream.dali_pipes.windows.WindowAssembler` cuts a window of ``spec.window`` frames every
-  ``hop`` frames, submitted to the engines' dynamic batcher, so windows of many beds share one batch.
+  ``hop`` frames of the camera's stream at the bundle's rate (:mod:`.camera_rate`: resampled on the
+  frames' capture times when the camera's rate differs), submitted to the engines' dynamic batcher,
+  so windows of many beds share one batch.
 * results (XPUB): ``score/<bed>`` per window, ``event/<bed>`` when an event closes, each appended to
   the results database (:mod:`.store`) as it is published.
 * control (ROUTER): ``event start|stop <bed>``, ``status``, ``ping`` (:mod:`.control`, :mod:`.events`).
