@@ -11,9 +11,15 @@ versions of both, see test_dp_htj2k_integrity.py).
 * ``flip N``: one archive, N trials; each flips 1-16 random bytes inside one random frame's codestream of a
   copy and reads the whole copy with :class:`DicomSource`. Prints how many trials raised a ``SourceError``
   naming that frame.
+* ``header N [raw]``: N trials on single 64x48 codestreams as another writer's archive holds them (no
+  checksum); each flips 1-4 of the first 200 bytes (the main header and the first tile-part header) and
+  decodes with :func:`semiostream.dali_pipes.htj2k_codec.decode` (header check first), or with ``raw``
+  imagecodecs' ``htj2k_decode`` straight. A trial that gives no answer in 5 s is a hang; prints the counts
+  of errors, decodes and hangs.
 
 Usage: ``python tests/dali_pipes/stress_htj2k.py convert 200 [--no-verify]`` /
-``python tests/dali_pipes/stress_htj2k.py threads 200 [raw]`` / ``python tests/dali_pipes/stress_htj2k.py flip 200``.
+``python tests/dali_pipes/stress_htj2k.py threads 200 [raw]`` / ``python tests/dali_pipes/stress_htj2k.py flip 200``
+/ ``python tests/dali_pipes/stress_htj2k.py header 2000 [raw]``.
 """
 
 from __future__ import annotations
@@ -133,6 +139,69 @@ def flip_trials(n: int, folder: Path, seed: int = 1) -> dict[str, int]:
     return counts
 
 
+HEADER_PROBE = """
+import sys
+import imagecodecs
+import numpy as np
+from semiostream.dali_pipes import htj2k_codec
+frame = np.random.default_rng(0).integers(0, 4096, (48, 64)).astype(np.uint16)
+good = htj2k_codec.encode(frame)
+for seed in range(int(sys.argv[1]), int(sys.argv[2])):
+    rng = np.random.default_rng(seed)
+    bad = bytearray(good)
+    for p in rng.choice(200, int(rng.integers(1, 5)), replace=False):
+        bad[p] ^= int(rng.integers(1, 256))
+    print("trial", seed, flush=True)
+    try:
+        if sys.argv[3] == "raw":
+            imagecodecs.htj2k_decode(bytes(bad))
+        else:
+            htj2k_codec.decode(bytes(bad), (48, 64))
+        print("decoded", flush=True)
+    except Exception:  # noqa: BLE001 - counted
+        print("error", flush=True)
+"""
+
+
+def header_trials(n: int, raw: bool = False, stall_s: float = 5.0) -> dict[str, int]:
+    """``n`` damaged-header trials in a child process restarted after each hang (see the module docstring)."""
+    import select
+
+    counts = {"trials": 0, "error": 0, "decoded": 0, "hang": 0, "crash": 0}
+    seed = 0
+    while seed < n:
+        p = subprocess.Popen([sys.executable, "-c", HEADER_PROBE, str(seed), str(n), "raw" if raw else "checked"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        pending = False  # a trial has started and not answered yet (the process's start-up is not timed)
+        try:
+            while True:
+                if not select.select([p.stdout], [], [], stall_s if pending else 300.0)[0]:
+                    counts["hang"] += 1
+                    counts["trials"] += 1
+                    print(f"trial {seed}: no answer in {stall_s:g} s", flush=True)
+                    seed += 1
+                    break
+                line = p.stdout.readline().split()
+                if not line:  # the child ended: every trial answered, or it crashed in trial `seed`
+                    if seed < n:
+                        counts["crash"] += 1
+                        print(f"trial {seed}: the process died ({p.wait()})", flush=True)
+                        counts["trials"] += 1
+                        seed += 1
+                    break
+                pending = line[0] == "trial"
+                if pending:
+                    seed = int(line[1])
+                else:
+                    counts[line[0]] += 1
+                    counts["trials"] += 1
+                    seed += 1
+        finally:
+            p.kill()
+            p.wait()
+    return counts
+
+
 if __name__ == "__main__":
     what, n = sys.argv[1], int(sys.argv[2])
     with tempfile.TemporaryDirectory() as d:
@@ -140,5 +209,7 @@ if __name__ == "__main__":
             print(convert_trials(n, sys.argv[3:], Path(d)))
         elif what == "threads":
             print(thread_trials(n, Path(d), raw=sys.argv[3:] == ["raw"]))
+        elif what == "header":
+            print(header_trials(n, raw=sys.argv[3:] == ["raw"]))
         else:
             print(flip_trials(n, Path(d)))
