@@ -67,7 +67,7 @@ def test_cuda_scorer_hands_dali_the_gpu_and_its_index_and_the_engines_device_and
     s = Scorer(eng_bundle, NAME, preprocessing="dali", device="cuda:1", stream=stream)
     assert s.device == Device("cuda", 1) and s.device.type == "cuda"  # bus/runtime sizes batches from .type
     assert s.stream is stream
-    dali = s._dali
+    dali = s._preprocessor
     assert (dali.dali_device, dali.device_id, dali.device) == ("gpu", 1, Device("cuda", 1))
     fe, ce = RecordingEngine.created
     assert (fe.role, ce.role) == ("features", "classifier")
@@ -78,7 +78,7 @@ def test_cuda_scorer_hands_dali_the_gpu_and_its_index_and_the_engines_device_and
 def test_unindexed_cuda_backend_uses_the_current_gpu_and_a_cpu_device_is_refused(eng_bundle, recording_backend):
     current = torch.cuda.current_device() if torch.cuda.is_available() else 0
     s = Scorer(eng_bundle, NAME, preprocessing="dali", stream=CallerStream())
-    assert s.device == Device("cuda", current) and s._dali.device_id == current
+    assert s.device == Device("cuda", current) and s._preprocessor.device_id == current
     with pytest.raises(ValueError, match="runs on cuda, not on cpu"):
         Scorer(eng_bundle, NAME, device="cpu", stream=CallerStream())
 
@@ -86,7 +86,7 @@ def test_unindexed_cuda_backend_uses_the_current_gpu_and_a_cpu_device_is_refused
 def test_cpu_backend_keeps_dali_on_the_cpu_without_a_stream(eng_bundle):
     with Scorer(eng_bundle, "torch-cpu-fp32", preprocessing="dali", engine_options={"compile": False}) as s:
         assert s.device == Device.cpu() and s.stream is None
-        assert (s._dali.dali_device, s._dali.device_id) == ("cpu", None)
+        assert (s._preprocessor.dali_device, s._preprocessor.device_id) == ("cpu", None)
         assert s.feature_engine.device == Device.cpu()
 
 
