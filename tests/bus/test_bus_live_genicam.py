@@ -15,6 +15,7 @@ from semiostream.bus.watch import ControlClient, ResultsSubscriber
 from semiostream.dali_pipes.live import open_live
 from semiostream.dali_pipes.live_aravis import load_aravis
 from semiostream.dali_pipes.source import SourceError
+from semiostream.models.bundle import check_bundle
 
 try:
     load_aravis()
@@ -50,7 +51,8 @@ def test_fake_genicam_camera_is_scored(bus_bundle):
     # windows are defined in time: 16 frames at the bundle's 30 fps span 0.5 s of the 15 fps camera (about 8 of its
     # frames, resampled); the simulated camera stamps frames with the host clock, so a late frame on a busy machine
     # can shift a window's first or last frame by a camera period or two
-    span = (bus_bundle.spec.window - 1) / bus_bundle.spec.fps
+    _, spec = check_bundle(bus_bundle)
+    span = (spec.window - 1) / spec.fps
     assert all(abs((r.last_t_ns - r.first_t_ns) / 1e9 - span) <= 3 / 15 for r in scores)
-    assert bed["camera_fps"] == pytest.approx(15, rel=0.2) and bed["fps_used"] == bus_bundle.spec.fps
+    assert bed["camera_fps"] == pytest.approx(15, rel=0.2) and bed["fps_used"] == spec.fps
     assert source.bit_depth == 16 and source.stats.connections == 1
