@@ -56,14 +56,16 @@ def test_short_soak_of_a_real_scorer_is_flat(tmp_path, kinetics_ckpt):
     # retention holds the database to ~30 s of windows (2 beds, one window per 4 s each) + one pass
     steady = [s["db_windows"] for s in res["samples"] if s["t"] >= res["db_steady_from_s"]]
     assert steady and max(steady) <= 2 * (30 + 10 + 10 + 3) / 4 + 4  # + the windows of an event that closed late
-    # fds, threads, latency and the database stay flat; RSS over a 100-s fit is allowed one step of allocator
-    # growth (a report thread's arena, up to ~24 MB) but not a steady rise beyond it (the 30-minute soak in
-    # bench/RESULTS.md holds RSS to its 10 MB/h floor)
+    # fds, threads and the database stay flat. Over a 100-s fit, RSS may take one step of allocator growth (a
+    # report thread's arena, up to ~24 MB) and latency p99 one step (a report written beside scoring, up to 2 s),
+    # but not a steady rise beyond that (the 30-minute soak in bench/RESULTS.md holds both to their hourly floors)
     trends = res["trends"]
-    assert [k for k, v in trends.items() if v["growing"] and k != "rss_mib"] == [], trends
-    rss = trends["rss_mib"]
-    fitted_h = (max(s["t"] for s in res["samples"]) - rss["from_s"]) / 3600
-    assert rss["slope_per_h"] - 2 * rss["stderr_per_h"] <= rss["floor_per_h"] + 24 / fitted_h, rss
+    steps = {"rss_mib": 24.0, "latency_p99_ms": 2000.0}
+    assert [k for k, v in trends.items() if v["growing"] and k not in steps] == [], trends
+    fitted_h = (max(s["t"] for s in res["samples"]) - res["warmup_s"]) / 3600
+    for key, step in steps.items():
+        tr = trends[key]
+        assert tr["slope_per_h"] - 2 * tr["stderr_per_h"] <= tr["floor_per_h"] + step / fitted_h, (key, tr)
     paths = soak.plot(res, tmp_path, "test")
     assert [Path(p).name.split("_")[-1] for p in paths] == ["rss.png", "latency.png", "db.png"]
     json.dumps(res)

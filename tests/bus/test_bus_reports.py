@@ -4,7 +4,7 @@ is in the ``event/<bed>`` message and the results database, and the report shows
 from __future__ import annotations
 
 import numpy as np
-from bus_helpers import WINDOW, collect, make_config, wait_for_scorer
+from bus_helpers import WINDOW, collect, make_config, wait_for_scorer, wait_until
 
 from semiostream.bus.protocol import EventResult, ScoreResult
 from semiostream.bus.publisher import Publisher, synthetic_frames
@@ -31,7 +31,12 @@ def test_closed_event_gets_a_review_report(bus_bundle, tmp_path):
                     if isinstance(r, EventResult)]
         rt.reports.join(timeout=300)
         table = rt.service.table
-        held = table.held_bytes - sum(b.reserved_bytes for b in table.beds.values())  # beyond stream buffers
+        # the writer hands the frames back to the scoring thread, which releases them on its next turn
+        def beyond_stream_buffers() -> int:
+            return table.held_bytes - sum(b.reserved_bytes for b in table.beds.values())
+
+        wait_until(lambda: beyond_stream_buffers() == 0, timeout=10)
+        held = beyond_stream_buffers()
         for c in (sub, ctl, pub):
             c.close()
     report = tmp_path / "reports" / event_id / "index.html"
