@@ -48,8 +48,8 @@ def _rss_mb() -> float:
 def _serve(variant: str, n: int, size: int, seconds: float) -> dict:
     import zmq
 
-    from semiostream.bus.endpoints import bind_sockets
     from semiostream.bus.bounds import Bounds
+    from semiostream.bus.endpoints import bind_sockets
     from semiostream.bus.metrics import BusMetrics
     from semiostream.bus.refusals import Refusals
     from semiostream.config import ServiceConfig

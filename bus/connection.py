@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from . import monitor
 from .roles import fingerprint
 from .security import ClientSecurity, SecurityError
 
@@ -105,11 +105,7 @@ class ConnectionWatch:
         self.ever_ready = False
         self.since = time.monotonic()  # when the current state began
         self._sock = sock
-        address = f"inproc://semiostream-connection-{uuid.uuid4().hex}"  # unique: fds are reused
-        sock.monitor(address, _MONITORED)
-        self._monitor = sock.context.socket(zmq.PAIR)
-        self._monitor.linger = 0
-        self._monitor.connect(address)
+        self._monitor = monitor.start(sock, _MONITORED)
 
     def poll(self) -> str:
         """Read pending monitor events; returns the current state."""
@@ -175,8 +171,4 @@ class ConnectionWatch:
 
     def close(self) -> None:
         """Stop monitoring (call before closing the socket)."""
-        try:
-            self._sock.disable_monitor()
-        except zmq.ZMQError:
-            pass
-        self._monitor.close(linger=0)
+        monitor.stop(self._sock, self._monitor)

@@ -31,9 +31,10 @@ from zmq.utils.monitor import recv_monitor_message
 
 from semiostream.config import ServiceConfig
 
+from . import monitor
 from .bounds import Bounds
-from .peers import PeerGuard
 from .control import MAX_REQUEST_BYTES
+from .peers import PeerGuard
 from .protocol import EVENT_PREFIX, FRAME_PREFIX, MAX_HEADER_BYTES, SCORE_PREFIX
 from .publisher import hwm_for
 from .refusals import Refusals
@@ -154,13 +155,9 @@ class Sockets:
                 refuse("subscription", f"results subscription {msg[:40]!r} is not a score/ or event/ topic")
 
     def close(self) -> None:
-        for mon in self.monitors:
-            mon.close(linger=0)
+        for mon, name in self.monitors.items():
+            monitor.stop(getattr(self, name), mon)  # before the monitored socket closes (bus/monitor.py)
         for s in (self.frames, self.results, self.control):
-            try:
-                s.disable_monitor()
-            except zmq.ZMQError:
-                pass
             s.close(linger=0)
         if self.auth is not None:
             self.auth.stop()
@@ -221,7 +218,7 @@ def bind_sockets(cfg: ServiceConfig, bounds: Bounds, refuse: Refusals, subscribe
         server.apply(control, Role.OPERATOR)
         monitors = {}
         for sock, name in ((frames, "frames"), (results, "results"), (control, "control")):
-            mon = sock.get_monitor_socket(sum(_HANDSHAKE_FAILURES) | _ACCEPTED | _ENDED)
+            mon = monitor.start(sock, sum(_HANDSHAKE_FAILURES) | _ACCEPTED | _ENDED)
             socks.append(mon)
             monitors[mon] = name
         _bind(frames, ep.frames, "frames")
