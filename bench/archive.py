@@ -197,8 +197,17 @@ def ray_runs(bundle_dir: Path, folder: Path, work: Path, backend: str, address: 
             t0 = time.perf_counter()
             with LoopbackCluster(nodes, cpus) as cluster:
                 start_s = time.perf_counter() - t0
-                runs = score_runs(bundle_dir, folder, work, backend, repeats, workers, max_batch, compile,
-                                  ray=cluster.address)
+                # this process is the cluster's driver: the same auth mode as its nodes
+                saved = os.environ.get("RAY_AUTH_MODE")
+                os.environ["RAY_AUTH_MODE"] = cluster.env["RAY_AUTH_MODE"]
+                try:
+                    runs = score_runs(bundle_dir, folder, work, backend, repeats, workers, max_batch, compile,
+                                      ray=cluster.address)
+                finally:
+                    if saved is None:
+                        os.environ.pop("RAY_AUTH_MODE", None)
+                    else:
+                        os.environ["RAY_AUTH_MODE"] = saved
             what = f"{nodes}-node loopback, {cpus} CPU each"
     finally:
         logger.removeHandler(handler)
