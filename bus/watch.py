@@ -113,6 +113,9 @@ class ControlClient:
 
 @dataclass
 class BedRow:
+    """What the table knows of one bed. ``p_tle``/``label``/``p_event``: the latest window scored inside an
+    event (``p_event`` its id), None outside events; ``windows``: every window scored, in an event or not."""
+
     p_tle: float | None = None
     label: str | None = None
     latency_ms: float | None = None
@@ -120,11 +123,30 @@ class BedRow:
     windows: int = 0
     last_seq: int | None = None
     event: str | None = None
+    p_event: str | None = None
+
+
+def open_event(row: BedRow, status: dict | None) -> str | None:
+    """The event open on a bed: the scorer's status says so when it was read, else the latest window."""
+    return status.get("event") if status else row.event
+
+
+def shown_class(row: BedRow, status: dict | None) -> tuple[float, str] | None:
+    """(p(TLE), label) to show for a bed, or None: a class is shown only inside an open event, from a window
+    scored for that event. The classifier learnt seizures only, so the p(TLE) of a window outside an event
+    (a sleeping patient) is no decision and is never shown."""
+    ev = open_event(row, status)
+    if ev is None or row.p_event != ev or row.p_tle is None:
+        return None
+    return row.p_tle, row.label
 
 
 @dataclass
 class LiveTable:
-    """Latest result per bed plus the scorer's status (staleness, drops), rendered with rich."""
+    """Latest result per bed plus the scorer's status (staleness, drops), rendered with rich.
+
+    A bed outside an open event shows that it streams and is scored (windows, last sequence number, age),
+    never a class or a probability; inside an event, the latest window's p(TLE) and label."""
 
     rows: dict[str, BedRow] = field(default_factory=dict)
     events: list[EventResult] = field(default_factory=list)
@@ -136,36 +158,47 @@ class LiveTable:
         for r in results:
             if isinstance(r, EventResult):
                 self.events.append(r)
+                row = self.rows.get(r.bed)
+                if row is not None and row.p_event == r.event_id:  # closed: its summary is printed
+                    row.p_tle = row.label = row.p_event = None
                 continue
             row = self.rows.setdefault(r.bed, BedRow())
-            row.p_tle, row.label, row.latency_ms = r.p_tle, r.label, r.latency_ms
-            row.last_result, row.last_seq, row.event = now, r.last_seq, r.event_id
+            row.latency_ms, row.last_result, row.last_seq, row.event = r.latency_ms, now, r.last_seq, r.event_id
             row.windows += 1
+            if r.event_id is not None:
+                row.p_tle, row.label, row.p_event = r.p_tle, r.label, r.event_id
+            else:  # outside an event: scored, no decision
+                row.p_tle = row.label = row.p_event = None
 
     def render(self):
         from rich.table import Table
 
-        t = Table(title="semiostream: live p(TLE) per bed", expand=False)
-        for col in ("bed", "p(TLE)", "label", "windows", "latency ms", "last seq", "age s", "gaps",
-                    "event"):
-            t.add_column(col, justify="right" if col not in ("bed", "label", "event") else "left")
+        t = Table(title="semiostream: live beds (a class only during an event)", expand=False)
+        for col in ("bed", "state", "p(TLE)", "label", "windows", "latency ms", "last seq", "age s", "gaps"):
+            t.add_column(col, justify="right" if col not in ("bed", "state", "label") else "left")
         now = time.monotonic()
         beds_status = self.status.get("beds", {})
         for bed in sorted(set(self.rows) | set(beds_status)):
             row = self.rows.get(bed, BedRow())
-            st = beds_status.get(bed, {})
+            st = beds_status.get(bed)
+            ev = open_event(row, st)
+            shown = shown_class(row, st)
+            st = st or {}
             age = st.get("age_s")
             stale = " (stale)" if st.get("stale") else ""
+            if ev is not None:
+                state = f"event {ev}" + ("" if shown else " (no window scored yet)")
+            else:
+                state = "scored, no event" if row.windows else "streaming"
             t.add_row(
-                bed,
-                "-" if row.p_tle is None else f"{row.p_tle:.3f}",
-                row.label or "-",
+                bed, state,
+                "-" if shown is None else f"{shown[0]:.3f}",
+                "-" if shown is None else shown[1],
                 str(row.windows),
                 "-" if row.latency_ms is None else f"{row.latency_ms:.0f}",
                 "-" if row.last_seq is None else str(row.last_seq),
                 (f"{age:.1f}" if age is not None else f"{now - row.last_result:.1f}") + stale,
                 str(st.get("gaps", "-")),
-                st.get("event") or "",
             )
         caption = []
         if self.notice:

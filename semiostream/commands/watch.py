@@ -35,9 +35,12 @@ def add_control_args(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "watch",
-        help="show a live table of p(TLE) per bed from a running scorer",
-        description="Subscribes to a scorer's results and shows, per bed, the latest p(TLE), label, "
-                    "latency, staleness and sequence gaps; event summaries are printed when events close. "
+        help="show a live table of the beds of a running scorer (a class only during an event)",
+        description="Subscribes to a scorer's results and shows, per bed, its state (streaming, scored, "
+                    "event open), windows scored, latency, staleness and sequence gaps; during an open event "
+                    "also the latest window's p(TLE) and label (outside events none: the model learnt seizures "
+                    "only, so its p(TLE) of a quiet bed means nothing); event summaries are printed when events "
+                    "close. "
                     "Exits with status 2 within --connect-timeout seconds when no scorer listens at --results "
                     "or the scorer refuses this key (a viewer key: its NAME.key in the scorer's viewers "
                     "folder); while the table is empty, its caption says why.",
