@@ -113,7 +113,8 @@ def test_state_and_server_sent_events_follow_the_scorer(server):
     state.add_results([EventResult("bed-01", "ev-1", 1, 9, 2, 0.9, "TLE", "b1")])
     snap = state.snapshot()
     bed = snap["beds"]["bed-01"]
-    assert bed["event"] is None and bed["spark"] == [0.91]
+    assert bed["event"] is None and bed["spark"] == [] and bed["p_tle"] is None and bed["label"] is None
+    assert bed["closed"][0]["p_tle"] == 0.9 and bed["closed"][0]["label"] == "TLE"  # the closed event keeps its class
     assert bed["closed"][0]["report_url"] == "/reports/bed-01/ev-1/index.html"  # found in the reports folder
     state.add_results([EventResult("bed-01", "ev-2", 1, 9, 2, 0.9, "TLE", "b1")])
     assert state.snapshot()["beds"]["bed-01"]["closed"][0]["report_url"] is None  # not written (yet)
@@ -211,3 +212,21 @@ def test_a_busy_port_is_one_clear_error(reports):
             DashboardServer(BoardState(reports), "127.0.0.1", srv.port).start()
     finally:
         srv.close()
+
+
+def test_a_bed_without_an_open_event_carries_no_class():
+    """The classifier learnt seizures only: a window scored outside an event is counted, its p(TLE) never shown."""
+    state = BoardState()
+    state.add_results([ScoreResult("bed-03", 0, 15, 1, 2, 0.74, "TLE", "b1", 250.0)])
+    state.set_status({"ok": True, "status": {"beds": {"bed-03": {"age_s": 0.2, "event": None}}}})
+    bed = state.snapshot()["beds"]["bed-03"]
+    assert (bed["p_tle"], bed["label"], bed["spark"], bed["event"]) == (None, None, [], None)
+    assert bed["windows"] == 1 and bed["last_seq"] == 15 and bed["updated"] is not None
+    state.set_status({"ok": True, "status": {"beds": {"bed-03": {"age_s": 0.2, "event": "ev-7"}}}})
+    assert state.snapshot()["beds"]["bed-03"]["p_tle"] is None  # open, but no window of ev-7 scored yet
+    state.add_results([ScoreResult("bed-03", 16, 31, 3, 4, 0.2, "FLE", "b1", 250.0),  # submitted before the start
+                       ScoreResult("bed-03", 32, 47, 5, 6, 0.81, "TLE", "b1", 250.0, event_id="ev-7")])
+    bed = state.snapshot()["beds"]["bed-03"]
+    assert (bed["p_tle"], bed["label"], bed["spark"], bed["event"]) == (0.81, "TLE", [0.81], "ev-7")
+    assert bed["windows"] == 3
+

@@ -11,9 +11,11 @@ from ..errors import UserError
 ORDER = 53
 
 DESCRIPTION = """\
-Serve one web page of every bed of a running scorer, for a nurse-station screen: live p(TLE) with a sparkline
-of the last windows, label, last update and staleness, sequence gaps and drops, the open event with its
-elapsed time, and the closed events with links to their review reports (from --reports, served read-only).
+Serve one web page of every bed of a running scorer, for a nurse-station screen: windows scored, last update
+and staleness, sequence gaps and drops, the open event with its elapsed time, and the closed events with their
+class and links to their review reports (from --reports, served read-only). A class (label, p(TLE) and a
+sparkline of the event's windows) is shown only while an event is open: the model learnt seizures only, so its
+p(TLE) of a bed without an event means nothing, and such a bed shows "scored, no event".
 The page updates by itself (server-sent events) and needs no external resource.
 
 Access: by default it listens on 127.0.0.1 only. Any other --bind needs TLS (--tls-cert and --tls-key, PEM)
@@ -26,7 +28,7 @@ scorer's status; defaults to --key, which must then be in both allow-lists) plus
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dashboard", help="live web page of all beds (p(TLE), staleness, events, reports)",
+    p = sub.add_parser("dashboard", help="live web page of all beds (staleness, events with their class, reports)",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="tcp://127.0.0.1:5556", help="scorer results endpoint")
     p.add_argument("--control", default="tcp://127.0.0.1:5557",

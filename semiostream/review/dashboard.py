@@ -3,9 +3,12 @@
 Data: a :class:`~semiostream.bus.watch.ResultsSubscriber` on the scorer's results endpoint (``score/<bed>``
 per window, ``event/<bed>`` per closed event; a **viewer** key with CURVE) and the control ``status``
 polled every ``status_every_s`` (:class:`~semiostream.bus.watch.ControlClient`; an **operator** key with
-CURVE) feed one :class:`BoardState` from a background thread. The page shows per bed: p(TLE) now and a
-sparkline of the last windows, label, last update and staleness, sequence gaps and drops, the open event
-with its elapsed time, and the closed events with links to their review reports.
+CURVE) feed one :class:`BoardState` from a background thread. The page shows per bed: windows scored, last
+update and staleness, sequence gaps and drops, the open event with its elapsed time, and the closed events
+with links to their review reports. A class (label, p(TLE) now and a sparkline of the event's windows) is shown
+only while an event is open, from the windows scored for it: the classifier learnt seizures only, so the p(TLE)
+of a window outside an event means nothing and the snapshot carries none (``p_tle``/``label`` null, ``spark``
+empty).
 
 Serving (aiohttp): ``/`` the page (no external URL), ``/events`` server-sent events (one JSON snapshot per
 change, at most ``max_rate_hz`` per second), ``/state.json`` the same snapshot, ``/reports/...`` the reports
@@ -50,8 +53,8 @@ class DashboardError(ValueError):
 # --------------------------------------------------------------------------------------------- state
 @dataclass
 class _Bed:
-    history: deque = field(default_factory=lambda: deque(maxlen=SPARK_WINDOWS))  # (last_t_ns, p)
-    p_tle: float | None = None
+    history: deque = field(default_factory=lambda: deque(maxlen=SPARK_WINDOWS))  # (last_t_ns, p) of p_event
+    p_tle: float | None = None  # latest window scored inside event p_event (None outside events)
     label: str | None = None
     latency_ms: float | None = None
     updated: float | None = None  # wall time of the last window result (s since the epoch)
@@ -59,6 +62,7 @@ class _Bed:
     last_seq: int | None = None
     event: str | None = None
     event_since: float | None = None  # wall time the open event was first seen here
+    p_event: str | None = None  # the event whose windows p_tle, label and history are
     closed: deque = field(default_factory=lambda: deque(maxlen=CLOSED_EVENTS))
 
 
@@ -95,10 +99,17 @@ class BoardState:
                                            "label": r.label, "report": getattr(r, "report", None)})
                     if bed.event == r.event_id:
                         bed.event, bed.event_since = None, None
+                    if bed.p_event == r.event_id:
+                        self._quiet(bed)
                     continue
-                bed.history.append((r.last_t_ns, r.p_tle))
-                bed.p_tle, bed.label, bed.latency_ms = r.p_tle, r.label, r.latency_ms
-                bed.updated, bed.last_seq = now, r.last_seq
+                if r.event_id is None:  # scored outside an event: no decision to show
+                    self._quiet(bed)
+                else:
+                    if bed.p_event != r.event_id:
+                        bed.history.clear()
+                    bed.history.append((r.last_t_ns, r.p_tle))
+                    bed.p_tle, bed.label, bed.p_event = r.p_tle, r.label, r.event_id
+                bed.latency_ms, bed.updated, bed.last_seq = r.latency_ms, now, r.last_seq
                 bed.windows += 1
                 self._set_event(bed, r.event_id, now)
             self._changed()
@@ -119,6 +130,11 @@ class BoardState:
             if problem != self._results_error:
                 self._results_error = problem
                 self._changed()
+
+    @staticmethod
+    def _quiet(bed: _Bed) -> None:
+        bed.p_tle = bed.label = bed.p_event = None
+        bed.history.clear()
 
     @staticmethod
     def _set_event(bed: _Bed, event: str | None, now: float) -> None:
@@ -178,9 +194,11 @@ class BoardState:
             for name in sorted(set(self._beds) | set(beds_status)):
                 b = self._beds.get(name) or _Bed()
                 st = beds_status.get(name) or {}
+                decided = b.event is not None and b.p_event == b.event  # a class only inside the open event
                 beds[name] = {
-                    "p_tle": b.p_tle, "label": b.label, "latency_ms": b.latency_ms, "updated": b.updated,
-                    "windows": b.windows, "last_seq": b.last_seq, "spark": [p for _, p in b.history],
+                    "p_tle": b.p_tle if decided else None, "label": b.label if decided else None,
+                    "latency_ms": b.latency_ms, "updated": b.updated, "windows": b.windows, "last_seq": b.last_seq,
+                    "spark": [p for _, p in b.history] if decided else [],
                     "age_s": st.get("age_s"), "stale": st.get("stale"), "gaps": st.get("gaps"),
                     "frames": st.get("frames"), "inflight": st.get("inflight"), "roi_source": st.get("roi_source"),
                     "event": b.event, "event_since": b.event_since,

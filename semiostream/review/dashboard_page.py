@@ -2,7 +2,9 @@
 
 The script opens ``/events`` (server-sent events; the browser reconnects by itself), renders one card per
 bed from each JSON snapshot with DOM text nodes only (no HTML from data), and ticks the "updated ... ago"
-and event timers every second between snapshots. Test hooks: ``body[data-version]`` is the last snapshot's
+and event timers every second between snapshots. A bed without an open event shows ``span.quiet`` (streaming /
+scored, no event) and no label, p(TLE) or sparkline; with one, ``span.label``, ``span.p`` and ``svg.spark``.
+Test hooks: ``body[data-version]`` is the last snapshot's
 version, each card is ``section.bed[data-bed=NAME]`` with ``data-last-seq`` (last window's last frame).
 """
 
@@ -19,7 +21,7 @@ header h1{font-size:1.3em;margin:0}#conn{font-weight:700}.ok{color:#6fdc8c}.bad{
 .bed{background:#1a222c;border-radius:10px;padding:12px 14px;border:2px solid #273241}
 .bed.stale{border-color:#b58900}.bed.open{border-color:#ff7b72}
 .top{display:flex;justify-content:space-between;align-items:baseline}
-.name{font-size:1.35em;font-weight:700}.p{font-size:2.1em;font-weight:800}
+.name{font-size:1.35em;font-weight:700}.p{font-size:2.1em;font-weight:800}.quiet{color:#9aa7b4}
 .label{font-weight:700;padding:1px 8px;border-radius:5px;margin-left:6px}
 .label.TLE{background:#ffb199;color:#3b1000}.label.FLE{background:#9cc7ff;color:#001a3b}
 svg.spark{width:100%;height:54px;background:#10151b;border-radius:5px;margin:6px 0}
@@ -28,7 +30,7 @@ ul.closed{margin:6px 0 0;padding-left:18px;font-size:.92em}a{color:#8cc8ff}
 footer{padding:6px 18px 16px}.disclaimer{color:#f0c674}
 </style></head>
 <body data-version="0">
-<header><h1>semiostream &mdash; live p(TLE) per bed</h1>
+<header><h1>semiostream &mdash; live beds</h1><span class="muted">a class only during an event</span>
 <span id="conn" class="bad">connecting&hellip;</span><span class="muted" id="bundle"></span>
 <span class="muted" id="dropped"></span><span class="bad" id="errors"></span></header>
 <main id="grid"></main>
@@ -64,10 +66,12 @@ function card(name, b, now) {
   s.dataset.lastSeq = b.last_seq === null ? "" : String(b.last_seq);
   if (b.stale) s.classList.add("stale"); if (b.event) s.classList.add("open");
   const top = el("div", "top"); const left = el("div");
-  left.appendChild(el("span", "name", name));
-  if (b.label) left.appendChild(el("span", "label " + b.label, b.label));
-  top.appendChild(left); top.appendChild(el("span", "p", b.p_tle === null ? "–" : b.p_tle.toFixed(3)));
-  s.appendChild(top); s.appendChild(spark(b.spark));
+  left.appendChild(el("span", "name", name)); top.appendChild(left); s.appendChild(top);
+  if (b.event) {  // a class only inside an open event (the model learnt seizures only)
+    if (b.label) left.appendChild(el("span", "label " + b.label, b.label));
+    top.appendChild(el("span", "p", b.p_tle === null ? "–" : b.p_tle.toFixed(3)));
+    s.appendChild(spark(b.spark));
+  } else top.appendChild(el("span", "quiet", b.windows ? "scored, no event" : "streaming"));
   const row = el("div", "row");
   const upd = el("span", "updated"); upd.dataset.t = b.updated === null ? "" : String(b.updated);
   row.appendChild(upd);

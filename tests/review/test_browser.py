@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -86,16 +87,26 @@ async def _drive_dashboard(server, probe, ctl, out, reports, bundle, clip, bed2_
     async with Chromium() as br:
         page = await br.new_page()
         await page.goto(server.url)
-        # both beds present with a p(TLE), bed-01's open event shown with its elapsed time
+        # both beds scored, bed-01's open event shown with its elapsed time and a class
         await page.wait_for("document.getElementById('conn').textContent === 'live'", 30)
         await page.wait_for("['bed-01', 'bed-02'].every(b => { const c = document.querySelector("
                             "`section.bed[data-bed=\"${b}\"]`); return c && c.dataset.lastSeq !== ''; })", 180)
         await page.wait_for(card("bed-01", ".event") + "?.textContent.startsWith('EVENT OPEN')", 30)
+        await page.wait_for(card("bed-01", ".label") + " !== null", 60)
+        assert await page.eval(card("bed-01", ".label") + ".textContent") in ("TLE", "FLE")
+        assert re.fullmatch(r"[01]\.\d{3}", await page.eval(card("bed-01", ".p") + ".textContent"))
+        # bed-02 has no open event: streaming and scored, but no label, no p(TLE), no curve
+        quiet = await page.eval(f"JSON.stringify([{card('bed-02', '')}.textContent, "
+                                f"{card('bed-02', '.quiet')}?.textContent, {card('bed-02', '.label')}, "
+                                f"{card('bed-02', '.p')}, {card('bed-02', 'svg.spark')}])")
+        text2, quiet_text, *shown = json.loads(quiet)
+        assert quiet_text == "scored, no event" and shown == [None, None, None], quiet
+        assert not re.search(r"TLE|FLE|p\(|\d\.\d{3}", text2) and re.search(r"\d+ windows", text2), text2
         await page.screenshot(out / "dashboard-1.png")
         dom1 = await page.dom(out / "dashboard-1.html")
         before = await page.eval("JSON.stringify(Array.from(document.querySelectorAll('section.bed')).map(c => "
-                                 "[c.dataset.bed, c.dataset.lastSeq, c.querySelector('.p').textContent, "
-                                 "c.querySelector('svg.spark').dataset.points]))")
+                                 "[c.dataset.bed, c.dataset.lastSeq, c.querySelector('.p')?.textContent, "
+                                 "c.querySelector('svg.spark')?.dataset.points]))")
         version1 = int(await page.eval("document.body.dataset.version"))
         assert 'data-bed="bed-01"' in dom1 and 'data-bed="bed-02"' in dom1 and "bed-01" in dom1
         # values update without a reload: a newer window of bed-01 appears on the same page
@@ -111,13 +122,18 @@ async def _drive_dashboard(server, probe, ctl, out, reports, bundle, clip, bed2_
         await page.screenshot(out / "dashboard-2.png")
         await page.dom(out / "dashboard-2.html")
         after = await page.eval("JSON.stringify(Array.from(document.querySelectorAll('section.bed')).map(c => "
-                                "[c.dataset.bed, c.dataset.lastSeq, c.querySelector('.p').textContent, "
-                                "c.querySelector('svg.spark').dataset.points]))")
+                                "[c.dataset.bed, c.dataset.lastSeq, c.querySelector('.p')?.textContent, "
+                                "c.querySelector('svg.spark')?.dataset.points]))")
         assert int(await page.eval("document.body.dataset.version")) > version1
         assert await page.eval("performance.getEntriesByType('navigation').length") == nav  # no reload
         b1, a1 = dict((r[0], r[1:]) for r in json.loads(before)), dict((r[0], r[1:]) for r in json.loads(after))
         assert int(a1["bed-01"][0]) > int(b1["bed-01"][0]) and int(a1["bed-01"][2]) > int(b1["bed-01"][2])
         assert max(latencies) < 5.0
+        # an event starts on bed-02: its card shows a class from the event's first scored window
+        assert ctl.event("start", "bed-02")["ok"]
+        await page.wait_for(card("bed-02", ".label") + " !== null && " + card("bed-02", ".quiet") + " === null", 120)
+        assert re.fullmatch(r"[01]\.\d{3}", await page.eval(card("bed-02", ".p") + ".textContent"))
+        await page.screenshot(out / "dashboard-2b-event-on-bed-02.png")
         # a silent camera turns its bed stale
         bed2_stop.set()
         await page.wait_for(card("bed-02", ".stale") + " !== null", 60)
