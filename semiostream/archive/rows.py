@@ -17,6 +17,12 @@ def _roi_text(roi: tuple[int, int, int, int] | None) -> str | None:
     return None if roi is None else " ".join(str(int(v)) for v in roi)
 
 
+def in_segment(seizure_id: str | None) -> bool:
+    """Whether an input is a seizure segment: a manifest row (its seizure_id is required there), not a plain file
+    or folder scored whole. Only then are its p(TLE) and label a class decision (the model learnt seizures)."""
+    return seizure_id is not None
+
+
 def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = None,
               probs: np.ndarray | None = None, error: str | None = None, sha256: str | None = None,
               labels: Sequence[str] = ("FLE", "TLE"), threshold: float = 0.5, facts: InputFacts | None = None,
@@ -46,7 +52,7 @@ def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = 
         "p_tle": ev.p if ev else None, "p_min": ev.p_min if ev else None, "p_max": ev.p_max if ev else None,
         "label": ev.label if ev else None, "error": error,
         "sha256": plan.sha256 if plan else sha256, "bundle_id": bundle_id,
-        "training_data": training_data, "backend": backend,
+        "training_data": training_data, "backend": backend, "in_segment": in_segment(job.seizure_id),
     }
     return check_row(row, INPUT_COLUMNS)
 

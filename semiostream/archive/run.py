@@ -102,6 +102,8 @@ class ScoreSummary:
     judged: list[tuple[str, str | None, bool | None]] = field(default_factory=list)
     #: (input_id, fps of the video, fps_from, fps_used) of every scored current input
     rates: list[tuple[str, float, str, float]] = field(default_factory=list)
+    #: input_id of every scored current input that is no seizure segment (a plain file or folder scored whole)
+    unsegmented: list[str] = field(default_factory=list)
     #: (folder, reason) of scanned folders of images that are not frame folders (not inputs, not failures)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
@@ -129,6 +131,7 @@ class ScoreSummary:
         s += judged_text(self.bundle_id, self.training_data, self.judged)
 
         s += rate_text(self.rates)
+        s += unsegmented_text(self.unsegmented, self.out_inputs)
         for folder, reason in self.skipped[:5]:
             s += f"\nskipped (not an input): {folder}: not a frame folder: {reason}"
         if len(self.skipped) > 5:
@@ -145,8 +148,7 @@ def judged_text(bundle_id: str, training: str, judged: Sequence[tuple[str, str |
     """Summary lines on what a reader of the results must know: the bundle's training data, inputs that are
     not 16-bit gray IR (what the model is for), and inputs where the detector found no person."""
     def names(ids: list[str]) -> str:
-        more = f" and {len(ids) - show} more" if len(ids) > show else ""
-        return ", ".join(Path(i.split("#")[0].split("@")[0]).name for i in ids[:show]) + more
+        return _file_names(ids, show)
 
     s = f"\nbundle {bundle_id}: {training}" if training else ""
     kinds: dict[str, list[str]] = {}
@@ -162,6 +164,22 @@ def judged_text(bundle_id: str, training: str, judged: Sequence[tuple[str, str |
     if nobody:
         s += f"\nperson: the detector found no person in {_inputs(len(nobody))}: {names(nobody)}"
     return s
+
+
+def unsegmented_text(ids: Sequence[str], out_inputs: Path | None, show: int = 5) -> str:
+    """Summary line on inputs scored whole without a seizure segment: their label is no class decision."""
+    if not ids:
+        return ""
+    names = _file_names(list(ids), show)
+    return (f"\nno seizure segment: {_inputs(len(ids))} scored whole (plain files or folders, in_segment false in "
+            f"{out_inputs}): the model learnt seizures only, so {'its' if len(ids) == 1 else 'their'} p_tle and "
+            f"label are no class decision; score seizures through a manifest (onset, offset): {names}")
+
+
+def _file_names(ids: list[str], show: int) -> str:
+    """The file names of up to ``show`` input ids, then how many more."""
+    more = f" and {len(ids) - show} more" if len(ids) > show else ""
+    return ", ".join(Path(i.split("#")[0].split("@")[0]).name for i in ids[:show]) + more
 
 
 def _inputs(n: int) -> str:
@@ -357,6 +375,7 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
 
         # 5. the tables
         summary.failed = sorted((r["input_id"], r["error"]) for r, _ in final if r["error"])
+        summary.unsegmented = sorted(r["input_id"] for r, _ in final if not r["error"] and not r["in_segment"])
         summary.judged = sorted((r["input_id"], r["kind"], r["person_found"]) for r, _ in final)
         summary.rates = sorted((r["input_id"], r["fps"], r["fps_from"], r["fps_used"]) for r, _ in final
                                if not r["error"] and r.get("fps_used") is not None)

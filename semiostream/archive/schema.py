@@ -73,6 +73,10 @@ INPUT_COLUMNS: tuple[Column, ...] = (
     Column("training_data", "string", "the bundle's training data: synthetic, partly synthetic, not synthetic, "
                                       "or unknown (not recorded in the bundle)"),
     Column("backend", "string", "engine backend (requested; auto = chosen per machine)"),
+    Column("in_segment", "bool", "true: a manifest's seizure (its onset..offset segment, or the whole video it "
+                                 "names), so label is a class decision; false: a plain file or folder, a "
+                                 "recording with no seizure segment: the model learnt seizures only, so its "
+                                 "p_tle and label there are no class decision"),
 )
 
 

@@ -30,7 +30,9 @@ Each input is cut into the bundle's windows, defined in time: spec.window frames
 30 fps = 2 s), non-overlapping unless --hop, a leftover of at least spec.min_frames kept. A video at another
 rate (6, 25, 60 fps, variable) is resampled to the bundle's on its own timestamps, one below a sixth of it
 (5 fps) is refused; the inputs table records its fps, where that came from (file, given, assumed) and the
-rate used. Each window gets p(TLE), and each input gets the mean p(TLE) and a label.
+rate used. Each window gets p(TLE), and each input gets the mean p(TLE) and a label. The model learnt seizures
+only, so the label is a class decision only for a manifest's seizure (in_segment true): a plain file or folder
+is scored whole, with no seizure segment, and the summary says that its p(TLE) and label are no decision.
 Decoding threads overlap inference and windows of many videos share batches; --ray runs the same job on a
 Ray cluster (Ray Data actors holding one Scorer each: one per GPU, or one per --cpus-per-actor cores).
 With --ray, every node must see the videos and the bundle at the same absolute paths (shared file system;

@@ -47,6 +47,9 @@ def test_folder_with_bad_inputs_then_resume_then_changed_file(arc_clips, arc_bun
             assert v["label"] == ("TLE" if v["p_tle"] >= 0.5 else "FLE") and v["bundle_id"] == bundle_id
             assert all(0.0 <= p <= 1.0 for p in mine)
     assert len({round(w["p_tle"], 6) for w in windows}) > 6  # the windows were really scored one by one
+    # plain files are whole recordings, no seizure segment: flagged, and the summary says their label is no decision
+    assert {v["in_segment"] for v in videos} == {False}
+    assert "no seizure segment: 6 inputs scored whole" in text and "p_tle and label are no class decision" in text
     w0 = [w for w in windows if w["window"] == 1][0]
     assert (w0["first_frame"], w0["last_frame"]) == (16, 31)
     assert (w0["t_first"], w0["t_last"]) == pytest.approx((16 / 15, 31 / 15), abs=1e-3)  # FFV1 pts in ms
@@ -84,6 +87,7 @@ def test_manifest_segments_csv_shared_batches_and_new_bundle(arc_clips, arc_bund
     assert all(v["input_id"].endswith(f"@{v['onset_s']:g}-{v['offset_s']:g}s") for v in videos)
     assert all(v["first_frame"] == round(v["onset_s"] * 15) for v in videos)
     assert s.windows_scored == sum(v["windows"] for v in videos) == len(read_table(out))
+    assert all(v["in_segment"] is True for v in videos) and "no seizure segment" not in s.text()  # seizures
     # windows of different videos shared inference batches (each segment has one or two windows)
     assert s.largest_batch >= 2 and s.batches < s.windows_scored
 
