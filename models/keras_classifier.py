@@ -8,8 +8,12 @@ architecture, in this order (an ``InputLayer`` may come first)::
     -> BatchNormalization -> Dropout -> Dense(d2, relu)
     -> BatchNormalization -> Dropout -> Dense(1, sigmoid)
 
-with any unit counts. Anything else is refused with a :class:`KerasModelError` naming the layer and
-what was expected there. The file is read with ``h5py``/``zipfile``/``json`` only: neither Keras nor
+with any unit counts, as a ``Sequential`` or a functional model (Keras 2 or 3). A functional model must
+be that one chain from its one input to its one output; the op layers Keras 3 records for the mask
+(``NotEqual``, ``Any``, ``Squeeze``: ``any(not_equal(input, -1), axis=-1)``, what ``Masking(-1)``
+computes) are imported as the mask the classifier applies, and must feed every LSTM (directly or through
+``Masking``). Anything else is refused with a :class:`KerasModelError` naming the layer, what was
+expected there and how to fix it. The file is read with ``h5py``/``zipfile``/``json`` only: neither Keras nor
 TensorFlow is needed, and nothing in the file is executed.
 
 Weight mapping (Keras gate order i, f, c, o equals PyTorch's i, f, g, o):
@@ -70,6 +74,8 @@ class KerasModelFile:
     path: Path
     keras_version: str
     layers: list[KerasLayer]
+    mask_ops: list[str] = field(default_factory=list)  # Keras 3 op layers computing the mask (``Kind:name``)
+    graph_masked: bool = False  # a functional graph, checked to mask every LSTM for rows of MASK_VALUE
 
     @property
     def major(self) -> int:
@@ -82,7 +88,24 @@ class KerasModelFile:
 # ---------------------------------------------------------------------------------------- reading
 
 
-def _layer_list(model_config: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+ARCHITECTURE = ("Input -> Masking(-1) -> LSTM(return_sequences=True) -> LSTM -> "
+                "3 x [BatchNormalization, Dropout, Dense], ending in Dense(1, sigmoid)")
+# Keras 3 records a functional model's masking as these op layers (Masking.compute_mask is
+# ``any(not_equal(x, mask_value), axis=-1)``); they hold no weights and compute the mask the LSTMs apply.
+MASK_OPS = ("NotEqual", "Any", "Squeeze")
+
+
+@dataclass
+class _LayerPlan:
+    """What a model configuration holds: the layers to read (config order), the mask op layers imported
+    (``Kind:name``) and whether the graph feeds every LSTM the mask of rows equal to ``MASK_VALUE``."""
+
+    layers: list[dict[str, Any]]
+    mask_ops: list[str] = field(default_factory=list)
+    graph_masked: bool = False
+
+
+def _layer_list(model_config: dict[str, Any], path: Path) -> _LayerPlan:
     if not isinstance(model_config, dict) or "class_name" not in model_config:
         raise KerasModelError(f"{path}: the model configuration is not a Keras model description")
     kind = model_config["class_name"]
@@ -92,12 +115,182 @@ def _layer_list(model_config: dict[str, Any], path: Path) -> list[dict[str, Any]
     layers = cfg if isinstance(cfg, list) else (cfg or {}).get("layers")
     if not isinstance(layers, list):
         raise KerasModelError(f"{path}: the model configuration lists no layers")
-    for layer in layers:  # functional models: accept a single chain only
+    if kind != "Sequential":
+        return _functional_plan(cfg, layers, path)
+    for layer in layers:
         nodes = layer.get("inbound_nodes") or []
         if len(nodes) > 1 or (nodes and isinstance(nodes[0], list) and len(nodes[0]) > 1):
             raise KerasModelError(f"{path}: layer {layer.get('config', {}).get('name')!r} has several inputs; "
                                   "only a single chain of layers (the paper's architecture) is supported")
-    return layers
+    return _LayerPlan(layers)
+
+
+# ---------------------------------------------------------------------------- functional graphs
+
+
+def _entry_name(entry: dict[str, Any]) -> str:
+    return str((entry.get("config") or {}).get("name") or entry.get("name"))
+
+
+def _tensor_refs(v: Any) -> list[str]:
+    """The layers whose outputs a serialised call argument (possibly nested) refers to, in order."""
+    if isinstance(v, dict):
+        if v.get("class_name") == "__keras_tensor__":
+            history = (v.get("config") or {}).get("keras_history") or [None]
+            return [str(history[0])]
+        return [n for x in v.values() for n in _tensor_refs(x)]
+    if isinstance(v, list | tuple):
+        return [n for x in v for n in _tensor_refs(x)]
+    return []
+
+
+@dataclass
+class _Call:
+    """One layer of a functional graph and what it is called with."""
+
+    kind: str
+    name: str
+    config: dict[str, Any]
+    inputs: list[str]  # layers whose outputs are positional arguments
+    constants: list[Any]  # positional arguments that are not tensors
+    mask: str | None  # the layer whose output is passed as ``mask=``
+    other: list[str]  # layers whose outputs are passed as other keyword arguments
+
+
+def _parse_call(entry: dict[str, Any], path: Path) -> _Call:
+    """A functional layer entry in Keras 3 (``{"args", "kwargs"}``) or Keras 2 (``[[name, 0, 0, {}]]``) form."""
+    kind, name = str(entry.get("class_name")), _entry_name(entry)
+    nodes = entry.get("inbound_nodes") or []
+    if len(nodes) > 1:
+        raise KerasModelError(f"{path}: layer {name!r} ({kind}) is called {len(nodes)} times (a shared layer); "
+                              f"the importer reads one chain {ARCHITECTURE}: rebuild it so and save again")
+    call = _Call(kind, name, entry.get("config") or {}, [], [], None, [])
+    if not nodes:
+        return call
+    node = nodes[0]
+    if isinstance(node, dict):  # Keras 3
+        for arg in node.get("args") or []:
+            refs = _tensor_refs(arg)
+            if refs:
+                call.inputs.extend(refs)
+            else:
+                call.constants.append(arg)
+        for key, value in (node.get("kwargs") or {}).items():
+            refs = _tensor_refs(value)
+            if key == "mask" and len(refs) == 1:
+                call.mask = refs[0]
+            else:
+                call.other.extend(refs)
+    elif isinstance(node, list):  # Keras 2: [[inbound layer, node index, tensor index, kwargs], ...]
+        call.inputs = [str(item[0]) for item in node if isinstance(item, list) and item]
+    return call
+
+
+def _axis_is_last(axis: Any) -> bool:
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    return axis in (-1, 2)
+
+
+def _mask_symbol(call: _Call, symbols: dict[str, tuple], model_input: str, path: Path) -> tuple:
+    """What a mask op computes, symbolically: ``("ne", v)`` = ``x != v`` per feature, ``("mask", v)`` =
+    any over the features ``[B, T]``, ``("mask_kept", v)`` = the same ``[B, T, 1]``."""
+    def refuse(why: str) -> KerasModelError:
+        return KerasModelError(
+            f"{path}: layer {call.name!r} ({call.kind}) {why}; only the padding mask Masking(-1) computes, "
+            "any(not_equal(input, -1), axis=-1), can be imported: mask with keras.layers.Masking(mask_value=-1) "
+            "and save again")
+
+    if call.kind == "NotEqual":
+        numbers = [c for c in call.constants if isinstance(c, int | float) and not isinstance(c, bool)]
+        if call.inputs != [model_input] or len(numbers) != 1 or len(call.constants) != 1:
+            raise refuse(f"compares {call.inputs or 'no tensor'} with {call.constants}, not the model input "
+                         "with one number")
+        return ("ne", float(numbers[0]))
+    src = symbols.get(call.inputs[0]) if len(call.inputs) == 1 else None
+    if call.kind == "Any":
+        if src is None or src[0] != "ne" or not _axis_is_last(call.config.get("axis")):
+            raise refuse("is not any(not_equal(input, value), axis=-1)")
+        return ("mask_kept" if call.config.get("keepdims") else "mask", src[1])
+    if src is None or src[0] != "mask_kept" or not _axis_is_last(call.config.get("axis")):  # Squeeze
+        raise refuse("is not squeeze(any(..., axis=-1, keepdims=True), axis=-1)")
+    return ("mask", src[1])
+
+
+def _functional_plan(cfg: dict[str, Any], entries: list[dict[str, Any]], path: Path) -> _LayerPlan:
+    """Check a functional model's graph: one input, the paper's layers as one chain to the one output,
+    and every LSTM masked for rows equal to ``MASK_VALUE`` (by a ``Masking`` layer or by Keras 3's
+    ``NotEqual``/``Any``/``Squeeze`` op layers). Refuses anything else naming the layer."""
+    fix = f"the importer reads one chain {ARCHITECTURE}: rebuild the model so (functional or Sequential) " \
+          "and save again"
+    calls = [_parse_call(e, path) for e in entries]
+    by_name = {c.name: c for c in calls}
+    inputs = [c.name for c in calls if c.kind == "InputLayer"]
+    if len(inputs) != 1:
+        raise KerasModelError(f"{path}: the model has {len(inputs)} inputs {inputs}; {fix}")
+    symbols: dict[str, tuple] = {}
+    chain_calls: list[_Call] = []
+    for c in calls:
+        for ref in [*c.inputs, *c.other, *([c.mask] if c.mask else [])]:
+            if ref not in by_name:
+                raise KerasModelError(f"{path}: layer {c.name!r} ({c.kind}) takes the output of {ref!r}, "
+                                      "which the model does not list; save the whole model again")
+        if c.kind == "InputLayer":
+            continue
+        if c.kind in MASK_OPS:
+            symbols[c.name] = _mask_symbol(c, symbols, inputs[0], path)
+            continue
+        if len(c.inputs) != 1 or c.other:
+            refs = [*c.inputs, *c.other]
+            raise KerasModelError(f"{path}: layer {c.name!r} ({c.kind}) takes {len(refs)} inputs {refs}; {fix}")
+        if c.inputs[0] in symbols:
+            raise KerasModelError(f"{path}: layer {c.name!r} ({c.kind}) is applied to the mask "
+                                  f"{c.inputs[0]!r}; {fix}")
+        if c.mask is not None and (c.kind != "LSTM" or c.mask not in symbols):
+            raise KerasModelError(f"{path}: layer {c.name!r} ({c.kind}) is given the output of {c.mask!r} "
+                                  f"as its mask; {fix}")
+        chain_calls.append(c)
+
+    chain: list[_Call] = []
+    current = inputs[0]
+    while True:
+        consumers = [c for c in chain_calls if c.inputs[0] == current]
+        if len(consumers) > 1:
+            raise KerasModelError(f"{path}: the output of {current!r} feeds {len(consumers)} layers "
+                                  f"{[c.name for c in consumers]} (a branch); {fix}")
+        if not consumers:
+            break
+        chain.append(consumers[0])
+        current = consumers[0].name
+    if len(chain) != len(chain_calls):
+        stray = next(c for c in chain_calls if c not in chain)
+        raise KerasModelError(f"{path}: layer {stray.name!r} ({stray.kind}) is not on the chain from the input; "
+                              f"{fix}")
+    outputs = cfg.get("output_layers") or []
+    outputs = [outputs] if outputs and not isinstance(outputs[0], list) else outputs
+    if [str(o[0]) for o in outputs] != [current]:
+        raise KerasModelError(f"{path}: the model outputs {[o[0] for o in outputs]}, not the end of its chain "
+                              f"{current!r}; {fix}")
+
+    want = ("mask", float(MASK_VALUE))
+    carried: tuple | None = None  # the mask Keras propagates along the chain
+    for c in chain:
+        if c.kind == "Masking":
+            carried = ("mask", float(c.config.get("mask_value", 0.0)))
+        elif c.kind == "LSTM":
+            mask = symbols[c.mask] if c.mask is not None else carried
+            if mask != want:
+                why = ("gets no mask" if mask is None else f"masks the rows equal to {mask[1]:g}"
+                       if mask[0] == "mask" else f"is given a mask of the wrong shape ({c.mask!r})")
+                raise KerasModelError(
+                    f"{path}: layer {c.name!r} (LSTM) {why}; the features are pre-padded with rows of "
+                    f"{MASK_VALUE:g}: put keras.layers.Masking(mask_value={MASK_VALUE:g}) before the first LSTM")
+            carried = mask if c.config.get("return_sequences") else None
+    keep = {c.name for c in chain} | set(inputs)
+    layers = [e for e in entries if _entry_name(e) in keep]
+    if [_entry_name(e) for e in layers if e.get("class_name") != "InputLayer"] != [c.name for c in chain]:
+        raise KerasModelError(f"{path}: the layers are not listed in the order they are called; {fix}")
+    mask_ops = [f"{c.kind}:{c.name}" for c in calls if c.kind in MASK_OPS]
+    return _LayerPlan(layers, mask_ops, graph_masked=True)
 
 
 def _decode(v: Any) -> Any:
@@ -121,7 +314,8 @@ def _read_h5_model(path: Path) -> KerasModelFile:
         version = str(_decode(f.attrs.get("keras_version", "2")))
         group = f["model_weights"] if "model_weights" in f else f
         layers = []
-        for entry in _layer_list(model_config, path):
+        plan = _layer_list(model_config, path)
+        for entry in plan.layers:
             name = entry.get("config", {}).get("name") or entry.get("name")
             weights: list[np.ndarray] = []
             if name in group:
@@ -131,7 +325,7 @@ def _read_h5_model(path: Path) -> KerasModelFile:
                         raise KerasModelError(f"{path}: weight {wname!r} of layer {name!r} is missing")
                     weights.append(np.asarray(g[wname][()], dtype=np.float32))
             layers.append(KerasLayer(entry["class_name"], name, entry.get("config", {}), weights))
-    return KerasModelFile(path, version, layers)
+    return KerasModelFile(path, version, layers, plan.mask_ops, plan.graph_masked)
 
 
 def _read_keras_v3(path: Path) -> KerasModelFile:
@@ -153,7 +347,8 @@ def _read_keras_v3(path: Path) -> KerasModelFile:
     used: dict[str, int] = {}
     with h5py.File(io.BytesIO(weights_h5), "r") as w:
         root = w["layers"] if "layers" in w else None
-        for entry in _layer_list(model_config, path):
+        plan = _layer_list(model_config, path)
+        for entry in plan.layers:
             name = entry.get("config", {}).get("name")
             key = _unique_name(_snake_case(entry["class_name"]), used)  # how Keras 3 addresses the weights
             weights: list[np.ndarray] = []
@@ -164,7 +359,7 @@ def _read_keras_v3(path: Path) -> KerasModelFile:
                     weights = [np.asarray(vars_group[k][()], dtype=np.float32)
                                for k in sorted(vars_group, key=int)]
             layers.append(KerasLayer(entry["class_name"], name, entry.get("config", {}), weights))
-    return KerasModelFile(path, str(meta.get("keras_version", "3")), layers)
+    return KerasModelFile(path, str(meta.get("keras_version", "3")), layers, plan.mask_ops, plan.graph_masked)
 
 
 def _snake_case(name: str) -> str:
@@ -284,9 +479,11 @@ def convert_keras_model(km: KerasModelFile) -> SeizureClassifier:
             raise _refuse(layer, i, expected, path)
         return layer
 
-    mask = take("Masking", "Masking(mask_value=-1)")
-    mv = float(mask.config.get("mask_value", 0.0))
-    _check(mv == MASK_VALUE, mask, f"mask_value is {mv:g}; the features are pre-padded with {MASK_VALUE:g}", path)
+    if not (km.graph_masked and layers and layers[0].kind == "LSTM"):  # a graph may mask by ops alone
+        mask = take("Masking", "Masking(mask_value=-1)")
+        mv = float(mask.config.get("mask_value", 0.0))
+        _check(mv == MASK_VALUE, mask, f"mask_value is {mv:g}; the features are pre-padded with {MASK_VALUE:g}",
+               path)
 
     lstm1 = take("LSTM", "LSTM(units, return_sequences=True)")
     _check(bool(lstm1.config.get("return_sequences")), lstm1, "the first LSTM must return sequences", path)
@@ -312,7 +509,7 @@ def convert_keras_model(km: KerasModelFile) -> SeizureClassifier:
     if extra is not None:
         i, layer = extra
         raise KerasModelError(f"{path}: layer {i} {layer.name!r} ({layer.kind}) follows the final Dense(1, "
-                              "sigmoid); the paper's classifier ends there")
+                              "sigmoid); the paper's classifier ends there: remove the layers after it and save again")
     bns, drops, denses = head[0::3], head[1::3], head[2::3]
     widths = [u2]
     for j, dense in enumerate(denses):
@@ -380,7 +577,8 @@ def import_keras_classifier(path: str | os.PathLike) -> KerasClassifier:
     km = read_keras_model(path)
     model = convert_keras_model(km)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return KerasClassifier(model, km.keras_version, digest, [f"{layer.kind}:{layer.name}" for layer in km.layers])
+    layers = [f"{layer.kind}:{layer.name}" for layer in km.layers] + km.mask_ops
+    return KerasClassifier(model, km.keras_version, digest, layers)
 
 
 def load_keras_classifier(path: str | os.PathLike) -> SeizureClassifier:

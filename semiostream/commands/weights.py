@@ -66,9 +66,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="import the paper's LSTM classifier trained in Keras (.h5 or .keras)",
         description=(
             "Reads a whole Keras model (Keras 2 .h5 or Keras 3 .keras, as model.save writes it) of the paper's "
-            "classifier: Masking(-1), LSTM, LSTM, 3 x [BatchNormalization, Dropout, Dense], any unit counts. "
-            "Neither Keras nor TensorFlow is needed. Another architecture is refused with a message naming "
-            "the layer. Without --bundle the file is only checked and summarised; with --bundle a model "
+            "classifier: Masking(-1), LSTM, LSTM, 3 x [BatchNormalization, Dropout, Dense], any unit counts, "
+            "Sequential or functional (the NotEqual/Any op layers Keras 3 saves for the mask are read as the "
+            "mask). Neither Keras nor TensorFlow is needed. Another architecture is refused with a message "
+            "naming the layer. Without --bundle the file is only checked and summarised; with --bundle a model "
             "bundle is written from it, the I3D weights (--i3d) and the preprocessing spec (--spec)."
         ),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -37,6 +38,12 @@ def _paper_model(u1: int, u2: int, d1: int, d2: int, recurrent_activation: str =
         layers.BatchNormalization(), layers.Dropout(0.5),
         layers.Dense(1, activation="sigmoid"),
     ])
+    return _randomize(model, seed)
+
+
+def _randomize(model, seed: int):
+    from keras import layers
+
     rng = np.random.default_rng(seed)
     for layer in model.layers:  # random biases and BatchNorm statistics, so every weight matters
         ws = layer.get_weights()
@@ -149,9 +156,10 @@ def test_import_classifier_command_writes_a_bundle(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def _keras2_h5(model, path, names: list[str], rec_act: str) -> None:
+def _keras2_h5(model, path, names: list[str], rec_act: str, functional: bool = False) -> None:
     """Write ``model`` in the layout of a Keras 2.2.4 ``model.save('x.h5')`` (what the paper's code wrote):
-    Keras 2 layer configs, ``model_weights/<layer>/<layer>/<weight>:0`` datasets listed in ``weight_names``."""
+    Keras 2 layer configs, ``model_weights/<layer>/<layer>/<weight>:0`` datasets listed in ``weight_names``;
+    ``functional``: as a Keras 2 functional ``Model`` (``inbound_nodes`` ``[[[layer, 0, 0, {}]]]``)."""
     import json
 
     import h5py
@@ -177,11 +185,19 @@ def _keras2_h5(model, path, names: list[str], rec_act: str) -> None:
         elif kind == "Dense":
             cfg.update(units=c["units"], activation=c["activation"], use_bias=True)
         layers.append({"class_name": kind, "config": cfg})
+    config = {"class_name": "Sequential", "config": {"name": "sequential_1", "layers": layers}}
+    if functional:
+        inp = {"class_name": "InputLayer", "name": "input_1", "inbound_nodes": [],
+               "config": {"batch_input_shape": [None, NUM_STEPS, D], "dtype": "float32", "name": "input_1"}}
+        for layer, prev in zip(layers, ["input_1", *names], strict=False):
+            layer.update(name=layer["config"]["name"], inbound_nodes=[[[prev, 0, 0, {}]]])
+        config = {"class_name": "Model", "config": {"name": "model_1", "layers": [inp, *layers],
+                                                     "input_layers": [["input_1", 0, 0]],
+                                                     "output_layers": [[names[-1], 0, 0]]}}
     with h5py.File(path, "w") as f:
         f.attrs["keras_version"] = b"2.2.4"
         f.attrs["backend"] = b"tensorflow"
-        f.attrs["model_config"] = json.dumps({"class_name": "Sequential",
-                                              "config": {"name": "sequential_1", "layers": layers}}).encode()
+        f.attrs["model_config"] = json.dumps(config).encode()
         g = f.create_group("model_weights")
         g.attrs["layer_names"] = [n.encode() for n in names]
         for layer, kind, name in zip(model.layers, kinds, names, strict=True):
@@ -203,13 +219,95 @@ def test_keras2_h5_with_keras2_hard_sigmoid_imports_with_equal_outputs(tmp_path)
     model = _paper_model(48, 36, 30, 12, recurrent_activation=hard_sigmoid_keras2, seed=5)
     names = ["masking_1", "lstm_1", "lstm_2", "batch_normalization_1", "dropout_1", "dense_1",
              "batch_normalization_2", "dropout_2", "dense_2", "batch_normalization_3", "dropout_3", "dense_3"]
-    path = tmp_path / "paper_keras2.h5"
-    _keras2_h5(model, path, names, "hard_sigmoid")
-    ours = load_keras_classifier(path)
-    assert ours.config()["recurrent_activation"] == "hard_sigmoid_keras2"
-    assert ours.config()["l2_kernel"] == pytest.approx(2e-4)
+    imported = []
+    for functional in (False, True):  # Sequential and functional Model layouts
+        path = tmp_path / f"paper_keras2_{'functional' if functional else 'sequential'}.h5"
+        _keras2_h5(model, path, names, "hard_sigmoid", functional=functional)
+        ours = load_keras_classifier(path)
+        assert ours.config()["recurrent_activation"] == "hard_sigmoid_keras2"
+        assert ours.config()["l2_kernel"] == pytest.approx(2e-4)
+        imported.append(ours)
     for length in range(1, NUM_STEPS + 1):
         x = _inputs(4, length, seed=20 + length)
+        expected = _keras_p(model, x)
+        for ours in imported:
+            with torch.no_grad():
+                np.testing.assert_allclose(ours(torch.from_numpy(x)).numpy(), expected, rtol=0, atol=1e-5,
+                                           err_msg=f"length {length}")
+
+
+def _paper_functional(u1: int, u2: int, d1: int, d2: int, mask: str, seed: int = 0, extra: str = ""):
+    """The paper's classifier built with Keras 3's functional API. ``mask``: ``"masking"`` (a Masking layer;
+    Keras 3 records its mask as NotEqual/Any op layers), ``"ops"`` (no Masking: the LSTMs are given
+    ``any(not_equal(x, -1), axis=-1)``) or ``"ops_keepdims"`` (the same through ``keepdims`` + ``squeeze``).
+    ``extra``: ``"dense"`` (one Dense after the output) or ``"branch"`` (two output heads), to be refused."""
+    from keras import layers, ops
+
+    keras.utils.set_random_seed(seed)
+    inp = keras.Input((NUM_STEPS, D), name="features")
+    given = None
+    if mask == "ops":
+        given = ops.any(ops.not_equal(inp, MASK_VALUE), axis=-1)
+    elif mask == "ops_keepdims":
+        given = ops.squeeze(ops.any(ops.not_equal(inp, MASK_VALUE), axis=-1, keepdims=True), axis=-1)
+    elif mask == "ops_zero":
+        given = ops.any(ops.not_equal(inp, 0.0), axis=-1)
+    x = layers.Masking(mask_value=MASK_VALUE, name="pad_mask")(inp) if mask == "masking" else inp
+    x = layers.LSTM(u1, return_sequences=True, recurrent_dropout=0.3, name="seq_lstm")(x, mask=given)
+    x = layers.LSTM(u2, recurrent_dropout=0.3, name="last_lstm")(x)
+    for units in (d1, d2):
+        x = layers.Dropout(0.5)(layers.BatchNormalization()(x))
+        x = layers.Dense(units, activation="relu", kernel_initializer="he_uniform")(x)
+    x = layers.Dropout(0.5)(layers.BatchNormalization()(x))
+    if extra == "branch":
+        out = [layers.Dense(1, activation="sigmoid", name=f"head_{k}")(x) for k in (1, 2)]
+    else:
+        out = layers.Dense(1, activation="sigmoid", name="p_tle")(x)
+    if extra == "dense":
+        out = layers.Dense(1, name="one_more")(out)
+    return _randomize(keras.Model(inp, out), seed)
+
+
+def _every_length(per_length: int, seed: int) -> np.ndarray:
+    """``[7 * per_length, 7, D]`` features pre-padded with rows of -1: every length 1..7 in one batch."""
+    return np.concatenate([_inputs(per_length, length, seed + length) for length in range(1, NUM_STEPS + 1)])
+
+
+@pytest.mark.parametrize("mask", ["masking", "ops", "ops_keepdims"])
+def test_functional_keras3_model_imports_with_equal_outputs(tmp_path, mask):
+    from semiostream.models.keras_classifier import import_keras_classifier
+
+    model = _paper_functional(40, 24, 32, 12, mask, seed=7)
+    x = _every_length(3, seed=11)
+    expected = model.predict(x, verbose=0).reshape(-1)
+    assert np.ptp(expected) > 1e-4  # the outputs depend on the input (not a saturated constant)
+    for fmt in ("keras", "h5"):
+        path = tmp_path / f"functional_{mask}.{fmt}"
+        model.save(path)
+        imported = import_keras_classifier(path)
+        ours = imported.model
+        assert ours.config()["lstm_units"] == [40, 24] and ours.config()["dense_units"] == [32, 12]
+        ops_layers = {entry.split(":")[0] for entry in imported.layers} & {"NotEqual", "Any", "Squeeze"}
+        if mask != "masking":  # Keras 3 records the mask given to the LSTMs as op layers
+            assert ops_layers >= ({"NotEqual", "Any", "Squeeze"} if mask == "ops_keepdims" else {"NotEqual", "Any"})
         with torch.no_grad():
-            np.testing.assert_allclose(ours(torch.from_numpy(x)).numpy(), _keras_p(model, x), rtol=0, atol=1e-5,
-                                       err_msg=f"length {length}")
+            got = ours(torch.from_numpy(x)).numpy()
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5, err_msg=fmt)
+
+
+@pytest.mark.parametrize(("mask", "extra", "fmt", "says"), [
+    ("masking", "branch", "keras", r"'dropout(_\d+)?' feeds 2 layers \['head_1', 'head_2'\] \(a branch\)"),
+    ("masking", "dense", "h5", r"'one_more' \(Dense\) follows the final Dense"),
+    ("none", "", "keras", r"'seq_lstm' \(LSTM\) gets no mask.*Masking\(mask_value=-1\)"),
+    ("ops_zero", "", "h5", r"'seq_lstm' \(LSTM\) masks the rows equal to 0"),
+])
+def test_unsupported_functional_graphs_are_refused_in_one_line(tmp_path, capsys, mask, extra, fmt, says):
+    from semiostream.cli import main
+
+    path = tmp_path / f"bad.{fmt}"
+    _paper_functional(16, 8, 8, 4, mask, extra=extra).save(path)
+    capsys.readouterr()  # Keras' own warnings while saving
+    assert main(["weights", "import-classifier", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert re.search(says, err), err
