@@ -71,6 +71,16 @@ def _wait_for_windows(capsys, ctl: list[str], n: int) -> dict:
         time.sleep(0.5)
 
 
+def _status_cells(capsys, ctl: list[str]) -> dict[str, str]:
+    """bed-01's row of the `semiostream status` table, by column."""
+    rc, out, err = _run(capsys, "status", *ctl)
+    assert rc == 0, err
+    lines = out.splitlines()
+    head = next(line for line in lines if "p(TLE)" in line and "┃" in line)
+    row = next(line for line in lines if "bed-01" in line and "│" in line)
+    return dict(zip([c.strip() for c in head.split("┃")], [c.strip() for c in row.split("│")], strict=True))
+
+
 def test_event_start_list_stop_prints_the_summary(scorer, capsys):
     ctl = ["--control", scorer.endpoints.control]
     assert _wait_for_windows(capsys, ctl, 1).get("windows_scored", 0) >= 1
@@ -87,6 +97,17 @@ def test_event_start_list_stop_prints_the_summary(scorer, capsys):
         {k: e[k] for k in ("bed", "event_id")} for e in json.loads(out)]
 
     _wait_for_windows(capsys, ctl, 3)  # a few windows scored during the event
+    deadline = time.monotonic() + 60
+    while True:  # status shows p(TLE) once a window of the open event is scored
+        rc, out, err = _run(capsys, "status", "--json", *ctl)
+        assert rc == 0, err
+        st = json.loads(out)
+        if st["events"]["bed-01"]["windows_so_far"] >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    cells = _status_cells(capsys, ctl)
+    assert cells["state"] == f"event {event_id}", cells
+    assert 0 <= float(cells["p(TLE)"]) <= 1, cells  # the latest window, one of the event's
     rc, out, err = _run(capsys, "event", "stop", "bed-01", *ctl, "--results", scorer.endpoints.results)
     assert rc == 0, err
     lines = out.strip().splitlines()
@@ -108,7 +129,12 @@ def test_event_for_a_bed_the_scorer_does_not_serve(scorer, capsys):
 
 
 def test_status_shows_the_streaming_bed(scorer, capsys):
-    rc, out, err = _run(capsys, "status", "--control", scorer.endpoints.control)
+    ctl = ["--control", scorer.endpoints.control]
+    bed = _wait_for_windows(capsys, ctl, 1)
+    assert bed["event"] is None and bed["last_p_tle"] is not None  # --json: the scorer's status as it is
+    cells = _status_cells(capsys, ctl)  # no event open: scored, no class
+    assert cells["state"] == "scored, no event" and cells["p(TLE)"] == "-", cells
+    rc, out, err = _run(capsys, "status", *ctl)
     assert rc == 0, err
     row = next((line for line in out.splitlines() if "bed-01" in line), None)
     assert row is not None, out

@@ -56,8 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status",
         help="beds, refusals and memory of a running scorer",
         description="Asks a running scorer for its status: per bed the frames, sequence gaps, age, windows "
-                    "scored, last p(TLE), crop and open event; refusals counted by reason; frame memory. "
-                    "Exit status 0, or 2 with the reason when the scorer cannot be asked.",
+                    "scored, crop and state (streaming, scored with no event, or its open event); the last "
+                    "p(TLE) only inside an open event that has a scored window (the classifier learnt seizures "
+                    "only: outside an event p(TLE) means nothing); refusals counted by reason; frame memory. "
+                    "--json prints the scorer's status as it is (last_p_tle: the latest window, in an event or "
+                    "not). Exit status 0, or 2 with the reason when the scorer cannot be asked.",
     )
     s.add_argument("--json", action="store_true", help="print the scorer's status as JSON")
     add_control_args(s)
@@ -174,6 +177,22 @@ def _fps(bed: dict) -> str:
     return f"{cam:.3g}" if used is None or abs(cam - used) <= 0.01 * used else f"{cam:.3g}->{used:g}"
 
 
+def bed_state(name: str, bed: dict, events: dict) -> tuple[str, float | None]:
+    """(state, p(TLE) to show) of one bed of the scorer's status (``events``: its ``events`` per bed).
+
+    A p(TLE) (the bed's ``last_p_tle``, in [0, 1]) is shown only while the bed's event is open and at least one
+    of that event's windows is scored, so that the latest window is one of the event's; the classifier learnt
+    seizures only, so outside an event a bed shows that it streams or is scored, never a probability."""
+    event = bed.get("event")
+    if event is None:
+        return ("scored, no event" if bed.get("windows_scored") else "streaming"), None
+    ev = events.get(name) or {}
+    p = bed.get("last_p_tle")
+    if ev.get("event_id") != event or not ev.get("windows_so_far") or p is None:
+        return f"event {event} (no window scored yet)", None
+    return f"event {event}", float(p)
+
+
 def _status(args: argparse.Namespace) -> int:
     status = _ask(args, "status")["status"]
     if args.json:
@@ -185,17 +204,18 @@ def _status(args: argparse.Namespace) -> int:
     console = Console(width=None if sys.stdout.isatty() else 200)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t = Table(title=f"scorer at {args.control} (bundle {status.get('bundle_id')}) {stamp}")
-    for col in ("bed", "frames", "gaps", "age s", "fps", "windows", "p(TLE)", "latency ms", "crop", "owner", "event"):
-        t.add_column(col, justify="left" if col in ("bed", "crop", "owner", "event") else "right",
-                     no_wrap=col in ("bed", "event"))
+    for col in ("bed", "frames", "gaps", "age s", "fps", "windows", "p(TLE)", "latency ms", "crop", "owner", "state"):
+        t.add_column(col, justify="left" if col in ("bed", "crop", "owner", "state") else "right",
+                     no_wrap=col in ("bed", "state"))
+    events = status.get("events") or {}
     for bed, b in sorted(status.get("beds", {}).items()):
-        p = b.get("last_p_tle")
+        state, p = bed_state(bed, b, events)
         lat = b.get("last_latency_ms")
         t.add_row(bed, str(b.get("frames", "-")), str(b.get("gaps", "-")),
                   f"{b.get('age_s', 0):.1f}" + (" (stale)" if b.get("stale") else ""), _fps(b),
                   str(b.get("windows_scored", "-")), "-" if p is None else f"{p:.3f}",
                   "-" if lat is None else f"{lat:.0f}", str(b.get("roi_source") or "-"),
-                  str(b.get("owner") or "-"), b.get("event") or "")
+                  str(b.get("owner") or "-"), state)
     console.print(t)
     if not status.get("beds"):
         console.print("no bed is streaming to this scorer")
