@@ -4,7 +4,9 @@ Runs after the scoring run, from its two result tables (the windows table ``--ou
 beside it) and the videos themselves: each scored input is one "event" (a whole video, or a manifest's
 onset..offset segment); its windows come from the windows table, its first frame and its two most decisive
 windows (largest ``|p - 0.5|``) are read again from the video. Frame indices stand in for sequence numbers
-and times are seconds into the recording.
+and times are seconds into the recording. A class (label, p(TLE)) is shown only for a seizure segment (a
+manifest's row, ``in_segment`` true): the model learnt seizures, so for a plain file or folder scored whole
+the index says "no seizure segment: no class decision" and its report carries no label.
 
 The intensity step shown is the bundle's: with ``intensity_scope="video"`` one raw window held for the whole
 segment, from its first frames inside the crop (:func:`semiostream.dali_pipes.event_intensity.segment_window`).
@@ -45,6 +47,19 @@ class ArchiveReport:
     error: str | None = None
     kind: str | None = None
     person: str = ""
+    in_segment: bool = True  # a seizure segment: label and p_tle are a class decision (else none is shown)
+
+
+NO_SEGMENT = "no seizure segment: no class decision"
+
+
+def row_in_segment(row: dict) -> bool:
+    """Whether an inputs-table row is a seizure segment (``in_segment``; tables written before that column:
+    a manifest row, told by its ``seizure_id``). Only then are its label and p_tle a class decision."""
+    from semiostream.archive.rows import in_segment
+
+    flag = row.get("in_segment")
+    return bool(flag) if flag is not None else in_segment(row.get("seizure_id"))
 
 
 def folder_name(input_id: str) -> str:
@@ -141,10 +156,12 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
             continue
         rows = sorted(windows_by_input.get(iid, []), key=lambda r: r["window"])
         folder = report_dir / folder_name(iid)
-        line = ArchiveReport(iid, folder.name, row["label"], row["p_tle"], len(rows), row.get("true_label"),
-                             kind=row.get("kind"), person=_person_cell(row))
+        seg = row_in_segment(row)
+        line = ArchiveReport(iid, folder.name, row["label"] if seg else None, row["p_tle"] if seg else None,
+                             len(rows), row.get("true_label"), kind=row.get("kind"), person=_person_cell(row),
+                             in_segment=seg)
         try:
-            if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"], input_facts(row)):
+            if _up_to_date(folder, meta["bundle_id"], iid, row["p_tle"], input_facts(row), line.label):
                 lines.append(line)
                 continue
             plan = _replan(row, rows, spec, fps, hop)
@@ -169,12 +186,14 @@ def _person_cell(row: dict) -> str:
     return "" if found is None else ("found" if found else "NOT FOUND")
 
 
-def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float, facts: dict[str, str]) -> bool:
+def _up_to_date(folder: Path, bundle_id: str, input_id: str, p: float, facts: dict[str, str],
+                label: str | None) -> bool:
     try:
         doc = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return (doc.get("bundle_id") == bundle_id and doc.get("source") == input_id and doc.get("input") == facts
+            and doc.get("label") == label
             and doc.get("p_tle") is not None and abs(doc["p_tle"] - p) < 1e-9 and (folder / INDEX_HTML).is_file())
 
 
@@ -220,13 +239,17 @@ def _evidence(src, plan, row: dict, rows: list[dict], bundle_id: str, detector, 
         elif roi is None and choice.fallback:
             source_of_roi = "full frame (detection fallback)"
             notes.append(choice.message)
+    seg = row_in_segment(row)
+    if not seg:
+        notes.append(f"{NO_SEGMENT[0].upper()}{NO_SEGMENT[1:]}: a plain file or folder scored whole; the model "
+                     "learnt seizures only, so the windows' p(TLE) here is no class decision.")
     if row.get("true_label"):
         notes.append(f"Label in the manifest: {row['true_label']} (for comparison; the model did not see it).")
     t_end = ns(rows[-1]["t_last"]) if rows else ns(0)
     return EventEvidence(
         bed=folder_name(row["input_id"])[:128], event_id=folder_name(row["input_id"]),
         start_t_ns=windows[0].first_t_ns if windows else 0, stop_t_ns=t_end, windows=windows,
-        p_tle=row["p_tle"], label=row["label"], bundle_id=bundle_id, first_frame=first, roi=roi,
+        p_tle=row["p_tle"], label=row["label"] if seg else None, bundle_id=bundle_id, first_frame=first, roi=roi,
         roi_source=source_of_roi, detections=detections, decisive=pick_decisive(cands), source=row["input_id"],
         notes=notes, title=input_title(row), input_facts=input_facts(row))
 
@@ -237,8 +260,9 @@ def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float, tr
     for ln in lines:
         link = (f"<a href='{e(ln.folder)}/{INDEX_HTML}'>report</a>" if ln.folder else
                 f"<span class=err>{e(ln.error or '')}</span>")
-        rows.append(f"<tr><td>{e(ln.input_id)}</td><td>{e(ln.label or '')}</td>"
-                    f"<td>{'' if ln.p_tle is None else f'{ln.p_tle:.3f}'}</td><td>{ln.windows}</td>"
+        decision = (f"<td>{e(ln.label or '')}</td><td>{'' if ln.p_tle is None else f'{ln.p_tle:.3f}'}</td>"
+                    if ln.in_segment else f"<td colspan=2 class=noseg>{NO_SEGMENT}</td>")
+        rows.append(f"<tr><td>{e(ln.input_id)}</td>{decision}<td>{ln.windows}</td>"
                     f"<td>{e(ln.kind or '')}</td><td>{e(ln.person)}</td>"
                     f"<td>{e(ln.true_label or '')}</td><td>{link}</td></tr>")
     n_ok = sum(ln.folder is not None for ln in lines)
@@ -248,6 +272,8 @@ def _index_html(lines: list[ArchiveReport], bundle_id: str, threshold: float, tr
             ".banner{background:#fff4d6;border:1px solid #e0b84a;padding:8px 12px;border-radius:6px}</style>"
             f"</head><body><p class=banner>{e(DISCLAIMER)}</p><h1>Archive re-scoring: {len(lines)} inputs</h1>"
             f"<p class=banner id=provenance>Model {e(bundle_id)}: {e(trained_on)}.</p>"
-            f"<p>{n_ok} reports; bundle <code>{e(bundle_id)}</code>; label TLE when mean p(TLE) &ge; {threshold:g}."
-            "</p><table id=inputs><tr><th>input</th><th>label</th><th>p(TLE)</th><th>windows</th><th>kind</th>"
+            f"<p>{n_ok} reports; bundle <code>{e(bundle_id)}</code>; label TLE when mean p(TLE) &ge; {threshold:g}, "
+            "for seizure segments only (a manifest's onset..offset): the model learnt seizures, so a plain file or "
+            "folder scored whole gets no class.</p>"
+            "<table id=inputs><tr><th>input</th><th>label</th><th>p(TLE)</th><th>windows</th><th>kind</th>"
             f"<th>person</th><th>manifest label</th><th>report</th></tr>{''.join(rows)}</table></body></html>\n")

@@ -6,10 +6,13 @@ import json
 import re
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from semiostream.archive.output import read_table
 from semiostream.cli import main
+from semiostream.review.archive import write_archive_reports
 
 
 def test_score_writes_a_report_per_input_and_an_index(review_bundle, clip, tmp_path, capsys):
@@ -26,11 +29,15 @@ def test_score_writes_a_report_per_input_and_an_index(review_bundle, clip, tmp_p
     (row,) = [r for r in read_table(tmp_path / "scores.videos.parquet") if r["error"] is None]
     links = re.findall(r"href='([^']+)'", index)
     assert len(links) == 1 and (reports / links[0]).is_file()
-    assert "too short" in index and "research second opinion" in index and f"{row['p_tle']:.3f}" in index
+    assert "too short" in index and "research second opinion" in index
+    # a plain file scored whole is no seizure segment: no class, no p(TLE) in the index or its report
+    assert row["in_segment"] is False and "no seizure segment: no class decision" in index
+    assert f"{row['p_tle']:.3f}" not in index and f"<td>{row['label']}</td>" not in index
     folder = (reports / links[0]).parent
     doc = json.loads((folder / "report.json").read_text())
     assert doc["source"] == row["input_id"] and doc["p_tle"] == pytest.approx(row["p_tle"])
-    assert doc["label"] == row["label"] and doc["windows"]["scored"] == row["windows"] == 6
+    assert doc["label"] is None and doc["windows"]["scored"] == row["windows"] == 6
+    assert any(n.startswith("No seizure segment") for n in doc["notes"])
     windows = sorted((r for r in read_table(out) if r["input_id"] == row["input_id"]), key=lambda r: r["window"])
     best = sorted(windows, key=lambda r: -abs(r["p_tle"] - 0.5))[:2]
     assert sorted(d["first_seq"] for d in doc["decisive"]) == sorted(r["first_frame"] for r in best)
@@ -39,6 +46,18 @@ def test_score_writes_a_report_per_input_and_an_index(review_bundle, clip, tmp_p
     before = (folder / "report.json").stat().st_mtime_ns
     assert main(argv) == 3
     assert (folder / "report.json").stat().st_mtime_ns == before
+    # a table written before in_segment: a plain row (no seizure_id) still gets no class; a manifest row does
+    videos = tmp_path / "scores.videos.parquet"
+    old = pq.read_table(videos)
+    pq.write_table(old.drop_columns(["in_segment"]), videos)
+    index = write_archive_reports(out, review_bundle, reports, saliency=False).read_text()
+    assert "no seizure segment: no class decision" in index and f"{row['p_tle']:.3f}" not in index
+    sid = pa.array(["s1" if r["error"] is None else None for r in old.to_pylist()], pa.string())
+    old = old.drop_columns(["in_segment"])
+    pq.write_table(old.set_column(old.schema.get_field_index("seizure_id"), "seizure_id", sid), videos)
+    index = write_archive_reports(out, review_bundle, reports, saliency=False).read_text()
+    assert "no seizure segment" not in index and f"<td>{row['label']}</td><td>{row['p_tle']:.3f}</td>" in index
+    assert json.loads((folder / "report.json").read_text())["label"] == row["label"]
 
 
 def test_report_of_a_resampled_clip_shows_the_frames_as_scored(review_bundle, tmp_path):

@@ -61,6 +61,7 @@ def test_colour_clip_and_empty_scene_are_named_as_such(review_bundle, get_asset,
 
     index = (reports / "index.html").read_text()
     assert "SYNTHETIC training data" in index and "8-bit colour" in index and "NOT FOUND" in index
+    assert clip["in_segment"] is True and f"<td>{clip['label']}</td><td>{clip['p_tle']:.3f}</td>" in index
     (link,) = re.findall(r"href='([^']+)'", index)
     html = (reports / link).read_text()
     heading = re.search(r"<h1>(.*?)</h1>", html).group(1)
