@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semiostream.decision import DECISION_THRESHOLD, decide
+
 from .protocol import EventResult
 from .reports import EventEvidence, WindowNote
 from .store import StoreError
@@ -35,9 +37,10 @@ class Event:
     pending: int = 0
     evidence: EventEvidence | None = None  # gathered for its review report (``reports:`` configured)
 
-    def summary(self, labels: tuple[str, str], bundle_id: str) -> EventResult:
+    def summary(self, labels: tuple[str, str], bundle_id: str, threshold: float = DECISION_THRESHOLD) -> EventResult:
+        """The event's result: p(TLE) = mean of its windows' p, labelled by :func:`semiostream.decision.decide`."""
         p = float(np.mean(self.probs)) if self.probs else None
-        label = None if p is None else (labels[1] if p >= 0.5 else labels[0])
+        label = None if p is None else decide(p, labels, threshold)
         return EventResult(bed=self.bed, event_id=self.event_id, start_t_ns=self.start_t_ns,
                            stop_t_ns=self.stop_t_ns or 0, windows=len(self.probs), p_tle=p, label=label,
                            bundle_id=bundle_id)

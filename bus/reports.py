@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.decision import DECISION_THRESHOLD
+
 log = logging.getLogger(__name__)
 
 DECISIVE_KEPT = 2
@@ -100,10 +102,13 @@ class ReportWriter:
         folder: the reports folder (created).
         bundle_dir: the bundle whose model card and models the reports use.
         device: ``"cpu"`` or ``"cuda"`` for the saliency computation.
+        threshold: the decision threshold the events were labelled with (the service's ``threshold``).
     """
 
-    def __init__(self, folder: Path, bundle_dir: Path, device: str = "cpu") -> None:
+    def __init__(self, folder: Path, bundle_dir: Path, device: str = "cpu",
+                 threshold: float = DECISION_THRESHOLD) -> None:
         self.folder, self.bundle_dir, self.device = Path(folder), Path(bundle_dir), device
+        self.threshold = threshold
         self.folder.mkdir(parents=True, exist_ok=True)
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self.written: list[Path] = []
@@ -137,7 +142,7 @@ class ReportWriter:
                 return
             evidence, summary, release = item
             try:
-                path = write_report(evidence, summary, self.bundle_dir, self.folder, self.device)
+                path = write_report(evidence, summary, self.bundle_dir, self.folder, self.device, self.threshold)
                 self.written.append(path)
                 log.info("event %s: report %s", evidence.event_id, path)
             except Exception:
@@ -163,7 +168,8 @@ class ReportWriter:
         self._thread.join(timeout)
 
 
-def write_report(evidence: EventEvidence, summary: Any, bundle_dir: Path, folder: Path, device: str) -> Path:
+def write_report(evidence: EventEvidence, summary: Any, bundle_dir: Path, folder: Path, device: str,
+                 threshold: float = DECISION_THRESHOLD) -> Path:
     """Convert the scorer's evidence to the report's and write it (see :mod:`semiostream.review`)."""
     from semiostream.review import evidence as ev
     from semiostream.review.report import write_event_report
@@ -178,4 +184,4 @@ def write_report(evidence: EventEvidence, summary: Any, bundle_dir: Path, folder
         roi=evidence.roi, roi_source=evidence.roi_source, detections=list(evidence.detections), decisive=decisive,
         notes=list(evidence.notes),
     )
-    return write_event_report(data, bundle_dir, folder / evidence.event_id, device=device)
+    return write_event_report(data, bundle_dir, folder / evidence.event_id, device=device, threshold=threshold)

@@ -75,7 +75,8 @@ class ScorerRuntime:
         if cfg.reports is not None:
             from .reports import ReportWriter
 
-            self.reports = ReportWriter(cfg.reports, cfg.bundle, device=self.scorer.device.type)
+            self.reports = ReportWriter(cfg.reports, cfg.bundle, device=self.scorer.device.type,
+                                        threshold=cfg.threshold)
         detector_factory = None
         if cfg.detector.kind != "full":
             from semiostream.dali_pipes.roi import make_detector

@@ -35,6 +35,7 @@ import zmq
 
 from semiostream.config import ServiceConfig
 from semiostream.dali_pipes.windows import Window
+from semiostream.decision import decide
 
 from .beds import BedState, BedTable
 from .bounds import Bounds
@@ -327,7 +328,7 @@ class Service:
 
     # ---------------------------------------------------------------- results
     def _label(self, p: float) -> str:
-        return self.labels[1] if p >= 0.5 else self.labels[0]
+        return decide(p, self.labels, self.cfg.threshold)
 
     def _send(self, parts: list[bytes]) -> None:
         try:
@@ -345,7 +346,7 @@ class Service:
                     still.append(item)
             self.pending = still
         for ev in self.events.finished():  # recorded before it is published, like every window
-            summary = ev.summary(self.labels, self.bundle_id)
+            summary = ev.summary(self.labels, self.bundle_id, self.cfg.threshold)
             if self.reports is not None and ev.evidence is not None:
                 summary = dataclasses.replace(summary, report=str(self.reports.path_for(ev.event_id)))
                 self.reports.submit(ev.evidence, summary, self._released.append)

@@ -2,7 +2,7 @@
 
 The paper scores 2-second windows; a seizure (event) is many windows. Its probability is the mean of its
 windows' p(TLE) and its label is ``labels[1]`` (TLE) when that mean is >= ``threshold`` (0.5), else
-``labels[0]`` (FLE).
+``labels[0]`` (FLE): the one rule of :mod:`semiostream.decision`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+
+from semiostream.decision import DECISION_THRESHOLD, decide
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class EventScore:
 
 
 def aggregate_event(probs: Sequence[float] | np.ndarray, labels: Sequence[str] = ("FLE", "TLE"),
-                    threshold: float = 0.5) -> EventScore:
+                    threshold: float = DECISION_THRESHOLD) -> EventScore:
     """Aggregate window probabilities ``[N]`` (p of ``labels[1]``) into an :class:`EventScore`.
 
     Raises:
@@ -45,12 +47,12 @@ def aggregate_event(probs: Sequence[float] | np.ndarray, labels: Sequence[str] =
     if len(labels) != 2:
         raise ValueError(f"need two labels (negative, positive), got {list(labels)}")
     mean = float(p.mean())
-    return EventScore(mean, labels[1] if mean >= threshold else labels[0], int(p.size), float(threshold),
+    return EventScore(mean, decide(mean, labels, threshold), int(p.size), float(threshold),
                       float(p.min()), float(p.max()))
 
 
 def aggregate_events(probs: Sequence[float] | np.ndarray, event_ids: Sequence, labels: Sequence[str] = ("FLE", "TLE"),
-                     threshold: float = 0.5) -> dict:
+                     threshold: float = DECISION_THRESHOLD) -> dict:
     """``{event_id: EventScore}`` for windows tagged with ``event_ids`` (same length as ``probs``)."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1)
     if len(event_ids) != p.size:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiostream.decision import DECISION_THRESHOLD
 from semiostream.device import Device
 from semiostream.models.bundle import Bundle, load_bundle
 from semiostream.models.classifier import NUM_STEPS, pad_features
@@ -326,7 +327,7 @@ class Scorer:
             return probs
 
     def score_event(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
-                    threshold: float = 0.5) -> EventScore:
+                    threshold: float = DECISION_THRESHOLD) -> EventScore:
         """One decision for a seizure: mean p(TLE) over its windows, label from ``bundle.labels``."""
         return aggregate_event(self.score_windows(windows, rois), self.bundle.labels, threshold)
 

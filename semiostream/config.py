@@ -40,6 +40,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .decision import DECISION_THRESHOLD
 from .errors import UserError
 
 BED_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -172,6 +173,8 @@ class ServiceConfig(_Strict):
     reports: Path | None = Field(None, description="folder of event review reports (one per closed event); null = off")
     queue_seconds: float = Field(2.0, gt=0, le=60, description="seconds of frames queued per camera")
     fps: float = Field(30.0, gt=0, le=1000)
+    threshold: float = Field(DECISION_THRESHOLD, ge=0, le=1, allow_inf_nan=False,
+                             description="label a window or event TLE when (mean) p(TLE) >= this")
 
     @field_validator("beds")
     @classmethod

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from .decision import positive
+
 #: status words of a check
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 
@@ -361,7 +363,7 @@ def _scorer_check(ctx: Context, backend: str, tol_p: float, preprocessing: str =
         p = s.score_windows(ctx.windows, ctx.rois)
         dev = str(s.device)
     err = _max_abs(p, p_ref)
-    same = bool(np.array_equal(p >= 0.5, p_ref >= 0.5))
+    same = bool(np.array_equal(positive(p), positive(p_ref)))
     details = {"backend": backend, "preprocessing": preprocessing, "device": dev, "p": p.tolist(),
                "p_reference": p_ref.tolist(), "max_abs": err}
     if not same:

@@ -6,9 +6,10 @@ Computed by scikit-learn at two levels:
 * **seizure**: one sample per seizure, scored by the mean of its windows' p(TLE) (the runtime's
   per-event aggregation).
 
-A label is predicted TLE when p >= ``threshold`` (0.5). Across folds every metric is reported as
-mean ± standard deviation (population std, ``ddof=0``, as ``numpy.std``); a metric undefined in a fold
-(ROC AUC when the validation part holds one class only) is left out of that mean and counted.
+A label is predicted TLE when p >= ``threshold`` (0.5; the one rule of :mod:`semiostream.decision`).
+Across folds every metric is reported as mean ± standard deviation (population std, ``ddof=0``, as
+``numpy.std``); a metric undefined in a fold (ROC AUC when the validation part holds one class only) is
+left out of that mean and counted.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.decision import DECISION_THRESHOLD, positive
+
 SCALARS = ("f1_macro", "precision_macro", "recall_macro", "roc_auc", "accuracy")
 
 
-def binary_metrics(y_true: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+def binary_metrics(y_true: np.ndarray, p: np.ndarray, threshold: float = DECISION_THRESHOLD) -> dict[str, Any]:
     """Metrics of p(TLE) scores against labels (TLE = 1).
 
     Args:
@@ -49,7 +52,7 @@ def binary_metrics(y_true: np.ndarray, p: np.ndarray, threshold: float = 0.5) ->
         raise ValueError(f"y_true {y_true.shape} and p {p.shape} differ in length")
     if len(y_true) == 0:
         raise ValueError("no samples to evaluate")
-    y_pred = (p >= threshold).astype(np.int64)
+    y_pred = positive(p, threshold)
     kw = {"labels": [0, 1], "average": "macro", "zero_division": 0}
     auc = float(roc_auc_score(y_true, p)) if len(np.unique(y_true)) == 2 else math.nan
     return {
@@ -64,11 +67,11 @@ def binary_metrics(y_true: np.ndarray, p: np.ndarray, threshold: float = 0.5) ->
     }
 
 
-def macro_f1(y_true: np.ndarray, p: np.ndarray, threshold: float = 0.5) -> float:
+def macro_f1(y_true: np.ndarray, p: np.ndarray, threshold: float = DECISION_THRESHOLD) -> float:
     """Macro-averaged F1 of thresholded scores (the model-selection criterion)."""
     from sklearn.metrics import f1_score
 
-    y_pred = (np.asarray(p) >= threshold).astype(np.int64)
+    y_pred = positive(p, threshold)
     return float(f1_score(np.asarray(y_true, np.int64), y_pred, labels=[0, 1], average="macro", zero_division=0))
 
 
@@ -106,7 +109,7 @@ def aggregate_by_seizure(
 
 
 def evaluate(
-    y_windows: np.ndarray, p_windows: np.ndarray, seizure_index: np.ndarray, threshold: float = 0.5
+    y_windows: np.ndarray, p_windows: np.ndarray, seizure_index: np.ndarray, threshold: float = DECISION_THRESHOLD
 ) -> dict[str, dict[str, Any]]:
     """``{"window": binary_metrics(...), "seizure": binary_metrics(...)}`` for one validation fold."""
     _, p_s, y_s = aggregate_by_seizure(p_windows, seizure_index, y_windows)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..decision import DECISION_THRESHOLD, positive
 from ..models.classifier import SeizureClassifier
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class TrainConfig:
     l2_bias: float = 1e-4
     class_weighted: bool = True
     patience: int | None = None
-    threshold: float = 0.5
+    threshold: float = DECISION_THRESHOLD
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -274,7 +275,7 @@ def train_model(
                     lv = torch.cat([model.logits(xv[i:i + 4096]) for i in range(0, len(xv), 4096)])
                     stats["val_loss"] = float(weighted_loss(lv, torch.from_numpy(yv.astype(np.float32)), wv,
                                                             cfg.loss))
-                    pred = (torch.sigmoid(lv).numpy() >= cfg.threshold).astype(np.int64)
+                    pred = positive(torch.sigmoid(lv).numpy(), cfg.threshold)
                 stats["val_f1"] = fast_macro_f1(yv, pred)
                 if stats["val_f1"] > best_f1 or (stats["val_f1"] == best_f1 and stats["val_loss"] < best_loss):
                     best_f1, best_loss, best_epoch, since = stats["val_f1"], stats["val_loss"], epoch, 0

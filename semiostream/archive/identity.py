@@ -22,6 +22,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from semiostream.decision import DECISION_THRESHOLD
 from semiostream.trainer.features import ContentHashMemo
 
 from .inputs import Job
@@ -37,7 +38,7 @@ class RunSettings:
     backend: str  # as requested ("auto" when the Scorer chooses)
     hop: int | None  # None = non-overlapping windows (the bundle's window)
     detector: str  # "full", or "yolox:<sha256 of weights>" ...
-    threshold: float = 0.5
+    threshold: float = DECISION_THRESHOLD
     preprocessing: str = "auto"  # Scorer preprocessing: auto, dali, reference
 
     def digest(self) -> str:

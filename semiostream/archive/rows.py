@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..decision import DECISION_THRESHOLD
 from .facts import InputFacts
 from .inputs import Job
 from .plan import JobPlan
@@ -25,8 +26,8 @@ def in_segment(seizure_id: str | None) -> bool:
 
 def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = None,
               probs: np.ndarray | None = None, error: str | None = None, sha256: str | None = None,
-              labels: Sequence[str] = ("FLE", "TLE"), threshold: float = 0.5, facts: InputFacts | None = None,
-              training_data: str = "unknown") -> dict[str, Any]:
+              labels: Sequence[str] = ("FLE", "TLE"), threshold: float = DECISION_THRESHOLD,
+              facts: InputFacts | None = None, training_data: str = "unknown") -> dict[str, Any]:
     """The inputs-table row of ``job``: scored (``plan`` and ``probs`` ``[N]`` float32) or failed (``error``).
 
     ``facts``: its kind and person (:mod:`.facts`; None = not gathered); ``training_data``: the bundle's

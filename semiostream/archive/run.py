@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.decision import DECISION_THRESHOLD
 from semiostream.errors import UserError
 
 from .facts import InputFacts, plan_with_facts
@@ -62,7 +63,7 @@ class ScoreConfig:
     hop: int | None = None
     detector: str = "full"
     detector_weights: Path | None = None
-    threshold: float = 0.5
+    threshold: float = DECISION_THRESHOLD
     workers: int = 2
     max_batch: int = 4
     max_wait_ms: float = 20.0

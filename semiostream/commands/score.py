@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 from ..archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, describe
+from ..decision import DECISION_THRESHOLD
 from ..errors import UserError
 
 ORDER = 45
@@ -87,7 +88,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", choices=("full", "yolox", "maskrcnn"), default="full",
                    help="crop of inputs without a manifest roi: full frame (default) or a person+bed detector")
     p.add_argument("--detector-weights", type=Path, metavar="PATH", help="detector weights (yolox: an .onnx file)")
-    p.add_argument("--threshold", type=float, default=0.5, help="label TLE when mean p(TLE) >= this (default 0.5)")
+    p.add_argument("--threshold", type=float, default=DECISION_THRESHOLD,
+                   help=f"label TLE when mean p(TLE) >= this (default {DECISION_THRESHOLD:g})")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
     p.add_argument("--max-batch", type=int, default=4, help="windows per inference batch (default 4)")
     p.add_argument("--max-wait-ms", type=float, default=20.0,

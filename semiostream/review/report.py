@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..decision import DECISION_THRESHOLD, positive
 from .evidence import EventEvidence
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def _when(t_ns: int) -> str:
     return f"{t_ns / 1e9:.2f} s into the recording"
 
 
-def uncertainty(p: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[str, Any]:
+def uncertainty(p: np.ndarray, threshold: float = DECISION_THRESHOLD, seed: int = 0) -> dict[str, Any]:
     """How firm the event's mean p(TLE) is over its ``[N]`` window scores: mean, sd, range, a bootstrap 95%
     interval of the mean (2000 resamples of the windows; ``ci95`` None below
     :data:`MIN_WINDOWS_FOR_INTERVAL` windows, where resampling a handful of values gives a meaningless
@@ -77,11 +78,11 @@ def uncertainty(p: np.ndarray, threshold: float = 0.5, seed: int = 0) -> dict[st
         ci95 = [float(v) for v in np.quantile(means, [0.025, 0.975])]
     return {"n": n, "mean": float(p.mean()), "sd": float(p.std(ddof=1)) if n > 1 else 0.0,
             "min": float(p.min()), "max": float(p.max()), "ci95": ci95,
-            "above": int((p >= threshold).sum()), "below": int((p < threshold).sum())}
+            "above": int(positive(p, threshold).sum()), "below": int((p < threshold).sum())}
 
 
 def write_event_report(evidence: EventEvidence, bundle_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
-                       saliency: bool = True, device: str = "cpu", threshold: float = 0.5,
+                       saliency: bool = True, device: str = "cpu", threshold: float = DECISION_THRESHOLD,
                        time_budget_s: float = 120.0) -> Path:
     """Write the review report of one event into the folder ``out_dir`` (replaced atomically if it exists).
 
