@@ -27,6 +27,7 @@ Example::
     limits: {beds: 256}                    # global bounds; unset ones are derived from this machine
     store: {path: results.sqlite, retention_days: 30}   # every result and event, kept across crashes
     reports: reports/                      # an event review report (HTML + PNG) per closed event
+    threshold: 0.5                         # label TLE when (mean) p(TLE) >= this (windows and events)
 
 Every error names the field and how to fix it.
 """
