@@ -257,11 +257,11 @@ def step_archive(bundle, tiny: bool, work: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------
 def _merge(path: Path, key: str, value: Any) -> None:
-    from semiostream.engines.artifacts import atomic_write_text
+    from semiostream.files import atomic_write
 
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[key] = value
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    atomic_write(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def _num(v: float | None) -> str:

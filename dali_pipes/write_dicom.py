@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.files import replacing
+
 from . import frame_checksum, htj2k_codec
 from .read_dicom import HTJ2K_LOSSLESS, decode_threads
 from .source import Source
@@ -225,13 +227,12 @@ def write_htj2k_dicom(
     times = _irregular(None if frame_times is None else np.asarray(frame_times, np.float64), fps)
     if times is not None and len(times) != num_frames:
         raise ValueError(f"{len(times)} frame times for {num_frames} frames")
-    tmp = path.with_name(f".{path.name}.partial{path.suffix}")
     dtype = np.uint16 if bit_depth == 16 else np.uint8
     pool = cf.ThreadPoolExecutor(threads or decode_threads(), thread_name_prefix="htj2k-encode")
     offsets, lengths = np.zeros(num_frames, "<u8"), np.zeros(num_frames, "<u8")
     crcs = np.zeros(num_frames, "<u4")
     try:
-        with open(tmp, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             written, pos, at = 0, 0, {}
             for chunk in chunks:
                 chunk = _check(chunk, bit_depth, bits_stored)
@@ -272,10 +273,6 @@ def write_htj2k_dicom(
                                (frame_checksum.checksum_tag(ds), crcs)):
                 f.seek(at[tag])
                 f.write(table.tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         pool.shutdown(wait=True)
     return path

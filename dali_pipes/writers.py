@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.files import replacing
+
 from .read_av import FRAMES_TAG, RATE_TAG
 from .source import Source
 
@@ -38,10 +40,6 @@ def _check_chunk(chunk: np.ndarray, bit_depth: int) -> np.ndarray:
     if bit_depth == 8 and chunk.size and int(chunk.max()) > 255:
         raise ValueError("bit_depth=8 but frames hold values above 255")
     return chunk
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial{path.suffix}")
 
 
 def write_ffv1(
@@ -83,50 +81,48 @@ def write_ffv1(
 
     rate = Fraction(ASSUMED_FPS if fps is None else fps).limit_denominator(1001)
     pix_fmt = "gray16le" if bit_depth == 16 else "gray"
-    tmp = _tmp(path)
-    container = av.open(str(tmp), mode="w", format="matroska")
-    written = 0
-    try:
-        if num_frames is not None:
-            container.metadata[FRAMES_TAG] = str(int(num_frames))
-        if fps is None:
-            container.metadata[RATE_TAG] = "unknown"
-        stream = None
-        for chunk in _chunks(frames):
-            chunk = _check_chunk(chunk, bit_depth)
+    with replacing(path, keep_suffix=True) as tmp:
+        container = av.open(str(tmp), mode="w", format="matroska")
+        written = 0
+        try:
+            if num_frames is not None:
+                container.metadata[FRAMES_TAG] = str(int(num_frames))
+            if fps is None:
+                container.metadata[RATE_TAG] = "unknown"
+            stream = None
+            for chunk in _chunks(frames):
+                chunk = _check_chunk(chunk, bit_depth)
+                if stream is None:
+                    stream = container.add_stream("ffv1", rate=rate)
+                    stream.width, stream.height = int(chunk.shape[2]), int(chunk.shape[1])
+                    stream.pix_fmt = pix_fmt
+                    stream.options = {"level": "3", "slicecrc": "1", "g": "1", "slices": "4"}
+                    stream.metadata["title"] = title
+                elif (chunk.shape[1], chunk.shape[2]) != (stream.height, stream.width):
+                    raise ValueError(
+                        f"frame size changed from {stream.width}x{stream.height} to {chunk.shape[2]}x{chunk.shape[1]}"
+                    )
+                for frame in chunk:
+                    vf = av.VideoFrame.from_ndarray(
+                        np.ascontiguousarray(frame, dtype=np.uint16 if bit_depth == 16 else np.uint8),
+                        format=pix_fmt,
+                    )
+                    vf.pts = written
+                    for packet in stream.encode(vf):
+                        container.mux(packet)
+                    written += 1
+                if progress is not None:
+                    progress(written)
             if stream is None:
-                stream = container.add_stream("ffv1", rate=rate)
-                stream.width, stream.height = int(chunk.shape[2]), int(chunk.shape[1])
-                stream.pix_fmt = pix_fmt
-                stream.options = {"level": "3", "slicecrc": "1", "g": "1", "slices": "4"}
-                stream.metadata["title"] = title
-            elif (chunk.shape[1], chunk.shape[2]) != (stream.height, stream.width):
-                raise ValueError(
-                    f"frame size changed from {stream.width}x{stream.height} to {chunk.shape[2]}x{chunk.shape[1]}"
-                )
-            for frame in chunk:
-                vf = av.VideoFrame.from_ndarray(
-                    np.ascontiguousarray(frame, dtype=np.uint16 if bit_depth == 16 else np.uint8),
-                    format=pix_fmt,
-                )
-                vf.pts = written
-                for packet in stream.encode(vf):
-                    container.mux(packet)
-                written += 1
-            if progress is not None:
-                progress(written)
-        if stream is None:
-            raise ValueError("no frames to write")
-        if num_frames is not None and written != num_frames:
-            raise ValueError(f"num_frames={num_frames} but {written} frames were given")
-        for packet in stream.encode():
-            container.mux(packet)
-        container.close()
-        os.replace(tmp, path)
-    except BaseException:
-        container.close()
-        tmp.unlink(missing_ok=True)
-        raise
+                raise ValueError("no frames to write")
+            if num_frames is not None and written != num_frames:
+                raise ValueError(f"num_frames={num_frames} but {written} frames were given")
+            for packet in stream.encode():
+                container.mux(packet)
+            container.close()
+        except BaseException:
+            container.close()
+            raise
     return path
 
 
@@ -140,8 +136,7 @@ def write_npy(
     """Write ``[T, H, W]`` uint16 frames as ``.npy`` (streamed through a memory map for iterables,
     which then need ``num_frames`` and ``shape_hw``)."""
     path = Path(path)
-    tmp = _tmp(path)
-    try:
+    with replacing(path, keep_suffix=True) as tmp:
         if isinstance(frames, np.ndarray):
             np.save(tmp, _check_chunk(frames, 16).astype(np.uint16, copy=False), allow_pickle=False)
         else:
@@ -157,10 +152,6 @@ def write_npy(
                 raise ValueError(f"num_frames={num_frames} but {i} frames were given")
             out.flush()
             del out
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -176,9 +167,8 @@ def write_image_folder(
     for chunk in _chunks(frames):
         for frame in _check_chunk(chunk, 16):
             name = folder / f"frame_{i:06d}{suffix}"
-            tmp = folder / f".{name.name}.partial{suffix}"
-            Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint16)).save(tmp)
-            os.replace(tmp, name)
+            with replacing(name, durable=False, keep_suffix=True) as tmp:  # a killed run leaves whole frames
+                Image.fromarray(np.ascontiguousarray(frame, dtype=np.uint16)).save(tmp)
             i += 1
     return folder
 

@@ -15,7 +15,6 @@ Runtime reads (or the reverse)::
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 ONNX_DIR = "onnx"
@@ -67,19 +66,3 @@ def io_from_metadata(meta: dict[str, str]) -> dict:
     return json.loads(meta[META_IO])
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and rename (readers never see half a file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, p)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (readers never see half a file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, p)

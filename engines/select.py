@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from semiostream.files import atomic_write
+
 from . import artifacts as art
 from .base import EngineError
 from .registry import REFERENCE, get_backend
@@ -134,7 +136,7 @@ def record_verdicts(bundle, bundle_id: str, results: list[dict[str, Any]],
                             **{k: r[k] for k in ("backend", "passed", "ms_per_window") },
                             "frames": r.get("frames"), "details": r.get("details", {})})
         path = verdict_path(bundle)
-        art.atomic_write_text(path, json.dumps(
+        atomic_write(path, json.dumps(
             {"format": VERDICT_FORMAT, "version": VERDICT_VERSION, "entries": entries}, indent=2) + "\n")
     return path
 

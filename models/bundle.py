@@ -33,13 +33,14 @@ import io
 import json
 import os
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal
 
 import torch
+
+from semiostream.files import atomic_write, replacing, sha256_of
 
 FORMAT_NAME = "semiostream-bundle"
 FORMAT_VERSION = 1
@@ -171,23 +172,6 @@ class Bundle:
         return int(self.meta["i3d"]["in_channels"])
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _bundle_id(files: dict[str, str], spec: dict[str, Any], labels: list[str]) -> str:
@@ -227,15 +211,12 @@ def save_bundle(
     out.mkdir(parents=True, exist_ok=True)
 
     i3d_state = {k: v.detach().cpu().contiguous() for k, v in i3d.state_dict().items()}
-    tmp = out / f".{I3D_FILE}.tmp"
-    save_file(i3d_state, str(tmp))
-    os.replace(tmp, out / I3D_FILE)
+    with replacing(out / I3D_FILE) as tmp:
+        save_file(i3d_state, str(tmp))
+    with replacing(out / CLASSIFIER_FILE) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in classifier.state_dict().items()}, tmp)
 
-    tmp = out / f".{CLASSIFIER_FILE}.tmp"
-    torch.save({k: v.detach().cpu() for k, v in classifier.state_dict().items()}, tmp)
-    os.replace(tmp, out / CLASSIFIER_FILE)
-
-    files = {name: sha256_file(out / name) for name in (I3D_FILE, CLASSIFIER_FILE)}
+    files = {name: sha256_of(out / name) for name in (I3D_FILE, CLASSIFIER_FILE)}
     spec_d = spec.to_dict()
     meta = {
         "format": FORMAT_NAME,
@@ -248,7 +229,7 @@ def save_bundle(
         "provenance": provenance or {},
         "files": files,
     }
-    _atomic_write_bytes(out / BUNDLE_JSON, (json.dumps(meta, indent=2) + "\n").encode())
+    atomic_write(out / BUNDLE_JSON, json.dumps(meta, indent=2) + "\n")
     return out
 
 

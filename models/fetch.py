@@ -22,7 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .bundle import sha256_file
+from semiostream.files import replacing, sha256_of
+
 from .weights import KINETICS400_CKPT_SHA256, WeightsError, load_i3d_checkpoint
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ def import_checkpoint(src: str | os.PathLike, out: str | os.PathLike | None = No
                            "drop --variant or check the file")
     variant = variant or found
     if expect_sha256:
-        actual = sha256_file(src)
+        actual = sha256_of(src)
         if actual != expect_sha256:
             raise FetchError(
                 f"{src} has sha256 {actual}, expected {expect_sha256}: the download is corrupt or is "
@@ -144,12 +145,10 @@ def import_checkpoint(src: str | os.PathLike, out: str | os.PathLike | None = No
         model = load_i3d_checkpoint(src, in_channels=3, num_classes=None)
     out = Path(out) if out else default_weights_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(tmp), metadata={"source": src.name, "format": "semiostream-i3d", "in_channels": "3",
-                                         "num_classes": str(model.num_classes or 0), "variant": variant})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    with replacing(out) as tmp:
+        save_file(state, str(tmp), metadata={"source": src.name, "format": "semiostream-i3d", "in_channels": "3",
+                                             "num_classes": str(model.num_classes or 0), "variant": variant})
     return out
 
 

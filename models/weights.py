@@ -337,7 +337,8 @@ def identify_variant(path: str | os.PathLike) -> str:
     a converted ``.safetensors`` by the variant recorded in its metadata; otherwise the file name
     decides (``imagenet`` -> ``rgb_imagenet``, ``scratch`` -> ``rgb_scratch``), else ``"unknown"``.
     """
-    from .bundle import sha256_file
+    from semiostream.files import sha256_of
+
     from .tf_checkpoint import checkpoint_prefix, is_tf_checkpoint
 
     p = Path(path)
@@ -354,7 +355,7 @@ def identify_variant(path: str | os.PathLike) -> str:
             v = (f.metadata() or {}).get("variant")
         if v in I3D_VARIANTS:
             return v
-    if p.is_file() and (v := KNOWN_FILES.get(sha256_file(p))):
+    if p.is_file() and (v := KNOWN_FILES.get(sha256_of(p))):
         return v
     low = label.lower()
     if "imagenet" in low:

@@ -20,7 +20,7 @@ The cache holds one ``.npz`` per seizure under ``<cache>/<key[:2]>/<key>.npz``. 
 * the I3D weights (a digest of the state dict's tensors, independent of the file format they came in).
 
 So renaming or moving a video keeps its features; changing a pixel, the spec or the weights does not.
-Each entry is written to a temporary file and moved into place with ``os.replace``, so a killed run
+Each entry is written atomically (:func:`semiostream.files.atomic_write`), so a killed run
 leaves only whole entries, and the next run resumes with the seizures still missing. Content hashes are
 remembered in ``<cache>/hashes.json`` by (path, size, mtime) so unchanged videos are not re-read.
 
@@ -36,7 +36,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+
+from semiostream.files import atomic_write, sha256_of
 
 from .dataset import FeatureSet, SeizureInfo
 from .manifest import Manifest, SeizureRow
@@ -87,10 +88,7 @@ def sha256_of_path(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
             h.update(f.relative_to(p).as_posix().encode() + b"\0")
             h.update(sha256_of_path(f).encode())
         return h.hexdigest()
-    with open(p, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_of(p, chunk)
 
 
 def state_digest(module: Any) -> str:
@@ -132,20 +130,6 @@ class CachedFeatures:
     meta: dict[str, Any]
 
 
-def _atomic_savez(path: Path, **arrays: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class ContentHashMemo:
     """sha256 of video contents (files or frame folders), remembered in a JSON file by (absolute path,
     size, mtime): an unchanged file is hashed once, a touched or rewritten one again. Thread-safe; call
@@ -176,11 +160,7 @@ class ContentHashMemo:
     def save(self) -> None:
         with self._lock:
             data = json.dumps(self._hashes, indent=0, sort_keys=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.stem}.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(data)
-        os.replace(tmp, self.path)
+        atomic_write(self.path, data)
 
 
 class FeatureCache:
@@ -234,10 +214,11 @@ class FeatureCache:
         if f.ndim != 3 or f.shape[1:] != (NUM_STEPS, FEATURE_DIM):
             raise ValueError(f"features must be [n, {NUM_STEPS}, {FEATURE_DIM}]; got {f.shape}")
         p = self.path(key)
-        _atomic_savez(
-            p, features=f, starts=np.asarray(entry.starts, np.int64), stops=np.asarray(entry.stops, np.int64),
-            roi=np.asarray(entry.roi if entry.roi else [], np.int64), meta=np.array(json.dumps(entry.meta)),
-        )
+        arrays = {"features": f, "starts": np.asarray(entry.starts, np.int64),
+                  "stops": np.asarray(entry.stops, np.int64),
+                  "roi": np.asarray(entry.roi if entry.roi else [], np.int64),
+                  "meta": np.array(json.dumps(entry.meta))}
+        atomic_write(p, lambda out: np.savez(out, **arrays))
         return p
 
 

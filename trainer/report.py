@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.files import atomic_write
+
 from .manifest import LABELS
 from .metrics import aggregate_by_seizure, fmt
 
@@ -59,11 +61,7 @@ def clean_json(o: Any) -> Any:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(clean_json(obj), indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, p)
-    return p
+    return atomic_write(path, json.dumps(clean_json(obj), indent=1, allow_nan=False) + "\n")
 
 
 def write_predictions(path: str | os.PathLike, rows: list[dict[str, Any]]) -> Path:

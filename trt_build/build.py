@@ -24,6 +24,7 @@ from typing import Any
 
 from semiostream.engines import artifacts as art
 from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, MIN_FRAMES
+from semiostream.files import atomic_write
 from semiostream.models.bundle import Bundle, load_bundle
 
 from . import cache
@@ -136,7 +137,7 @@ def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[
     if serialized is None:
         raise BuildError(f"TensorRT failed to build an engine from {onnx_file} (see the log above)")
     if tc is not None:
-        art.atomic_write_bytes(timing_cache, bytes(tc.serialize()))
+        atomic_write(timing_cache, bytes(tc.serialize()))
     return bytes(serialized)
 
 

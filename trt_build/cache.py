@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.engines import artifacts as art
+from semiostream.files import atomic_write
 
 SIDECAR_FORMAT = "semiostream-trt-engine"
 SIDECAR_VERSION = 1
@@ -80,14 +81,10 @@ def expected_sidecar(bundle_meta: dict[str, Any], model: str, role: str, precisi
 
 def write_engine(path: str | os.PathLike, engine_bytes: bytes, sidecar: dict[str, Any]) -> Path:
     """Write the engine and its sidecar (engine first, both atomically)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(engine_bytes)
-    os.replace(tmp, p)
+    p = atomic_write(path, engine_bytes)
     side = dict(sidecar, engine_sha256=sha256_bytes(engine_bytes),
                 built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    art.atomic_write_text(sidecar_path(p), json.dumps(side, indent=2, sort_keys=True) + "\n")
+    atomic_write(sidecar_path(p), json.dumps(side, indent=2, sort_keys=True) + "\n")
     return p
 
 

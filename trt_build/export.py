@@ -28,6 +28,7 @@ from torch import nn
 from semiostream import __version__
 from semiostream.engines import artifacts as art
 from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, classifier_io, feature_io
+from semiostream.files import replacing
 from semiostream.models.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
@@ -169,8 +170,8 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
                         f"({role}); see metadata_props")
     model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out)
+    with replacing(out) as t:
+        onnx.save(model, str(t))
     return out
 
 

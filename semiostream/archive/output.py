@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.errors import UserError
+from semiostream.files import atomic_write
 
 from .schema import INPUT_COLUMNS, WINDOW_COLUMNS, Column, arrow_schema, column_names
-from .writer import atomic_write
 
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 ROW_GROUP = 65536

@@ -8,33 +8,31 @@ Layout::
         chunks/<key>.json   that input's rows: {"format": 1, "key", "input": {...}, "windows": {column: [...]}}
         hashes.json     content-hash memo (see :mod:`.identity`)
 
-Exactly-once protocol: a chunk is written to a temporary file, flushed, fsynced and moved into place with
-``os.replace``; only then is its line appended to ``done.jsonl`` (and fsynced). An input counts as done only
-when its line is complete *and* its chunk exists, so a run killed at any instant leaves either nothing for
-that input (it is scored again) or a whole chunk (it is reused); a chunk without a line is simply rewritten.
+Exactly-once protocol: a chunk is written atomically (:func:`semiostream.files.atomic_write`: a temporary
+file, fsynced, moved into place with ``os.replace``); only then is its line appended to ``done.jsonl`` (and
+fsynced). An input counts as done only when its line is complete *and* its chunk exists, so a run killed at
+any instant leaves either nothing for that input (it is scored again) or a whole chunk (it is reused); a
+chunk without a line is simply rewritten.
 A partial last line left by a kill is cut off when the folder is opened again. Chunk files are keyed by the
 input's result key, so re-scoring an input replaces its chunk instead of adding a second one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from semiostream.errors import UserError
+from semiostream.files import atomic_write
 
 log = logging.getLogger(__name__)
 
 CHUNK_FORMAT = 1
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 @dataclass(frozen=True)
@@ -50,32 +48,6 @@ class DoneEntry:
 def parts_dir_for(out: str | os.PathLike) -> Path:
     out = Path(out)
     return out.with_name(out.name + ".parts")
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write ``path`` via ``write(binary_file)`` into a temporary file beside it, fsync, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 class PartsStore:

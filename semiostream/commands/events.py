@@ -10,15 +10,14 @@ import argparse
 import csv
 import io
 import json
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..files import atomic_write
 
 ORDER = 53
 
@@ -205,10 +204,7 @@ def _write_out(path: Path, text: str) -> None:
     if path.is_dir():
         raise UserError(f"--out {path} is a folder; give a file name such as {path / 'events.csv'}")
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write(path, text)
     except OSError as e:
         raise UserError(f"cannot write {path}: {e.strerror or e}; choose another --out") from None
 
