@@ -107,7 +107,7 @@ def _pool() -> cf.ThreadPoolExecutor:
 
 def is_dicom(path: str | os.PathLike) -> bool:
     """True if ``path`` is a regular file with the DICOM Part 10 preamble (``DICM`` at byte 128)."""
-    from .source import file_kind
+    from semiostream.files import file_kind
 
     if file_kind(path) != "file":
         return False

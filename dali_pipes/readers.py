@@ -23,7 +23,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from .source import Source, SourceError, file_kind
+from semiostream.files import file_kind
+
+from .source import Source, SourceError
 
 __all__ = ["READERS", "Source", "SourceError", "open_source", "supported_suffixes"]
 

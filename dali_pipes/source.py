@@ -8,14 +8,14 @@ A :class:`Source` is an open video of ``num_frames`` frames of ``height`` x ``wi
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from semiostream.files import file_kind
 
 
 class SourceError(ValueError):
@@ -121,30 +121,6 @@ class Source(ABC):
             f"{type(self).__name__}({str(self.path)!r}, stream={self.stream!r}, frames={self.num_frames}, "
             f"{self.width}x{self.height}, {self.fps:g} fps, {self.bit_depth}-bit)"
         )
-
-
-def file_kind(path: str | os.PathLike) -> str:
-    """What ``path`` is, following symbolic links, without opening it: ``"file"`` (regular), ``"folder"``,
-    ``"missing"``, or a description of anything else (``"a FIFO (named pipe)"``, ``"a character device"``,
-    ``"a symbolic link loop"`` ...). Opening a FIFO or a device for reading can block forever or never end,
-    so readers open regular files (and folders of them) only."""
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        return "a dangling symbolic link" if os.path.islink(path) else "missing"
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "a symbolic link loop"
-        return f"unreadable ({e.strerror or e})"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISDIR(mode):
-        return "folder"
-    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return what
-    return "not a regular file"
 
 
 def check_file(path: Path) -> None:

@@ -27,7 +27,6 @@ naming the file and the fix.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import hashlib
 import io
 import json
@@ -40,7 +39,7 @@ from typing import Any, BinaryIO, Literal
 
 import torch
 
-from semiostream.files import atomic_write, replacing, sha256_of
+from semiostream.files import atomic_write, file_kind, replacing, sha256_of
 
 FORMAT_NAME = "semiostream-bundle"
 FORMAT_VERSION = 1
@@ -340,22 +339,10 @@ def _member_name(jf: Path, name: Any) -> str:
 
 
 def _file_kind(p: Path) -> str:
-    """``"file"``, ``"missing"``, or what else ``p`` is (a FIFO, a symbolic link loop ...), following links."""
-    try:
-        mode = p.stat().st_mode
-    except FileNotFoundError:
-        return "missing"
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            return "a symbolic link loop"
-        return f"unreadable ({e.strerror or e})"
-    if stat.S_ISREG(mode):
-        return "file"
-    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
-        if test(mode):
-            return what
-    return "not a regular file"
+    """:func:`semiostream.files.file_kind` in a bundle's words: ``"file"``, ``"missing"`` (a dangling link
+    too: the bundle lacks it), or what else ``p`` is (``"a folder"``, a FIFO, a symbolic link loop ...)."""
+    kind = file_kind(p)
+    return {"a dangling symbolic link": "missing", "folder": "a folder"}.get(kind, kind)
 
 
 def _member_path(root: Path, name: str) -> Path:

@@ -1,4 +1,4 @@
-"""Files: one atomic replace and one content hash for the whole project. Imports nothing of this project.
+"""Files: one atomic replace, one content hash and one file kind for the whole project. Imports nothing of this project.
 
 A file is replaced atomically in one way: the new content goes to a temporary file beside the target
 (same file system, so ``os.replace`` is a rename), is fsynced, renamed over the target, and the directory
@@ -10,9 +10,11 @@ bytes, text or a function writing a file object; :func:`replacing` gives a path 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,3 +107,27 @@ def sha256_of(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """What ``path`` is, following symbolic links, without opening it: ``"file"`` (regular), ``"folder"``,
+    ``"missing"``, or a description of anything else (``"a FIFO (named pipe)"``, ``"a character device"``,
+    ``"a symbolic link loop"`` ...). Opening a FIFO or a device for reading can block forever or never end,
+    so readers open regular files (and folders of them) only."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a dangling symbolic link" if os.path.islink(path) else "missing"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "a symbolic link loop"
+        return f"unreadable ({e.strerror or e})"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    for test, what in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return what
+    return "not a regular file"

@@ -71,3 +71,15 @@ def test_sha256_of_matches_hashlib_across_chunks(tmp_path):
     assert sha256_of(tmp_path / "f", chunk=1024) == sha256_of(tmp_path / "f") == hashlib.sha256(data).hexdigest()
     (tmp_path / "empty").write_bytes(b"")
     assert sha256_of(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_file_kind_names_what_a_path_is_without_opening_it(tmp_path):
+    from semiostream.files import file_kind
+
+    (tmp_path / "f").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    assert [file_kind(tmp_path / n) for n in ("f", "pipe", "dangling", "loop", "nowhere")] == [
+        "file", "a FIFO (named pipe)", "a dangling symbolic link", "a symbolic link loop", "missing"]
+    assert file_kind(tmp_path) == "folder" and file_kind("/dev/null") == "a character device"

@@ -118,7 +118,7 @@ def _suffixless_dicom(p: Path) -> bool:
 
 
 def _manifest_jobs(p: Path, stream: str) -> list[Job]:
-    from semiostream.dali_pipes.source import file_kind
+    from semiostream.files import file_kind
     from semiostream.trainer.manifest import ManifestError, load_manifest
 
     kind = file_kind(p)

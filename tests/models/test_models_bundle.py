@@ -356,7 +356,7 @@ def test_a_fifo_in_the_bundle_is_refused_without_blocking(genuine, name):
     (genuine / name).unlink()
     os.mkfifo(genuine / name)
     err = _within(20, load_bundle, genuine)
-    assert isinstance(err, BundleError) and "is a FIFO, not a regular file" in str(err)
+    assert isinstance(err, BundleError) and "is a FIFO (named pipe), not a regular file" in str(err)
 
 
 def test_a_symlink_to_a_device_or_a_loop_is_refused(genuine):
