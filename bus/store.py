@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -229,50 +230,74 @@ class ResultStore:
                              "user; fix its permissions or choose another path")
 
     def _setup(self, synchronous: str) -> None:
+        """Check the file is ours and create or migrate its schema. Processes opening a new file at once can
+        meet SQLite's deadlock guard (SQLITE_BUSY without waiting, e.g. two switches to WAL): retried with
+        jitter within the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1e3
+        while True:
+            try:
+                return self._setup_once(synchronous)
+            except sqlite3.Error as e:
+                name = getattr(e, "sqlite_errorname", "")
+                if not name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or time.monotonic() > deadline:
+                    raise self._error("open", e) from None
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                time.sleep(random.uniform(0.01, 0.05))
+
+    def _setup_once(self, synchronous: str) -> None:
         c = self._conn
+        c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        version, app_id, has_tables = self._identity()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"results database {self.path} has schema version {version}, written by a newer semiostream; "
+                f"this one reads up to version {SCHEMA_VERSION}. Upgrade semiostream, or use another file.")
+        if app_id not in (0, APPLICATION_ID) or (version == 0 and has_tables):
+            raise StoreError(f"{self.path} is a SQLite database but not a semiostream results database; "
+                             "choose another path")
+        self._version = version
+        if self.readonly:
+            if version == 0:
+                raise StoreError(f"results database {self.path} is empty (no schema yet); the scorer "
+                                 "creates it when it starts with a store configured")
+            c.execute("PRAGMA query_only = ON")
+            return
+        if version == 0 and not self._has_tables():  # before WAL writes the header: pages freed by
+            c.execute("PRAGMA auto_vacuum = INCREMENTAL")  # prune can go back to the filesystem
+        mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"results database {self.path}: SQLite refused WAL mode (got {mode!r}); put "
+                             "the file on a local filesystem (WAL does not work on network filesystems)")
+        c.execute(f"PRAGMA synchronous = {synchronous}")
+        c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+        if version < SCHEMA_VERSION:
+            with self._transaction():  # executescript would commit early: one statement at a time
+                version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+                if version == 0:
+                    for stmt in _SCHEMA_V1.split(";"):
+                        if stmt.strip():
+                            c.execute(stmt)
+                    c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                    version = 1
+                while version < SCHEMA_VERSION:
+                    for stmt in _MIGRATIONS[version]:
+                        c.execute(stmt)
+                    version += 1
+                c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        self._version = SCHEMA_VERSION
+
+    def _identity(self) -> tuple[int, int, bool]:
+        """(schema version, application id, has tables), read in one transaction: another process creating
+        the schema at the same moment is seen either not at all or whole, never as tables without a version."""
+        c = self._conn
+        c.execute("BEGIN DEFERRED")
         try:
-            c.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             version = c.execute("PRAGMA user_version").fetchone()[0]
             app_id = c.execute("PRAGMA application_id").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"results database {self.path} has schema version {version}, written by a newer semiostream; "
-                    f"this one reads up to version {SCHEMA_VERSION}. Upgrade semiostream, or use another file.")
-            if app_id not in (0, APPLICATION_ID) or (version == 0 and self._has_tables()):
-                raise StoreError(f"{self.path} is a SQLite database but not a semiostream results database; "
-                                 "choose another path")
-            self._version = version
-            if self.readonly:
-                if version == 0:
-                    raise StoreError(f"results database {self.path} is empty (no schema yet); the scorer "
-                                     "creates it when it starts with a store configured")
-                c.execute("PRAGMA query_only = ON")
-                return
-            if version == 0 and not self._has_tables():  # before WAL writes the header: pages freed by
-                c.execute("PRAGMA auto_vacuum = INCREMENTAL")  # prune can go back to the filesystem
-            mode = c.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"results database {self.path}: SQLite refused WAL mode (got {mode!r}); put "
-                                 "the file on a local filesystem (WAL does not work on network filesystems)")
-            c.execute(f"PRAGMA synchronous = {synchronous}")
-            c.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
-            if version < SCHEMA_VERSION:
-                with self._transaction():  # executescript would commit early: one statement at a time
-                    version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
-                    if version == 0:
-                        for stmt in _SCHEMA_V1.split(";"):
-                            if stmt.strip():
-                                c.execute(stmt)
-                        c.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                        version = 1
-                    while version < SCHEMA_VERSION:
-                        for stmt in _MIGRATIONS[version]:
-                            c.execute(stmt)
-                        version += 1
-                    c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._version = SCHEMA_VERSION
-        except sqlite3.Error as e:
-            raise self._error("open", e) from None
+            return version, app_id, self._has_tables()
+        finally:
+            c.execute("COMMIT")
 
     def _has_tables(self) -> bool:
         return self._conn.execute("SELECT count(*) FROM sqlite_schema WHERE type = 'table'").fetchone()[0] > 0
