@@ -30,7 +30,6 @@ wrote the file (Keras 2: ``clip(0.2 x + 0.5)``; Keras 3: ``clip(x / 6 + 0.5)``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -43,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from semiostream.files import sha256_of
 
 from .classifier import MASK_VALUE, SeizureClassifier
 from .weights import WeightsError
@@ -576,7 +577,7 @@ def import_keras_classifier(path: str | os.PathLike) -> KerasClassifier:
     """Read, check and convert a Keras model file; see the module docstring."""
     km = read_keras_model(path)
     model = convert_keras_model(km)
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = sha256_of(path)
     layers = [f"{layer.kind}:{layer.name}" for layer in km.layers] + km.mask_ops
     return KerasClassifier(model, km.keras_version, digest, layers)
 

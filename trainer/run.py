@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from semiostream.files import sha256_of
 
 from .cv import CVResult, cross_validate
 from .dataset import FeatureSet
@@ -280,7 +281,7 @@ def _synthetic_counts(manifest: Manifest, data: Any) -> dict[str, Any]:
 
 
 def _manifest_digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_of(path)
 
 
 @dataclass

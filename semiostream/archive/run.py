@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
-import hashlib
 import logging
 import threading
 import time
@@ -31,6 +30,7 @@ import numpy as np
 
 from semiostream.decision import DECISION_THRESHOLD
 from semiostream.errors import UserError
+from semiostream.files import sha256_of
 
 from .facts import InputFacts, plan_with_facts
 from .guard import InputRefused, check_input
@@ -231,7 +231,7 @@ def _detector(cfg: ScoreConfig, spec: Any) -> tuple[Any, str]:
         det = make_detector(cfg.detector, spec=spec, weights=cfg.detector_weights)
     except (ValueError, OSError) as e:
         raise UserError(f"--detector {cfg.detector}: {e}") from e
-    wid = hashlib.sha256(Path(cfg.detector_weights).read_bytes()).hexdigest()[:16] if cfg.detector_weights else ""
+    wid = sha256_of(cfg.detector_weights)[:16] if cfg.detector_weights else ""
     return det, f"{cfg.detector}:{wid}"
 
 
