@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from semiostream.decision import DECISION_THRESHOLD
+from semiostream.files import atomic_write
+
 from .evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 from .report import DISCLAIMER, INDEX_HTML, REPORT_JSON, write_event_report
 
@@ -117,7 +120,7 @@ def _roi(text: str | None) -> tuple[int, int, int, int] | None:
 
 
 def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike, report_dir: str | os.PathLike, *,
-                          threshold: float = 0.5, saliency: bool = True, detector: Any | None = None,
+                          threshold: float = DECISION_THRESHOLD, saliency: bool = True, detector: Any | None = None,
                           fps: float | None = None, hop: int | None = None,
                           progress: Callable[[str], None] | None = None) -> Path:
     """Write a report per scored input of a finished ``semiostream score`` run and the index page.
@@ -175,9 +178,7 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
         if progress is not None:
             progress(f"report {len(lines)}: {iid} -> {folder / INDEX_HTML if line.folder else line.error}")
     index = report_dir / INDEX_HTML
-    tmp = report_dir / f".{INDEX_HTML}.tmp"
-    tmp.write_text(_index_html(lines, meta["bundle_id"], threshold, training_data(meta).text), encoding="utf-8")
-    os.replace(tmp, index)
+    atomic_write(index, _index_html(lines, meta["bundle_id"], threshold, training_data(meta).text))
     return index
 
 
