@@ -128,19 +128,19 @@ def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tm
     from semiostream.models.bundle import PreprocessSpec
 
     long_clip = tmp_path / "long.npy"
-    np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 8, 48, 64), dtype=np.uint16))
+    np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 24, 48, 64), dtype=np.uint16))  # 24 windows: 8x the 3 short jobs
     spec = PreprocessSpec(window=16, fps=15, min_frames=9)
     plans = [plan_job(Job(long_clip), "long", "sha", spec)]
     plans += [plan_job(Job(p, offset=1.0), p.name, "sha", spec) for p in sorted(arc_clips.glob("*.mkv"))[:3]]
-    assert [p.num_windows for p in plans] == [8, 1, 1, 1]
+    assert [p.num_windows for p in plans] == [24, 1, 1, 1]
     order = []
     with Scorer(arc_bundle, "torch-cpu-fp32", preprocessing="reference", engine_options={"compile": False}) as sc, \
-            WindowProgress(11, enabled=False) as prog:
+            WindowProgress(27, enabled=False) as prog:
         stats = score_local(plans, sc, lambda pl, probs, err: order.append((pl.key, err, len(probs))), workers=2,
                             max_batch=1, prefetch=2, progress=prog)
     assert sorted(order) == sorted((p.key, None, p.num_windows) for p in plans)
     assert order[-1][0] == "long", order
-    assert prog.done == stats.requests == 11
+    assert prog.done == stats.requests == 27
 
 
 @pytest.mark.parametrize("tamper, message", [
