@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 #: windows finished within this many seconds of the first one belong to the first burst (the first batch)
 BURST_S = 0.5
@@ -32,14 +33,16 @@ class WindowProgress:
         interval_s: seconds between plain progress lines (when stderr is not a terminal).
         label: the line's first word(s).
         window_s: seconds of recording each window moves on (``hop / spec.fps``), or None.
+        clock: seconds, monotonic (``time.perf_counter``; a test may pass its own).
     """
 
     def __init__(self, total: int, enabled: bool = True, interval_s: float = 10.0, label: str = "scoring",
-                 window_s: float | None = None) -> None:
+                 window_s: float | None = None, clock: Callable[[], float] = time.perf_counter) -> None:
         self.total, self.enabled, self.interval_s, self.label = int(total), enabled, interval_s, label
         self.window_s = window_s
+        self._clock = clock
         self.done = 0
-        self.t0 = time.perf_counter()
+        self.t0 = self._clock()
         self.t_first: float | None = None  # when the first window finished (startup excluded from steady_rate)
         self.first_done = 0  # windows of the first burst
         self._lock = threading.Lock()
@@ -48,7 +51,7 @@ class WindowProgress:
 
     def rate(self) -> float:
         """Windows per second since the start (start-up included)."""
-        dt = time.perf_counter() - self.t0
+        dt = self._clock() - self.t0
         return self.done / dt if dt > 0 else 0.0
 
     def steady_rate(self) -> float:
@@ -56,12 +59,12 @@ class WindowProgress:
         batch); 0.0 until a window has finished after it."""
         if self.t_first is None or self.done <= self.first_done:
             return 0.0
-        dt = time.perf_counter() - self.t_first
+        dt = self._clock() - self.t_first
         return (self.done - self.first_done) / dt if dt > 0 else 0.0
 
     def rate_text(self) -> str:
         """The rate and ETA part of the line (see the module docstring)."""
-        now = time.perf_counter()
+        now = self._clock()
         if self.t_first is None:
             return f"waiting for the first result ({now - self.t0:.0f} s: model start-up and first batch)"
         r = self.steady_rate()
@@ -77,7 +80,7 @@ class WindowProgress:
 
     def advance(self, n: int = 1) -> None:
         with self._lock:
-            now = time.perf_counter()
+            now = self._clock()
             if self.t_first is None:
                 self.t_first = now
             self.done += n
@@ -90,7 +93,7 @@ class WindowProgress:
                 print(self.line(), file=sys.stderr, flush=True)
 
     def __enter__(self) -> WindowProgress:
-        self.t0 = self._last_line = time.perf_counter()
+        self.t0 = self._last_line = self._clock()
         if self.enabled and sys.stderr.isatty():
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn
@@ -112,7 +115,7 @@ class WindowProgress:
 
     def summary_line(self) -> str:
         """The closing line: windows, time, first result, steady rate."""
-        s = f"{self.label}: {self.done}/{self.total} windows in {_eta(time.perf_counter() - self.t0)}"
+        s = f"{self.label}: {self.done}/{self.total} windows in {_eta(self._clock() - self.t0)}"
         if self.t_first is not None:
             s += f" (first results after {self.t_first - self.t0:.1f} s)"
         r = self.steady_rate()
