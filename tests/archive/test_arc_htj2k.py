@@ -47,12 +47,12 @@ def test_htj2k_archive_scores_like_its_ffv1_source(arc_clips, arc_bundle, tmp_pa
         rb = wb[k]
         assert rb["input_id"].endswith(".dcm")
         assert (rb["first_frame"], rb["last_frame"]) == (ra["first_frame"], ra["last_frame"])
-        assert rb["p_tle"] == pytest.approx(ra["p_tle"], abs=1e-6), k  # same frames -> same p(TLE)
+        assert rb["p_tle"] == pytest.approx(ra["p_tle"], abs=1e-5), k  # same frames -> same p(TLE) (float32 batching)
         assert (rb["t_first"], rb["t_last"]) == pytest.approx((ra["t_first"], ra["t_last"]), abs=1e-3)
     va = {Path(r["input_id"]).stem: r for r in read_table(inputs_path(a))}
     vb = {Path(r["input_id"]).stem: r for r in read_table(inputs_path(b))}
     for stem, r in va.items():
-        assert vb[stem]["p_tle"] == pytest.approx(r["p_tle"], abs=1e-6) and vb[stem]["label"] == r["label"]
+        assert vb[stem]["p_tle"] == pytest.approx(r["p_tle"], abs=1e-5) and vb[stem]["label"] == r["label"]
 
 
 def test_dicom_identifiers_never_reach_logs_or_tables(arc_clips, arc_bundle, tmp_path, capsys, caplog):
