@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import os
 import shutil
@@ -20,8 +21,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+
+@functools.cache
+def _umask() -> int:
+    """The process umask: read from /proc where it can be (no side effect), else set and restored once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -43,7 +56,7 @@ def _fsync_file(path: Path) -> None:
 
 
 def _put_in_place(tmp: Path, path: Path, durable: bool) -> None:
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions of a new file
     if durable:
         _fsync_file(tmp)
     os.replace(tmp, path)
