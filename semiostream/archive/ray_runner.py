@@ -333,11 +333,32 @@ def init_ray(address: str | None, object_store_mb: int = OBJECT_STORE_MB) -> boo
     else:
         ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=object_store_mb * 1024 * 1024,
                  include_dashboard=False, log_to_driver=False)
+    quiet_ray_data()
+    return True
+
+
+def quiet_ray_data() -> None:
+    """Keep Ray Data's progress bars and tracebacks off the terminal (unless ``-vv``).
+
+    Every failure of a Ray job reaches the caller as an exception that becomes one line (what Ray said and how to
+    resume); Ray Data would also print it with a full traceback first (``ray.data.exceptions``, e.g. when the actor
+    pool does not start within ``wait_for_min_actors_s``). Those records go only to Ray Data's log file in the
+    session directory; with ``-vv`` (debug) they are printed too.
+    """
     import ray.data
 
     ray.data.DataContext.get_current().enable_progress_bars = False  # ours counts windows
-    if not log.isEnabledFor(logging.DEBUG):
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+    if log.isEnabledFor(logging.DEBUG):
+        return
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    exceptions = logging.getLogger("ray.data.exceptions")
+    if _hide_from_console not in exceptions.filters:
+        exceptions.addFilter(_hide_from_console)
+
+
+def _hide_from_console(record: logging.LogRecord) -> bool:
+    """Logging filter: mark the record ``hide`` (Ray Data's console handler skips it; its file handler keeps it)."""
+    record.hide = True
     return True
 
 

@@ -40,6 +40,36 @@ def test_actor_size_is_chosen_per_node_not_from_the_cluster_sum():
         actor_shape([NodeInfo("b" * 56, "g", 4, 2)], actors=3)
 
 
+#: Ray Data logs a failure the way it does when the actor pool does not start in time, after ``quiet_ray_data``
+RAY_DATA_FAILURE = """
+import logging, sys
+from semiostream.log import setup_logging
+setup_logging(int(sys.argv[1]))
+from semiostream.archive.ray_runner import quiet_ray_data
+quiet_ray_data()
+quiet_ray_data()  # twice: one filter
+import ray.exceptions
+try:
+    raise ray.exceptions.GetTimeoutError("Timed out while starting actors")
+except Exception:
+    logging.getLogger("ray.data.exceptions").exception("Full stack trace:")
+print(len(logging.getLogger("ray.data.exceptions").filters))
+"""
+
+
+@pytest.mark.parametrize("verbose", [0, 2])
+def test_ray_data_tracebacks_stay_off_the_terminal_unless_debug(verbose):
+    r = subprocess.run([sys.executable, "-c", RAY_DATA_FAILURE, str(verbose)], capture_output=True, text=True,
+                       timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    if verbose:
+        assert "Traceback" in out and "Timed out while starting actors" in out  # -vv: printed
+    else:
+        assert "Traceback" not in out and "Timed out" not in out, out[-3000:]
+        assert r.stdout.strip() == "1"
+
+
 #: another Ray job that holds one CPU until it is killed
 HOLD = """
 import sys, time, ray
