@@ -2,7 +2,7 @@
 alone, side by side in one run.
 
 1. A SYNTHETIC archive (not patient data): ``--clips`` clips of ``--seconds`` at ``--width`` x ``--height``
-   uint16 (:func:`~semiostream.dali_pipes.synth.generate_dataset`), written as lossless FFV1 ``.mkv`` and
+   uint16 (:func:`~semiostream.sources.synth.generate_dataset`), written as lossless FFV1 ``.mkv`` and
    converted, bit for bit, to HTJ2K Lossless DICOM ``.dcm`` (`semiostream convert`) and to uncompressed
    ``.npy`` (memory-mapped: the no-decoding floor).
 2. **Decode**: ms per frame of each format on the same frames, one core (the codec alone: PyAV FFV1
@@ -43,7 +43,7 @@ KINECT = Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 
 def make_archive(folder: Path, clips: int, seconds: float, width: int, height: int) -> Path:
     """Synthetic FFV1 clips and their ``manifest.csv`` in ``folder``; returns the manifest's path."""
-    from semiostream.dali_pipes.synth import SynthConfig, generate_dataset
+    from semiostream.sources.synth import SynthConfig, generate_dataset
 
     patients = max(1, (clips + 1) // 2)
     return generate_dataset(folder, patients=patients, seizures_per_patient=2 if clips > 1 else 1,
@@ -52,8 +52,8 @@ def make_archive(folder: Path, clips: int, seconds: float, width: int, height: i
 
 def make_formats(manifest: Path, work: Path) -> dict[str, Path]:
     """The FFV1 clips next to ``manifest``, copied losslessly as HTJ2K DICOM and as ``.npy`` (one folder each)."""
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.write_dicom import convert_to_htj2k
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.write_dicom import convert_to_htj2k
 
     folders = {"ffv1": work / "ffv1", "htj2k": work / "htj2k", "npy": work / "npy"}
     for f in folders.values():
@@ -92,7 +92,7 @@ def decode_rates(ffv1: Path, dcm: Path, repeats: int = 3, window: int = 60) -> d
     """ms per frame decoding the same frames from FFV1 and HTJ2K: one core, and as ``Source.read`` does it."""
     import imagecodecs
 
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     with open_source(ffv1) as a, open_source(dcm) as b:
         n = min(a.num_frames, window)
@@ -112,16 +112,16 @@ def decode_rates(ffv1: Path, dcm: Path, repeats: int = 3, window: int = 60) -> d
 
 
 def _threads() -> int:
-    from semiostream.dali_pipes.read_dicom import decode_threads
+    from semiostream.sources.read_dicom import decode_threads
 
     return decode_threads()
 
 
 def kinect_decode(work: Path, repeats: int = 3) -> dict | None:
     """:func:`decode_rates` on the real Kinect IR frame with noise, and the raw recording's frame read."""
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.write_dicom import write_htj2k_dicom
-    from semiostream.dali_pipes.writers import write_ffv1
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.write_dicom import write_htj2k_dicom
+    from semiostream.sources.writers import write_ffv1
 
     frames = _kinect_like()
     if frames is None:
@@ -241,7 +241,7 @@ def engine_rate(bundle_dir: Path, window: np.ndarray, n: int, backend: str, repe
 def run(bundle_dir: Path, folders: dict[str, Path], work: Path, backend: str, repeats: int = 1, workers: int = 2,
         max_batch: int = 4, compile: bool | None = None) -> dict:
     """Score every format's folder, then the engines alone; the formats' ratios to the engines."""
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     formats = {}
     for name, folder in folders.items():
@@ -286,8 +286,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
+    from semiostream.core.errors import UserError
     from semiostream.engines.artifacts import bundle_dir
-    from semiostream.errors import UserError
 
     from .latency import cached_bundle, fast_backend
 

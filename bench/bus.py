@@ -44,10 +44,10 @@ def _done_submit(frames: np.ndarray, roi, intensity=None) -> Future:
 def run_point(beds: int, *, fps: float = 30.0, seconds: float = 10.0, width: int = 512, height: int = 424,
               hop: int = 60, processes: int = 4, queue_seconds: float = 2.0, rss_growth_mib: float = 64.0,
               max_loss: float = 0.01) -> dict:
+    from semiostream.bus.config import ServiceConfig
     from semiostream.bus.service import Service
     from semiostream.bus.watch import ControlClient
-    from semiostream.config import ServiceConfig
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
     endpoints = free_endpoints()
     cfg = ServiceConfig.model_validate({"bundle": "unused-transport-benchmark", "endpoints": endpoints,

@@ -208,7 +208,7 @@ def bench_bundle(path: str | Path | None = None, ckpt: str | Path | None = None,
 
     import torch
 
-    from semiostream.errors import UserError
+    from semiostream.core.errors import UserError
     from semiostream.models.bundle import BundleError, load_bundle, save_bundle
     from semiostream.models.classifier import SeizureClassifier
     from semiostream.models.weights import load_i3d_checkpoint

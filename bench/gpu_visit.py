@@ -63,7 +63,8 @@ def _sync(device: str) -> None:
 def visit_bundle(work: Path, tiny: bool):
     """A bundle of random weights (He-initialised I3D, default classifier) with 60-frame windows (9, the
     shortest, with ``tiny``), made once in ``work`` and reused."""
-    from semiostream.models.bundle import PreprocessSpec, load_bundle, save_bundle
+    from semiostream.core.preprocess_spec import PreprocessSpec
+    from semiostream.models.bundle import load_bundle, save_bundle
 
     path = work / ("bundle-tiny" if tiny else "bundle")
     if not (path / "bundle.json").is_file():
@@ -212,8 +213,8 @@ def step_live(bundle, tiny: bool) -> dict[str, Any]:
 
 
 def step_archive(bundle, tiny: bool, work: Path) -> dict[str, Any]:
-    from semiostream.dali_pipes.readers import installed
     from semiostream.engines.preprocess_torch import TorchPreprocessor
+    from semiostream.sources.readers import installed
 
     device = _device()
     t, (h, w) = (bundle.spec.window, (120, 160)) if tiny else (bundle.spec.window, (424, 512))
@@ -232,8 +233,8 @@ def step_archive(bundle, tiny: bool, work: Path) -> dict[str, Any]:
         print(f"archive {name}: {r['per_s']:.2f} windows/s decoded + preprocessed", flush=True)
 
     if installed("imagecodecs") and installed("pydicom"):
-        from semiostream.dali_pipes.read_dicom import DicomSource
-        from semiostream.dali_pipes.write_dicom import write_htj2k_dicom
+        from semiostream.sources.read_dicom import DicomSource
+        from semiostream.sources.write_dicom import write_htj2k_dicom
 
         path = write_htj2k_dicom(folder / "window.dcm", frames, fps=30.0)
         src = DicomSource(path)
@@ -241,15 +242,15 @@ def step_archive(bundle, tiny: bool, work: Path) -> dict[str, Any]:
     else:
         skipped["htj2k-dicom"] = "imagecodecs / pydicom not installed"
     if installed("av"):
-        from semiostream.dali_pipes.read_av import AvSource
-        from semiostream.dali_pipes.writers import write_ffv1
+        from semiostream.sources.read_av import AvSource
+        from semiostream.sources.writers import write_ffv1
 
         with AvSource(write_ffv1(folder / "window.mkv", frames, fps=30.0)) as src:
             measure("ffv1-mkv", src)
     else:
         skipped["ffv1-mkv"] = "PyAV is not installed (video formats need it)"
     np.save(folder / "window.npy", frames)
-    from semiostream.dali_pipes.read_npy import NpySource
+    from semiostream.sources.read_npy import NpySource
 
     measure("npy", NpySource(folder / "window.npy"))
     return {"frames": t, "frame": [h, w], "device": device, "formats": formats, "skipped": skipped}
@@ -257,7 +258,7 @@ def step_archive(bundle, tiny: bool, work: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------------
 def _merge(path: Path, key: str, value: Any) -> None:
-    from semiostream.files import atomic_write
+    from semiostream.core.files import atomic_write
 
     data = json.loads(path.read_text()) if path.is_file() else {}
     data[key] = value

@@ -1,6 +1,6 @@
 """HTJ2K decoders side by side on the same 512x424 uint16 frames: OpenJPH (imagecodecs, what the readers use),
 OpenJPEG (pylibjpeg-openjpeg, the independent decoder of the tests) and the header check every frame gets
-first (:mod:`semiostream.dali_pipes.j2k_header`), one core, ms per frame.
+first (:mod:`semiostream.sources.j2k_header`), one core, ms per frame.
 
 Why it is measured: OpenJPH hangs on some damaged headers where OpenJPEG raises; the readers keep OpenJPH and
 check each header first instead of switching decoders. This shows what each choice costs per frame.
@@ -34,8 +34,8 @@ def run(n: int = 60, repeats: int = 5) -> dict:
     import imagecodecs
     import openjpeg
 
-    from semiostream.dali_pipes import htj2k_codec
-    from semiostream.dali_pipes.j2k_header import check
+    from semiostream.sources import htj2k_codec
+    from semiostream.sources.j2k_header import check
 
     frames, what = frames_512x424(n)
     streams = [htj2k_codec.encode(f) for f in frames]

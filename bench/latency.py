@@ -91,8 +91,8 @@ def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds
     runtime = None
     external = endpoints is not None
     if not external:
+        from semiostream.bus.config import ServiceConfig
         from semiostream.bus.runtime import ScorerRuntime
-        from semiostream.config import ServiceConfig
         from semiostream.engines.artifacts import bundle_dir
 
         endpoints = free_endpoints()
@@ -268,7 +268,7 @@ def cached_bundle(bundle: str | None, ckpt: Path | None):
 
 
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
-    from semiostream.errors import UserError
+    from semiostream.core.errors import UserError
 
     name = NAME + ("_synchronized" if args.synchronized else "")
     facts = common.machine_facts()

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.core.roi import as_roi
 from semiostream.dali_pipes.geometry import fit_size, pad_offsets
-from semiostream.dali_pipes.roi import as_roi
 
 from . import common
 
@@ -82,7 +82,7 @@ def naive_preprocess(frames: np.ndarray, roi: Sequence[int] | None, spec) -> np.
 
 def make_windows(n: int, height: int, width: int, frames: int = 60, seed: int = 0) -> tuple[list, list]:
     """``n`` synthetic IR windows ``[frames, height, width]`` uint16 and one person+bed ROI each."""
-    from semiostream.dali_pipes.synth import SynthConfig, render_clip
+    from semiostream.sources.synth import SynthConfig, render_clip
 
     windows, rois = [], []
     for i in range(n):
@@ -100,8 +100,8 @@ def make_windows(n: int, height: int, width: int, frames: int = 60, seed: int = 
 
 def source_windows(path: str | Path, n: int, spec, roi: Sequence[int] | None = None) -> tuple[list, list]:
     """The first ``n`` full windows of a recording (any format :func:`open_source` reads), and ``roi`` each."""
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.windows import iter_windows
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.windows import iter_windows
 
     windows = []
     with open_source(path) as src:
@@ -119,9 +119,9 @@ def run(windows: list[np.ndarray], rois: list, repeat: int = 3, threads: int | N
     """Time every variant on the same windows (interleaved rounds); returns the JSON-able results."""
     import torch
 
+    from semiostream.core.preprocess_spec import PreprocessSpec
     from semiostream.dali_pipes.pipeline import DaliPreprocessor, preprocess_windows, sample_params
     from semiostream.dali_pipes.reference import preprocess
-    from semiostream.models.bundle import PreprocessSpec
 
     spec = PreprocessSpec()
     threads = threads or torch.get_num_threads()
@@ -263,7 +263,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
     if args.source:
         windows, rois = source_windows(args.source, args.windows, PreprocessSpec(), args.roi)

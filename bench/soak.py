@@ -413,8 +413,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def run_from_args(args: argparse.Namespace, command: str | None = None) -> dict:
+    from semiostream.core.errors import UserError
     from semiostream.engines.artifacts import bundle_dir
-    from semiostream.errors import UserError
 
     from .latency import cached_bundle
 

@@ -49,10 +49,10 @@ def _serve(variant: str, n: int, size: int, seconds: float) -> dict:
     import zmq
 
     from semiostream.bus.bounds import Bounds
+    from semiostream.bus.config import ServiceConfig
     from semiostream.bus.endpoints import bind_sockets
     from semiostream.bus.metrics import BusMetrics
     from semiostream.bus.refusals import Refusals
-    from semiostream.config import ServiceConfig
 
     from .latency import free_endpoints
 

@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from semiostream.config import BedConfig, WindowConfig
-from semiostream.dali_pipes.windows import WindowAssembler
+from semiostream.bus.config import BedConfig, WindowConfig
+from semiostream.sources.windows import WindowAssembler
 
 from .bounds import Bounds
 from .camera_rate import CameraRate
@@ -46,7 +46,7 @@ from .protocol import Frame
 from .refusals import Refusals
 
 if TYPE_CHECKING:
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +230,7 @@ class BedTable:
             roi, roi_source = frame.roi, "camera"
         tracker = None
         if roi is None and self.detector_factory is not None:
-            from semiostream.dali_pipes.roi import RoiTracker
+            from semiostream.detectors.base import RoiTracker
 
             tracker = RoiTracker(self.detector_factory(), self.redetect_every)
         state = BedState(

@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from semiostream.config import LimitsConfig
+from semiostream.bus.config import LimitsConfig
 
 MIB = 1 << 20
 GIB = 1 << 30

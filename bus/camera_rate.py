@@ -1,5 +1,5 @@
 """A bed camera's frame rate: live windows are defined in time, by the archives' rule
-(:mod:`~semiostream.dali_pipes.rate`).
+(:mod:`~semiostream.sources.rate`).
 
 The model's window is ``spec.window`` frames at ``spec.fps`` (2 s at 30 fps). Each bed's frames pass
 through a :class:`CameraRate`, which gives the frames its window buffer takes:
@@ -7,18 +7,18 @@ through a :class:`CameraRate`, which gives the frames its window buffer takes:
 * **measuring**: the stream's first frames are held until they span :data:`PROBE_S` of capture time
   (``t_ns``) or fill a window; the camera's rate is ``(last seq - first seq) / (last t - first t)``;
 * **as is**: a camera at the bundle's rate (within 1 %) whose measured frames are evenly spaced is used
-  frame for frame, exactly as before (:func:`~semiostream.dali_pipes.rate.as_is`), until it drops a
+  frame for frame, exactly as before (:func:`~semiostream.sources.rate.as_is`), until it drops a
   frame (a sequence gap): from then on it is resampled, on a grid continuing its frames (frame ``k``
   so far starts at the last one's capture time ``- (k_last - k) / fps``), so the dropped frame's time
   shows the frame before it;
 * **resampled**: any other camera is resampled on its capture times: frame ``k`` shows the camera frame
   on display at the middle of ``[t0 + k / fps, t0 + (k + 1) / fps)`` (``t0`` = the first frame's
-  capture time; :func:`~semiostream.dali_pipes.rate.slot_middles`,
-  :func:`~semiostream.dali_pipes.rate.on_display`), the frames a file at that rate would give, so every
+  capture time; :func:`~semiostream.sources.rate.slot_middles`,
+  :func:`~semiostream.sources.rate.on_display`), the frames a file at that rate would give, so every
   window spans ``window / fps`` seconds of capture time. A frame is decided when the next one arrives;
   a capture-time jump longer than a window is an outage (the window buffer starts afresh);
 * **refused**: a camera slower than a sixth of the bundle's rate, or whose capture times do not advance
-  (:func:`~semiostream.dali_pipes.rate.check_rate`); its frames are refused as ``frame_rate``.
+  (:func:`~semiostream.sources.rate.check_rate`); its frames are refused as ``frame_rate``.
 
 Memory: the held frames are the measuring frames (at most one window) or, once decided, the window
 buffer's frames (at most one window: a resampled window refers to the camera frames it shows, each
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from semiostream.dali_pipes.rate import as_is, check_rate, on_display, slot_middles
+from semiostream.sources.rate import as_is, check_rate, on_display, slot_middles
 
 #: capture time (seconds) over which a new stream's rate is measured (or one window of frames, if sooner)
 PROBE_S = 1.0

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from semiostream.config import ServiceConfig
+from semiostream.bus.config import ServiceConfig
 
 from . import monitor
 from .bounds import Bounds

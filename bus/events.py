@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from semiostream.decision import DECISION_THRESHOLD, decide
+from semiostream.core.decision import DECISION_THRESHOLD, decide
 
 from .protocol import EventResult
 from .reports import EventEvidence, WindowNote
@@ -38,7 +38,7 @@ class Event:
     evidence: EventEvidence | None = None  # gathered for its review report (``reports:`` configured)
 
     def summary(self, labels: tuple[str, str], bundle_id: str, threshold: float = DECISION_THRESHOLD) -> EventResult:
-        """The event's result: p(TLE) = mean of its windows' p, labelled by :func:`semiostream.decision.decide`."""
+        """The event's result: p(TLE) = mean of its windows' p, labelled by :func:`semiostream.core.decision.decide`."""
         p = float(np.mean(self.probs)) if self.probs else None
         label = None if p is None else decide(p, labels, threshold)
         return EventResult(bed=self.bed, event_id=self.event_id, start_t_ns=self.start_t_ns,

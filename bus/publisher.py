@@ -12,7 +12,7 @@ subscriptions, and it watches its connection (:class:`~.connection.ConnectionWat
 key and takes this bed's frames; frames sent while none does are counted as ``undelivered``, and
 losing or regaining the scorer is logged.
 
-Live sources (:mod:`semiostream.dali_pipes.live`) are published with :meth:`Publisher.run_live`: their
+Live sources (:mod:`semiostream.sources.live`) are published with :meth:`Publisher.run_live`: their
 frame numbers become the sequence numbers, so frames lost while a camera reconnects show up at the
 scorer as a gap in the bed's stream, not as a restart.
 """
@@ -34,7 +34,7 @@ from .protocol import check_bed, encode_frame, frame_topic
 from .security import ClientSecurity
 
 if TYPE_CHECKING:
-    from semiostream.dali_pipes.live import LiveSource
+    from semiostream.sources.live import LiveSource
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ class Publisher:
 
 def source_frames(path: str, stream: str = "ir", loop: bool = False, chunk: int = 30) -> Iterator[np.ndarray]:
     """Frames ``[H, W]`` uint16 of any readable source, read in chunks (never the whole file)."""
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     with open_source(path, stream=stream) as src:
         while True:
@@ -261,7 +261,7 @@ def source_frames(path: str, stream: str = "ir", loop: bool = False, chunk: int 
 def synthetic_frames(label: str = "TLE", seed: int = 0, width: int = 320, height: int = 240, fps: float = 30.0,
                      seconds: float = 10.0, loop: bool = True) -> Iterator[np.ndarray]:
     """Frames of a SYNTHETIC bed (not patient data): one rendered clip, replayed when ``loop``."""
-    from semiostream.dali_pipes.synth import SynthConfig, render_clip
+    from semiostream.sources.synth import SynthConfig, render_clip
 
     clip = render_clip(SynthConfig(width=width, height=height, fps=fps, seconds=seconds), seed, seed, label)
     while True:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.decision import DECISION_THRESHOLD
+from semiostream.core.decision import DECISION_THRESHOLD
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 
-from semiostream.config import ServiceConfig
+from semiostream.bus.config import ServiceConfig
 
 from .bounds import Bounds
 from .endpoints import EndpointError, bind_sockets
@@ -79,7 +79,7 @@ class ScorerRuntime:
                                         threshold=cfg.threshold)
         detector_factory = None
         if cfg.detector.kind != "full":
-            from semiostream.dali_pipes.roi import make_detector
+            from semiostream.detectors.registry import make_detector
 
             # one detector shared by every bed (it is used from the service thread only)
             detector_factory = functools.cache(functools.partial(

@@ -4,7 +4,7 @@ One thread owns every socket (ZeroMQ sockets are not thread-safe) and runs :meth
 
 * frames (SUB): decode and validate each message (:mod:`.protocol`), identify the sender from ZAP
   (CURVE), admit it to its bed's stream (:mod:`.beds`: ownership, restarts, global bounds). Per bed a
-  :class:`~semiostream.dali_pipes.windows.WindowAssembler` cuts a window of ``spec.window`` frames every
+  :class:`~semiostream.sources.windows.WindowAssembler` cuts a window of ``spec.window`` frames every
   ``hop`` frames of the camera's stream at the bundle's rate (:mod:`.camera_rate`: resampled on the
   frames' capture times when the camera's rate differs), submitted to the engines' dynamic batcher,
   so windows of many beds share one batch.
@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zmq
 
-from semiostream.config import ServiceConfig
-from semiostream.dali_pipes.windows import Window
-from semiostream.decision import decide
+from semiostream.bus.config import ServiceConfig
+from semiostream.core.decision import decide
+from semiostream.sources.windows import Window
 
 from .beds import BedState, BedTable
 from .bounds import Bounds
@@ -50,7 +50,7 @@ from .roles import Role
 from .store import StoreError
 
 if TYPE_CHECKING:
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Service:
     """Scorer service bound to the endpoints of ``config``.
 
     Args:
-        config: validated :class:`~semiostream.config.ServiceConfig`.
+        config: validated :class:`~semiostream.bus.config.ServiceConfig`.
         submit: scores one window asynchronously (the engines batcher's submit); see :data:`SubmitFn`.
         spec: the bundle's preprocessing spec (window length, min frames).
         labels: (negative, positive) label names, e.g. ("FLE", "TLE").

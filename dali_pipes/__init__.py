@@ -1,10 +1,10 @@
-"""semiostream.dali_pipes: from 16-bit IR video to the I3D input.
+"""semiostream.dali_pipes: from a window of 16-bit IR frames to the I3D input.
 
-Readers for IR sources (``readers.open_source``), windowing (``windows``), person+bed crop
-(``roi``, ``detect_yolox``, ``detect_maskrcnn``), the plain-torch reference preprocessing
-(``reference.preprocess``, the oracle), DALI pipelines on CPU and GPU (``pipeline``) and the
-synthetic IR generator (``synth``).
+The DALI graphs on CPU and GPU (``pipeline``, ``pipeline_htj2k`` for DICOM HTJ2K archives), what they compute
+with (``geometry``: resize and padding; ``intensity``: the 16->8-bit intensity window; ``event_intensity``: one
+window held per event) and the plain-torch reference preprocessing (``reference.preprocess``, the oracle the
+graphs are tested against). Frames come from :mod:`semiostream.sources`, the crop from
+:mod:`semiostream.detectors`.
 
-Importing this package is cheap: nvidia.dali, PyAV, onnxruntime and torchvision's detection models are
-imported inside the modules that need them.
+Importing this package is cheap: nvidia.dali is imported inside the modules that need it.
 """

@@ -29,8 +29,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from semiostream.core.roi import Roi
+
 from .intensity import intensity_window
-from .roi import Roi
 
 
 def holds_window(spec) -> bool:
@@ -47,7 +48,7 @@ def segment_window(
         head: the segment's first frames ``[T0, H, W]`` uint16 (numpy or torch, any device); the first
             ``spec.percentile_frames`` of them are used (fewer if the segment is shorter).
         roi: the segment's crop ``(x0, y0, x1, y1)`` or None (full frame); percentiles are taken inside it.
-        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec`.
+        spec: the bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec`.
 
     Returns:
         ``(lo, hi)`` floats with ``hi > lo``, or None when ``spec`` is per-window or fixed

@@ -1,7 +1,7 @@
 """The 16 -> 8-bit step: which raw intensities map to [0, 1] (design.md, "intensity window").
 
 The paper does not specify it; ours is explicit and recorded in the bundle's
-:class:`~semiostream.models.bundle.PreprocessSpec`:
+:class:`~semiostream.core.preprocess_spec.PreprocessSpec`:
 
 * ``intensity_mode="fixed"``: raw ``[intensity_lo, intensity_hi]`` -> [0, 1], values outside clipped;
 * ``intensity_mode="percentile"``: ``lo``/``hi`` = the ``percentile_lo``/``percentile_hi`` percentiles of
@@ -20,7 +20,7 @@ import math
 import numpy as np
 import torch
 
-from .roi import Roi, as_roi
+from semiostream.core.roi import Roi, as_roi
 
 
 def as_tensor(frames: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ Three ``@pipeline_def`` graphs (the first two with ``device`` in ``{"cpu", "gpu"
   The GPU keeps the all-in-graph version (:func:`preprocess_windows`), where arithmetic is cheap.
 
 :class:`DaliPreprocessor` feeds them and hands the result to torch as ``[1, T, size, size]`` tensors via
-DLPack (no copy; on the GPU no host round trip). Devices are :class:`semiostream.device.Device` values,
+DLPack (no copy; on the GPU no host round trip). Devices are :class:`semiostream.core.device.Device` values,
 converted here to DALI's ``device="gpu"`` / ``device_id=N`` (``"mixed"`` for decoders). On the GPU, a
 caller's CUDA stream (the Scorer's) is handed to DALI both ways: ``feed_input(..., cuda_stream=s)`` for
 frames already on the GPU and ``run(s)`` for the outputs, so DALI's work is ordered with torch's and
@@ -47,12 +47,12 @@ import torch
 from nvidia.dali import math as dmath
 from nvidia.dali import pipeline_def
 
-from semiostream.device import Device
+from semiostream.core.device import Device
+from semiostream.core.roi import Roi, as_roi
+from semiostream.sources.windows import Window
 
 from .geometry import fit_size, pad_offsets
 from .intensity import intensity_window
-from .roi import Roi, as_roi
-from .windows import Window
 
 #: names of the per-sample inputs (all ``fn.external_source``)
 INPUTS = ("frames", "crop_anchor", "crop_shape", "lo", "scale", "out_size", "pad_anchor")
@@ -225,7 +225,7 @@ class DaliPreprocessor:
 
     Args:
         spec: the bundle's ``PreprocessSpec``.
-        device: a :class:`~semiostream.device.Device` or its spelling: ``"cpu"``, ``"cuda:N"``, or DALI's
+        device: a :class:`~semiostream.core.device.Device` or its spelling: ``"cpu"``, ``"cuda:N"``, or DALI's
             ``"gpu"`` (= the current CUDA device).
         max_batch: largest number of windows per call.
         num_threads: DALI CPU worker threads.
@@ -442,7 +442,7 @@ class DaliImageWindowPreprocessor:
                  intensity: tuple[float, float] | None = None) -> torch.Tensor:
         """Frames ``[start, stop)`` of an :class:`~.read_images.ImageFolderSource` -> ``[1, T, S, S]``;
         ``intensity``: a held raw ``(lo, hi)`` (:mod:`.event_intensity`), else the spec's rule."""
-        from .read_images import ImageFolderSource
+        from semiostream.sources.read_images import ImageFolderSource
 
         if not isinstance(source, ImageFolderSource):
             raise TypeError("DaliImageWindowPreprocessor reads folders of PNG/TIFF frames")
@@ -459,7 +459,7 @@ class DaliImageWindowPreprocessor:
                 intensity: tuple[float, float] | None, chunk: Any, where: Any) -> torch.Tensor:
         """Run the graph over frames ``[start, stop)`` of ``source``: ``chunk(s, e)`` gives the encoded
         frames (uint8 arrays), ``where(s, e)`` names them in errors. ``[1, T, S, S]`` on the device."""
-        from .source import SourceError
+        from semiostream.sources.source import SourceError
 
         if not 0 <= start < stop <= source.num_frames:
             raise IndexError(f"{source.path}: frames [{start}, {stop}) outside [0, {source.num_frames})")

@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiostream.core.roi import Roi
+
 from .pipeline import DaliImageWindowPreprocessor
-from .roi import Roi
 
 #: transfer syntaxes whose codestreams DALI's image decoder takes (JPEG 2000 family, HTJ2K included)
 GRAPH_SYNTAXES = ("1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91", "1.2.840.10008.1.2.4.201",
@@ -35,7 +36,7 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 def decodes_in_graph(source: Any) -> bool:
     """True if ``source`` is a DICOM file whose frames this graph can decode (JPEG 2000 / HTJ2K)."""
-    from .read_dicom import DicomSource
+    from semiostream.sources.read_dicom import DicomSource
 
     return isinstance(source, DicomSource) and source.header.transfer_syntax in GRAPH_SYNTAXES
 

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from semiostream.core.roi import Roi, as_roi
+
 from .geometry import fit_size, pad_offsets
 from .intensity import as_tensor, intensity_window
-from .roi import Roi, as_roi
 
 
 def preprocess(
@@ -39,7 +40,7 @@ def preprocess(
         frames: ``[T, H, W]`` uint16 (numpy or torch on any device; 8-bit sources as 0..255 values with a
             spec from :func:`~.intensity.spec_for_bit_depth`).
         roi: ``(x0, y0, x1, y1)`` pixels (``x1``/``y1`` exclusive) inside the frame, or None (full frame).
-        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec`.
+        spec: the bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec`.
         dtype: output dtype (float32; float16 for half-precision engines). Computation is float32.
         window: optional precomputed ``(lo, hi)``; by default from ``spec``.
 

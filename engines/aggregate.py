@@ -2,7 +2,7 @@
 
 The paper scores 2-second windows; a seizure (event) is many windows. Its probability is the mean of its
 windows' p(TLE) and its label is ``labels[1]`` (TLE) when that mean is >= ``threshold`` (0.5), else
-``labels[0]`` (FLE): the one rule of :mod:`semiostream.decision`.
+``labels[0]`` (FLE): the one rule of :mod:`semiostream.core.decision`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from semiostream.decision import DECISION_THRESHOLD, decide
+from semiostream.core.decision import DECISION_THRESHOLD, decide
 
 
 @dataclass(frozen=True)

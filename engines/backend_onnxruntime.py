@@ -16,7 +16,7 @@ import logging
 
 import torch
 
-from semiostream.device import Device, DeviceError
+from semiostream.core.device import Device, DeviceError
 
 from . import artifacts as art
 from .base import Engine, EngineError, IOSpec, TensorSpec
@@ -63,7 +63,7 @@ class OrtEngine(Engine):
         bundle: a loaded :class:`~semiostream.models.bundle.Bundle` (or anything with ``path`` and
             ``bundle_id``).
         role: ``"features"`` or ``"classifier"``.
-        device: a :class:`~semiostream.device.Device` or its spelling (``"cpu"``, ``"cuda:0"``).
+        device: a :class:`~semiostream.core.device.Device` or its spelling (``"cpu"``, ``"cuda:0"``).
         graph_level: ONNX Runtime graph optimisation level (``"all"`` by default).
         threads: intra-op threads (default: torch's thread count).
         onnx_file: override the ONNX path (default ``<bundle>/onnx/<model>.onnx``).

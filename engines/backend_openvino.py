@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semiostream.device import Device
+from semiostream.core.device import Device
 
 from . import artifacts as art
 from .backend_onnxruntime import _io_from_meta

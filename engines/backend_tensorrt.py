@@ -5,7 +5,7 @@
   command to run) and deserialised with ``trt.Runtime.deserialize_cuda_engine``;
 * I/O by tensor name (``num_io_tensors`` / ``get_tensor_name`` / ``get_tensor_mode``); the profile's ranges
   become this engine's :class:`~.base.IOSpec` so ``infer`` rejects out-of-profile shapes with a clear error;
-* the engine is deserialised and run on the engine's :class:`~semiostream.device.Device` (made current
+* the engine is deserialised and run on the engine's :class:`~semiostream.core.device.Device` (made current
   while TensorRT touches CUDA), never on whatever device happens to be current;
 * buffers are torch CUDA tensors in the engine's own I/O dtypes (a typed engine with fp16 I/O gets fp16
   input; the output is returned as float32): ``set_input_shape``, ``set_tensor_address(name,
@@ -22,7 +22,7 @@ import threading
 
 import torch
 
-from semiostream.device import Device, DeviceError
+from semiostream.core.device import Device, DeviceError
 
 from . import artifacts as art
 from .base import Engine, EngineError, IOSpec, TensorSpec
@@ -47,7 +47,7 @@ class TrtEngine(Engine):
     Args:
         bundle: loaded bundle.
         role: ``"features"`` or ``"classifier"`` (the classifier engine is fp32 whatever ``precision``).
-        device: the CUDA :class:`~semiostream.device.Device` (or ``"cuda:N"``) to load and run on.
+        device: the CUDA :class:`~semiostream.core.device.Device` (or ``"cuda:N"``) to load and run on.
         precision: ``"fp16"``, ``"bf16"`` or ``"fp32"`` (of the I3D engine).
         max_batch: pick the engine built for this max batch (default: the largest fresh one).
         stream: the ``torch.cuda.Stream`` to enqueue on (None = torch's current stream of the device at

@@ -20,7 +20,7 @@ The classifier engine runs the bundle's classifier in float32 on every torch bac
 millisecond per batch and keeps decisions identical to the reference.
 
 On CUDA every float32 computation (the ``torch-cuda-fp32`` I3D, every classifier) runs inside
-:func:`semiostream.device.fp32_exact`: torch lets cuDNN use TF32 for float32 convolutions by default, which
+:func:`semiostream.core.device.fp32_exact`: torch lets cuDNN use TF32 for float32 convolutions by default, which
 would make the fp32 reference miss its own 1e-4 tolerance. Work is enqueued on torch's current stream of
 the engine's device (the Scorer's stream inside a Scorer); nothing synchronises the host.
 """
@@ -35,7 +35,7 @@ import threading
 import torch
 from torch import nn
 
-from semiostream.device import Device, DeviceError, fp32_exact
+from semiostream.core.device import Device, DeviceError, fp32_exact
 
 from .base import CLASSIFIER_INPUT, FEATURE_INPUT, Engine, EngineError, classifier_io, feature_io
 from .streams import on_stream
@@ -106,7 +106,7 @@ class TorchEngine(Engine):
     Args:
         bundle: a loaded :class:`~semiostream.models.bundle.Bundle`.
         role: ``"features"`` or ``"classifier"``.
-        device: a :class:`~semiostream.device.Device` or its spelling (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
+        device: a :class:`~semiostream.core.device.Device` or its spelling (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (CUDA); the feature engine's precision.
         compile: ``torch.compile`` the feature model for ``spec.window``-frame inputs (None = on for the
             CPU, where it measured 1.5x (bf16) and 1.8x (fp32) faster; see bench/RESULTS.md).

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from semiostream.device import Device
+from semiostream.core.device import Device
 from semiostream.models.classifier import NUM_STEPS
 from semiostream.models.i3d import FEATURE_DIM, MIN_FRAMES, feature_steps
 

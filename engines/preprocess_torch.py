@@ -36,10 +36,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiostream.core.device import Device
+from semiostream.core.roi import as_roi
 from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.reference import preprocess as reference_preprocess
-from semiostream.dali_pipes.roi import as_roi
-from semiostream.device import Device
 
 #: pinned buffers kept per crop size (transfers of up to this many windows of one size can be in flight)
 RING = 4
@@ -118,8 +118,8 @@ class TorchPreprocessor:
     """Windows -> model inputs with torch on ``device`` (see the module docstring).
 
     Args:
-        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec`.
-        device: a :class:`~semiostream.device.Device` or its spelling.
+        spec: the bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec`.
+        device: a :class:`~semiostream.core.device.Device` or its spelling.
         pinned: stage host frames in pinned memory (default: on CUDA devices).
     """
 

@@ -88,8 +88,8 @@ class BackendInfo:
     """One entry of :data:`BACKENDS`.
 
     ``module`` (relative to this package) exposes ``create(bundle, role, device, precision, **options)``;
-    ``device`` is the kind (``"cpu"`` / ``"cuda"``, a :attr:`semiostream.device.Device.kind`); the engine
-    runs on :meth:`semiostream.device.Device.parse` of it, or of the ``device=`` option (``"cuda:1"``).
+    ``device`` is the kind (``"cpu"`` / ``"cuda"``, a :attr:`semiostream.core.device.Device.kind`); the engine
+    runs on :meth:`semiostream.core.device.Device.parse` of it, or of the ``device=`` option (``"cuda:1"``).
     """
 
     name: str
@@ -111,7 +111,7 @@ class BackendInfo:
         ok, why = self.available()
         if not ok:
             raise EngineError(f"backend {self.name} is not available here: {why}")
-        from semiostream.device import Device
+        from semiostream.core.device import Device
 
         device = Device.parse(options.pop("device", self.device))
         if device.kind != self.device:

@@ -2,7 +2,7 @@
 
 ``Scorer(bundle, backend=None)`` chains
 
-1. preprocessing with the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (DALI's pipeline,
+1. preprocessing with the bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec` (DALI's pipeline,
    :class:`semiostream.dali_pipes.pipeline.DaliPreprocessor`, on the backend's device; where DALI is absent,
    on a GPU the reference's math on the device from pinned host buffers
    (:class:`~semiostream.engines.preprocess_torch.TorchPreprocessor`), on the CPU the plain-torch
@@ -18,7 +18,7 @@ It is what the bus service, archive reprocessing, the trainer's feature extracti
 call. Calls are serialised by a lock (engines are not re-entrant); use :meth:`Scorer.batcher` to batch
 requests from many threads.
 
-Devices: the Scorer's :attr:`~Scorer.device` is a :class:`semiostream.device.Device` (the backend's kind,
+Devices: the Scorer's :attr:`~Scorer.device` is a :class:`semiostream.core.device.Device` (the backend's kind,
 ``cuda:N`` with the ``device`` argument or torch's current GPU); the engines are created on it and DALI
 gets it as ``device="gpu", device_id=N``. On a GPU the Scorer owns one dedicated CUDA stream
 (:attr:`~Scorer.stream`): DALI's preprocessing (inputs and outputs), the engines (torch, ONNX Runtime's
@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiostream.decision import DECISION_THRESHOLD
-from semiostream.device import Device
+from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.device import Device
 from semiostream.models.bundle import Bundle, load_bundle
 from semiostream.models.classifier import NUM_STEPS, pad_features
 
@@ -111,7 +111,7 @@ class Scorer:
         max_batch: windows per feature-engine call (and per DALI batch).
         engine_options: extra keyword arguments for the backend's engines (e.g. ``{"compile": False}``
             for the torch backends, ``{"graph_level": "basic"}`` for ONNX Runtime).
-        device: which device of the backend's kind (``"cuda:1"``, a :class:`~semiostream.device.Device`);
+        device: which device of the backend's kind (``"cuda:1"``, a :class:`~semiostream.core.device.Device`);
             None = the CPU for CPU backends, torch's current GPU for CUDA backends.
         stream: CUDA backends: the ``torch.cuda.Stream`` to run on (a caller's own, so the Scorer's work
             is ordered after it); None = a new dedicated stream on ``device``.
@@ -187,7 +187,7 @@ class Scorer:
                 raise ValueError(f"prepared window has {shape[1]} frames; this scorer takes "
                                  f"{self.min_frames}..{self.max_frames}")
             return
-        frames = getattr(window, "frames", window)  # dali_pipes Window objects carry .frames
+        frames = getattr(window, "frames", window)  # sources.windows.Window objects carry .frames
         if not isinstance(frames, np.ndarray | torch.Tensor):
             raise ValueError(f"a window must be a [T, H, W] uint16 array, got {type(frames).__name__}")
         if frames.ndim != 3:
@@ -198,12 +198,12 @@ class Scorer:
         t, h, w = (int(s) for s in frames.shape)
         if t < self.min_frames:
             raise ValueError(f"window has {t} frames; the bundle needs at least {self.min_frames} "
-                             "(drop shorter leftovers, as dali_pipes.windows does)")
+                             "(drop shorter leftovers, as sources.windows does)")
         if t > self.max_frames:
             raise ValueError(f"window has {t} frames; the {self.backend} feature engine takes at most "
                              f"{self.max_frames} (use windows of spec.window={self.spec.window})")
         if roi is not None:
-            from semiostream.dali_pipes.roi import as_roi
+            from semiostream.core.roi import as_roi
 
             try:
                 as_roi(roi, w, h)  # raises ValueError naming the ROI and the frame size

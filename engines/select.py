@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from semiostream.files import atomic_write
+from semiostream.core.files import atomic_write
 
 from . import artifacts as art
 from .base import EngineError

@@ -20,7 +20,7 @@ def on_stream(stream: Any, device: Any = None) -> Iterator[Any]:
 
     Args:
         stream: the stream to run on; None = no change (the CPU, or torch's current stream).
-        device: the :class:`~semiostream.device.Device` (or torch device) the stream belongs to.
+        device: the :class:`~semiostream.core.device.Device` (or torch device) the stream belongs to.
     """
     if stream is None:
         yield None

@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from semiostream.files import replacing, sha256_of
+from semiostream.core.files import replacing, sha256_of
 
 from .weights import KINETICS400_CKPT_SHA256, WeightsError, load_i3d_checkpoint
 

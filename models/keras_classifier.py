@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiostream.files import sha256_of
+from semiostream.core.files import sha256_of
 
 from .classifier import MASK_VALUE, SeizureClassifier
 from .weights import WeightsError

@@ -337,7 +337,7 @@ def identify_variant(path: str | os.PathLike) -> str:
     a converted ``.safetensors`` by the variant recorded in its metadata; otherwise the file name
     decides (``imagenet`` -> ``rgb_imagenet``, ``scratch`` -> ``rgb_scratch``), else ``"unknown"``.
     """
-    from semiostream.files import sha256_of
+    from semiostream.core.files import sha256_of
 
     from .tf_checkpoint import checkpoint_prefix, is_tf_checkpoint
 

@@ -13,9 +13,10 @@ import importlib
 import pkgutil
 import sys
 
+from semiostream.core.errors import UserError
+from semiostream.core.log import setup_logging
+
 from . import __version__
-from .errors import UserError
-from .log import setup_logging
 
 
 def command_modules() -> list:

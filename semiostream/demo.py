@@ -77,7 +77,7 @@ def get_weights(settings: DemoSettings) -> tuple[Path, str]:
 
 
 def make_cohort(settings: DemoSettings) -> Path:
-    from semiostream.dali_pipes.synth import SynthConfig, generate_dataset
+    from semiostream.sources.synth import SynthConfig, generate_dataset
 
     out = settings.workdir / "cohort"
     manifest = out / "manifest.csv"
@@ -151,7 +151,7 @@ class ScriptedBed:
     """
 
     def __init__(self, bed: str, label: str, seed: int, settings: DemoSettings, window: int, control: str) -> None:
-        from semiostream.dali_pipes.synth import SynthConfig, render_clip
+        from semiostream.sources.synth import SynthConfig, render_clip
 
         self.bed, self.label, self.window, self.control = bed, label, window, control
         cfg = SynthConfig(width=settings.width, height=settings.height, fps=settings.fps,
@@ -194,11 +194,11 @@ def run_live(settings: DemoSettings, bundle: Path) -> dict:
     from rich.console import Console
     from rich.live import Live
 
+    from semiostream.bus.config import ServiceConfig
     from semiostream.bus.protocol import EventResult, ScoreResult
     from semiostream.bus.publisher import Publisher
     from semiostream.bus.runtime import ScorerRuntime
     from semiostream.bus.watch import ControlClient, LiveTable, ResultsSubscriber
-    from semiostream.config import ServiceConfig
 
     endpoints = {k: f"tcp://127.0.0.1:{_free_port()}" for k in ("frames", "results", "control")}
     stamp = time.strftime("%Y%m%d-%H%M%S")

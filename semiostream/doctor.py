@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .decision import positive
+from semiostream.core.decision import positive
 
 #: status words of a check
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -181,8 +181,9 @@ class Context:
     """The bundle, synthetic windows and sizes every check uses (built once)."""
 
     def __init__(self, bundle_path: str | os.PathLike | None, quick: bool, workdir: Path) -> None:
+        from semiostream.core.preprocess_spec import PreprocessSpec
         from semiostream.dali_pipes.reference import preprocess
-        from semiostream.models.bundle import PreprocessSpec, load_bundle
+        from semiostream.models.bundle import load_bundle
 
         self.quick = quick
         self.workdir = workdir
@@ -452,8 +453,8 @@ def check_gpu_decoding(ctx: Context):
     """GPU decoders equal the CPU ones: 16-bit PNG frames (bit exact) and 8-bit video via NVDEC."""
     _gpu_or_skip()
     _dali_or_skip()
-    from semiostream.dali_pipes.read_images import ImageFolderSource
-    from semiostream.dali_pipes.writers import write_image_folder
+    from semiostream.sources.read_images import ImageFolderSource
+    from semiostream.sources.writers import write_image_folder
 
     folder = write_image_folder(ctx.workdir / "png16", ctx.windows[0][:9])
     cpu = ImageFolderSource(folder, device="cpu").read(0, 9)
@@ -464,8 +465,8 @@ def check_gpu_decoding(ctx: Context):
         raise CheckFailed("16-bit PNG: GPU decoding differs from CPU decoding")
     details: dict[str, Any] = {"png16_bit_exact": True}
     video = _write_8bit_video(ctx.workdir / "clip.mp4", ctx.windows[0])
-    from semiostream.dali_pipes.read_av import AvSource
-    from semiostream.dali_pipes.read_video_gpu import GpuVideoSource
+    from semiostream.sources.read_av import AvSource
+    from semiostream.sources.read_video_gpu import GpuVideoSource
 
     with AvSource(video) as a, GpuVideoSource(video) as g:
         n = a.num_frames

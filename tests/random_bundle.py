@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from semiostream.models.bundle import PreprocessSpec, save_bundle
+from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.models.bundle import save_bundle
 from semiostream.models.classifier import SeizureClassifier
 from semiostream.models.weights import load_i3d_checkpoint
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from semiostream.config import load_service_config
-from semiostream.errors import UserError
+from semiostream.bus.config import load_service_config
+from semiostream.core.errors import UserError
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -75,7 +75,7 @@ def test_non_utf8_config_is_one_line_error(tmp_path):
 def test_duplicate_bed_check_is_linear(tmp_path):
     import time
 
-    from semiostream.config import ServiceConfig
+    from semiostream.bus.config import ServiceConfig
 
     def seconds(n: int) -> float:
         beds = [{"id": f"bed-{i}"} for i in range(n)] + [{"id": "bed-7"}]

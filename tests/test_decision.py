@@ -1,15 +1,15 @@
-"""The one decision rule (semiostream.decision) and the live scorer's ``threshold`` setting."""
+"""The one decision rule (semiostream.core.decision) and the live scorer's ``threshold`` setting."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from semiostream.bus.config import ServiceConfig, load_service_config
 from semiostream.bus.events import Event
-from semiostream.config import ServiceConfig, load_service_config
-from semiostream.decision import DECISION_THRESHOLD, decide, positive
+from semiostream.core.decision import DECISION_THRESHOLD, decide, positive
+from semiostream.core.errors import UserError
 from semiostream.engines.aggregate import aggregate_event
-from semiostream.errors import UserError
 from semiostream.trainer.metrics import binary_metrics
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semiostream.device import Device, DeviceError, fp32_exact
+from semiostream.core.device import Device, DeviceError, fp32_exact
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_importing_the_vocabulary_loads_no_gpu_library():
     import subprocess
     import sys
 
-    code = ("import sys, semiostream.device; "
+    code = ("import sys, semiostream.core.device; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'tensorrt', 'zmq') or m.startswith('nvidia.dali')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

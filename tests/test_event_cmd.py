@@ -14,11 +14,11 @@ import time
 import pytest
 from random_bundle import make_random_bundle
 
+from semiostream.bus.config import ServiceConfig
 from semiostream.bus.publisher import Publisher, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.cli import main
-from semiostream.config import ServiceConfig
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
 
 
 def _endpoints() -> dict:

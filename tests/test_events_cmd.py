@@ -162,7 +162,7 @@ def test_user_errors_are_one_line_messages(db, tmp_path, capsys):
 
 
 def test_config_store_path(db, tmp_path, capsys):
-    from semiostream.config import ServiceConfig
+    from semiostream.bus.config import ServiceConfig
 
     if "store" not in ServiceConfig.model_fields:
         pytest.skip("this semiostream's scorer config has no store section")

@@ -1,4 +1,4 @@
-"""semiostream.files: the one atomic replace and the one file hash."""
+"""semiostream.core.files: the one atomic replace and the one file hash."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import stat
 import numpy as np
 import pytest
 
-from semiostream.files import atomic_write, replacing, sha256_of
+from semiostream.core.files import atomic_write, replacing, sha256_of
 
 
 def _leftovers(folder):
@@ -74,7 +74,7 @@ def test_sha256_of_matches_hashlib_across_chunks(tmp_path):
 
 
 def test_file_kind_names_what_a_path_is_without_opening_it(tmp_path):
-    from semiostream.files import file_kind
+    from semiostream.core.files import file_kind
 
     (tmp_path / "f").write_bytes(b"x")
     os.mkfifo(tmp_path / "pipe")

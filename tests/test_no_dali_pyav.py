@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 HIDDEN = "nvidia.dali,av,tensorrt"

@@ -1,10 +1,10 @@
 """Feature extraction with an on-disk cache: seizure video -> windows -> I3D features ``[n, 7, 1024]``.
 
-For every manifest row: open the video (:func:`semiostream.dali_pipes.readers.open_source`), take the
+For every manifest row: open the video (:func:`semiostream.sources.readers.open_source`), take the
 clinical segment ``[onset, offset)``, cut it into the bundle spec's windows (non-overlapping ``window``
-frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.dali_pipes.windows.plan_windows`) of
+frames, a leftover of at least ``min_frames`` kept; :func:`~semiostream.sources.windows.plan_windows`) of
 the video read at the spec's rate ``fps`` (resampled on its timestamps when its own rate differs, as
-``semiostream score`` does: :func:`~semiostream.dali_pipes.rate.at_rate`),
+``semiostream score`` does: :func:`~semiostream.sources.rate.at_rate`),
 choose the crop (the row's ROI, else the ROI detector on the segment's first frame by its crop rule,
 else the full frame; which one applied is recorded per seizure), fix the segment's intensity window when
 the spec holds one per video (``intensity_scope="video"``: computed once from the segment's first frames,
@@ -16,11 +16,11 @@ The cache holds one ``.npz`` per seizure under ``<cache>/<key[:2]>/<key>.npz``. 
 
 * the video's content (sha256 of the file's bytes, or of every file of a frame folder),
 * the stream, the segment, the fps override, the row's ROI and the ROI detector,
-* the preprocessing spec (:class:`~semiostream.models.bundle.PreprocessSpec`),
+* the preprocessing spec (:class:`~semiostream.core.preprocess_spec.PreprocessSpec`),
 * the I3D weights (a digest of the state dict's tensors, independent of the file format they came in).
 
 So renaming or moving a video keeps its features; changing a pixel, the spec or the weights does not.
-Each entry is written atomically (:func:`semiostream.files.atomic_write`), so a killed run
+Each entry is written atomically (:func:`semiostream.core.files.atomic_write`), so a killed run
 leaves only whole entries, and the next run resumes with the seizures still missing. Content hashes are
 remembered in ``<cache>/hashes.json`` by (path, size, mtime) so unchanged videos are not re-read.
 
@@ -46,7 +46,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from semiostream.files import atomic_write, sha256_of
+from semiostream.core.files import atomic_write, sha256_of
 
 from .dataset import FeatureSet, SeizureInfo
 from .manifest import Manifest, SeizureRow
@@ -309,16 +309,16 @@ def segment_frames(row: SeizureRow, num_frames: int, fps: float) -> tuple[int, i
 
 def _open(row: SeizureRow, fps: float):
     """The row's video read at ``fps`` frames/s (the spec's rate; resampled when its own differs)."""
-    from semiostream.dali_pipes.rate import at_rate
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.rate import at_rate
+    from semiostream.sources.readers import open_source
 
     return at_rate(open_source(row.path, stream=row.stream, fps=row.fps), fps)
 
 
 def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector: Any | None) -> _Plan:
+    from semiostream.core.roi import as_roi
     from semiostream.dali_pipes.event_intensity import holds_window, segment_window
-    from semiostream.dali_pipes.roi import as_roi
-    from semiostream.dali_pipes.windows import plan_windows
+    from semiostream.sources.windows import plan_windows
 
     spec = settings.spec
     with _open(row, spec.fps) as src:
@@ -402,7 +402,7 @@ def extract_features(
             zero-argument factory, called only if some seizure is not cached yet.
         cache: where entries live.
         settings: spec, I3D digest and detector id (the cache key's non-video parts).
-        detector: a :class:`~semiostream.dali_pipes.roi.RoiDetector` for rows without an ROI, or None
+        detector: a :class:`~semiostream.detectors.base.RoiDetector` for rows without an ROI, or None
             for the full frame.
         workers: decoding threads.
         chunk_windows: windows per featurizer call (bounds the frames held in memory).

@@ -6,7 +6,7 @@ Computed by scikit-learn at two levels:
 * **seizure**: one sample per seizure, scored by the mean of its windows' p(TLE) (the runtime's
   per-event aggregation).
 
-A label is predicted TLE when p >= ``threshold`` (0.5; the one rule of :mod:`semiostream.decision`).
+A label is predicted TLE when p >= ``threshold`` (0.5; the one rule of :mod:`semiostream.core.decision`).
 Across folds every metric is reported as mean ± standard deviation (population std, ``ddof=0``, as
 ``numpy.std``); a metric undefined in a fold (ROC AUC when the validation part holds one class only) is
 left out of that mean and counted.
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.decision import DECISION_THRESHOLD, positive
+from semiostream.core.decision import DECISION_THRESHOLD, positive
 
 SCALARS = ("f1_macro", "precision_macro", "recall_macro", "roc_auc", "accuracy")
 

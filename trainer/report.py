@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.files import atomic_write
+from semiostream.core.files import atomic_write
 
 from .manifest import LABELS
 from .metrics import aggregate_by_seizure, fmt

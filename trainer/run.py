@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from semiostream.files import sha256_of
+from semiostream.core.files import sha256_of
 
 from .cv import CVResult, cross_validate
 from .dataset import FeatureSet
@@ -87,7 +87,7 @@ class ExtractConfig:
     show_progress: bool = True
 
     def __post_init__(self) -> None:
-        from semiostream.models.bundle import PreprocessSpec
+        from semiostream.core.preprocess_spec import PreprocessSpec
 
         self.manifest = Path(self.manifest)
         self.spec = self.spec or PreprocessSpec()
@@ -95,7 +95,7 @@ class ExtractConfig:
             raise TrainerError(f"unknown ROI detector {self.detector!r}; use one of {', '.join(DETECTORS)}")
         if self.detector == "yolox" and self.detector_weights is None:
             raise TrainerError("the yolox ROI detector needs its .onnx weights: pass --detector-weights PATH")
-        from semiostream.dali_pipes.roi import CROP_RULES
+        from semiostream.detectors.base import CROP_RULES
 
         if self.crop_rule not in CROP_RULES:
             raise TrainerError(f"unknown crop rule {self.crop_rule!r}; use one of {', '.join(CROP_RULES)}")
@@ -167,7 +167,7 @@ def default_cache() -> Path:
 def _detector(cfg: ExtractConfig) -> tuple[Any | None, str]:
     if cfg.detector == "full":
         return None, "full"
-    from semiostream.dali_pipes.roi import make_detector
+    from semiostream.detectors.registry import make_detector
 
     w = cfg.detector_weights
     if w is not None and not Path(w).is_file():

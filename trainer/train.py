@@ -31,7 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..decision import DECISION_THRESHOLD, positive
+from semiostream.core.decision import DECISION_THRESHOLD, positive
+
 from ..models.classifier import SeizureClassifier
 
 log = logging.getLogger(__name__)

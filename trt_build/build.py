@@ -22,9 +22,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from semiostream.core.files import atomic_write
 from semiostream.engines import artifacts as art
 from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, MIN_FRAMES
-from semiostream.files import atomic_write
 from semiostream.models.bundle import Bundle, load_bundle
 
 from . import cache

@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from semiostream.core.files import atomic_write
 from semiostream.engines import artifacts as art
-from semiostream.files import atomic_write
 
 SIDECAR_FORMAT = "semiostream-trt-engine"
 SIDECAR_VERSION = 1

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from semiostream import __version__
+from semiostream.core.files import replacing
 from semiostream.engines import artifacts as art
 from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, classifier_io, feature_io
-from semiostream.files import replacing
 from semiostream.models.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What a clinician needs to judge an input's result, gathered while it is planned: its kind and its person.
 
-* the **kind** of picture (:func:`semiostream.dali_pipes.input_kind.path_kind`: ``16-bit gray``,
+* the **kind** of picture (:func:`semiostream.sources.input_kind.path_kind`: ``16-bit gray``,
   ``8-bit gray``, ``8-bit colour`` ...) with the stored format it was read from;
 * whether the ROI detector found a **person** on the segment's first frame, and its best score: recorded
   whenever a detector ran (``--detector yolox|maskrcnn`` on an input without a manifest ROI), null
@@ -37,7 +37,7 @@ class InputFacts:
 
 
 class _Recorder:
-    """A detector that keeps the :class:`~semiostream.dali_pipes.roi.RoiChoice` it returned."""
+    """A detector that keeps the :class:`~semiostream.detectors.base.RoiChoice` it returned."""
 
     def __init__(self, detector: Any) -> None:
         self.detector, self.choice = detector, None
@@ -55,7 +55,7 @@ def _person(choice: Any) -> tuple[bool | None, float | None]:
 
 
 def _kind(job: Job) -> tuple[str | None, str | None]:
-    from semiostream.dali_pipes.input_kind import path_kind
+    from semiostream.sources.input_kind import path_kind
 
     k = path_kind(job.path)
     return (None, None) if k is None else (k.kind, k.detail)

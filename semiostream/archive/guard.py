@@ -48,7 +48,7 @@ def refusal(path: str | os.PathLike) -> str | None:
 
     Never opens ``path``: only ``stat`` (following links) is used.
     """
-    from semiostream.files import file_kind
+    from semiostream.core.files import file_kind
 
     kind = file_kind(path)
     if kind in ("file", "folder"):

@@ -22,7 +22,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from semiostream.decision import DECISION_THRESHOLD
+from semiostream.core.decision import DECISION_THRESHOLD
 from semiostream.trainer.features import ContentHashMemo
 
 from .inputs import Job

@@ -1,10 +1,10 @@
 """Expand the command line's INPUTS (files, folders, manifests) into scoring jobs.
 
-* a **file** with a supported video suffix (:func:`~semiostream.dali_pipes.readers.supported_suffixes`),
+* a **file** with a supported video suffix (:func:`~semiostream.sources.readers.supported_suffixes`),
   or a regular file without a suffix that starts like a DICOM file (``DICM`` preamble: PACS exports rarely
   have a suffix), is one job: the whole video;
 * a **folder** is searched recursively: every supported video file is a job, and every frame folder
-  (:func:`~semiostream.dali_pipes.read_images.frame_folder_problem`: at least 9 numbered PNG/TIFF frames and
+  (:func:`~semiostream.sources.read_images.frame_folder_problem`: at least 9 numbered PNG/TIFF frames and
   no videos beside them) is one job. Images in any other folder (previews beside recordings, a few stray
   pictures) are skipped, with the reason, not scored. Hidden entries and ``*.parts`` work folders are
   skipped, other files (README, CSV ...) ignored;
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from semiostream.errors import UserError
+from semiostream.core.errors import UserError
 
 from .guard import absolute
 
@@ -82,7 +82,7 @@ def is_manifest(p: Path) -> bool:
 
 
 def _video_suffixes() -> set[str]:
-    from semiostream.dali_pipes.readers import supported_suffixes
+    from semiostream.sources.readers import supported_suffixes
 
     return set(supported_suffixes())
 
@@ -92,7 +92,7 @@ def scan_folder(root: Path, skipped: list[tuple[Path, str]] | None = None) -> li
 
     ``skipped`` (when given) receives ``(folder, reason)`` for every folder holding images that is not a
     frame folder."""
-    from semiostream.dali_pipes.read_images import IMAGE_SUFFIXES, frame_folder_problem
+    from semiostream.sources.read_images import IMAGE_SUFFIXES, frame_folder_problem
 
     suffixes = _video_suffixes()
     found: list[Path] = []
@@ -112,13 +112,13 @@ def scan_folder(root: Path, skipped: list[tuple[Path, str]] | None = None) -> li
 
 def _suffixless_dicom(p: Path) -> bool:
     """A regular file without a suffix that holds a DICOM Part 10 preamble (never opens FIFOs or devices)."""
-    from semiostream.dali_pipes.read_dicom import is_dicom
+    from semiostream.sources.read_dicom import is_dicom
 
     return not p.suffix and is_dicom(p)
 
 
 def _manifest_jobs(p: Path, stream: str) -> list[Job]:
-    from semiostream.files import file_kind
+    from semiostream.core.files import file_kind
     from semiostream.trainer.manifest import ManifestError, load_manifest
 
     kind = file_kind(p)

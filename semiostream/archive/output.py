@@ -16,8 +16,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from semiostream.errors import UserError
-from semiostream.files import atomic_write
+from semiostream.core.errors import UserError
+from semiostream.core.files import atomic_write
 
 from .schema import INPUT_COLUMNS, WINDOW_COLUMNS, Column, arrow_schema, column_names
 

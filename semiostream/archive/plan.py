@@ -1,8 +1,8 @@
 """Plan one job: open its video, find its segment, cut the windows, choose the crop.
 
-The window rule is the bundle's (:func:`semiostream.dali_pipes.windows.plan_windows`: ``spec.window``
+The window rule is the bundle's (:func:`semiostream.sources.windows.plan_windows`: ``spec.window``
 frames, hop = window unless ``--hop``, a leftover of at least ``spec.min_frames`` kept), in time: the video
-is read at the bundle's rate ``spec.fps`` (:func:`semiostream.dali_pipes.rate.at_rate`: as it is when it
+is read at the bundle's rate ``spec.fps`` (:func:`semiostream.sources.rate.at_rate`: as it is when it
 has that rate, else resampled on its timestamps, or refused when far too slow), so a window always spans
 ``spec.window / spec.fps`` seconds of the recording. The crop is the
 manifest row's ROI, else the ROI detector on the segment's first frame, else the full frame (``roi`` None).
@@ -87,10 +87,10 @@ class JobPlan:
 
 
 def open_job(job: Job, fps: float | None = None):
-    """The job's open :class:`~semiostream.dali_pipes.source.Source` (raises ``SourceError``), read at
-    ``fps`` frames/s when given (:func:`~semiostream.dali_pipes.rate.at_rate`)."""
-    from semiostream.dali_pipes.rate import at_rate
-    from semiostream.dali_pipes.readers import open_source
+    """The job's open :class:`~semiostream.sources.source.Source` (raises ``SourceError``), read at
+    ``fps`` frames/s when given (:func:`~semiostream.sources.rate.at_rate`)."""
+    from semiostream.sources.rate import at_rate
+    from semiostream.sources.readers import open_source
 
     src = open_source(job.path, stream=job.stream, fps=job.fps)
     return src if fps is None else at_rate(src, fps)
@@ -101,9 +101,9 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
     """Open ``job``'s video and plan its windows (see the module docstring).
 
     Args:
-        spec: the bundle's :class:`~semiostream.models.bundle.PreprocessSpec` (window, fps, min_frames).
+        spec: the bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec` (window, fps, min_frames).
         hop: frames between window starts (None = ``spec.window``, non-overlapping).
-        detector: a :class:`~semiostream.dali_pipes.roi.RoiDetector` for jobs without an ROI, or None.
+        detector: a :class:`~semiostream.detectors.base.RoiDetector` for jobs without an ROI, or None.
         detector_lock: serialises ``detector`` calls when plans run in several threads.
 
     Raises:
@@ -111,10 +111,10 @@ def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
         PlanError: the frames are smaller or larger than :mod:`.guard` allows, the segment is empty or shorter
             than ``spec.min_frames``, or the ROI is invalid.
     """
+    from semiostream.core.roi import as_roi
     from semiostream.dali_pipes.event_intensity import holds_window, segment_window
-    from semiostream.dali_pipes.rate import ResampledSource, gap_note, source_index, source_rate
-    from semiostream.dali_pipes.roi import as_roi
-    from semiostream.dali_pipes.windows import plan_windows
+    from semiostream.sources.rate import ResampledSource, gap_note, source_index, source_rate
+    from semiostream.sources.windows import plan_windows
     from semiostream.trainer.features import segment_frames
 
     with open_job(job, spec.fps) as src:

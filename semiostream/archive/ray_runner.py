@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.errors import UserError
+from semiostream.core.errors import UserError
 
 from .plan import JobPlan
 from .runner import OnDone, error_text
@@ -174,8 +174,8 @@ class ScoreActor:
         self._src: tuple[tuple, Any] | None = None
 
     def _source(self, path: str, stream: str, fps: float, rate: float):
-        from semiostream.dali_pipes.rate import at_rate
-        from semiostream.dali_pipes.readers import open_source
+        from semiostream.sources.rate import at_rate
+        from semiostream.sources.readers import open_source
 
         key = (path, stream, fps, rate)
         if self._src is None or self._src[0] != key:

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from ..decision import DECISION_THRESHOLD
+from semiostream.core.decision import DECISION_THRESHOLD
+
 from .facts import InputFacts
 from .inputs import Job
 from .plan import JobPlan

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.decision import DECISION_THRESHOLD
-from semiostream.errors import UserError
-from semiostream.files import sha256_of
+from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.errors import UserError
+from semiostream.core.files import sha256_of
 
 from .facts import InputFacts, plan_with_facts
 from .guard import InputRefused, check_input
@@ -223,7 +223,7 @@ def _detector(cfg: ScoreConfig, spec: Any) -> tuple[Any, str]:
     """(detector or None, its id for the run settings)."""
     if cfg.detector == "full":
         return None, "full"
-    from semiostream.dali_pipes.roi import make_detector
+    from semiostream.detectors.registry import make_detector
 
     if cfg.detector_weights is not None and not Path(cfg.detector_weights).is_file():
         raise UserError(f"--detector-weights {cfg.detector_weights} does not exist")
@@ -396,11 +396,11 @@ def _content_sha256(hashes: ContentHashes, path: Path) -> str:
 
 @contextlib.contextmanager
 def _phase(message: str, total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """``advance(done)`` of a progress bar (:func:`semiostream.progress.task_progress`), or a no-op."""
+    """``advance(done)`` of a progress bar (:func:`semiostream.core.progress.task_progress`), or a no-op."""
     if not enabled:
         yield lambda done: None
         return
-    from semiostream.progress import task_progress
+    from semiostream.core.progress import task_progress
 
     with task_progress(message, total) as advance:
         yield advance

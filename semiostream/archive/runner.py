@@ -9,7 +9,7 @@ chunk) in completion order, so a long video never holds back the finished short 
 
 Decoding never waits for the GIL: PyAV (FFV1) and imagecodecs (HTJ2K, JPEG-LS, JPEG 2000 ... in DICOM files)
 release it while they decode, and a DICOM source decodes the frames of one window on one thread per core
-(:func:`semiostream.dali_pipes.read_dicom.decode_threads`), so threads (not processes) put every core the
+(:func:`semiostream.sources.read_dicom.decode_threads`), so threads (not processes) put every core the
 engines leave free to work on decoding, and one long recording is not limited to one core.
 
 On a GPU scorer, HTJ2K / JPEG 2000 DICOM archives skip the host entirely: each decoding thread runs the

@@ -8,7 +8,7 @@ Layout::
         chunks/<key>.json   that input's rows: {"format": 1, "key", "input": {...}, "windows": {column: [...]}}
         hashes.json     content-hash memo (see :mod:`.identity`)
 
-Exactly-once protocol: a chunk is written atomically (:func:`semiostream.files.atomic_write`: a temporary
+Exactly-once protocol: a chunk is written atomically (:func:`semiostream.core.files.atomic_write`: a temporary
 file, fsynced, moved into place with ``os.replace``); only then is its line appended to ``done.jsonl`` (and
 fsynced). An input counts as done only when its line is complete *and* its chunk exists, so a run killed at
 any instant leaves either nothing for that input (it is scored again) or a whole chunk (it is reused); a
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semiostream.errors import UserError
-from semiostream.files import atomic_write
+from semiostream.core.errors import UserError
+from semiostream.core.files import atomic_write
 
 log = logging.getLogger(__name__)
 

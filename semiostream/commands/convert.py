@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
-from ..progress import task_progress
+from semiostream.core.errors import UserError
+from semiostream.core.progress import task_progress
 
 ORDER = 16
 OUTPUTS = {".dcm": "HTJ2K Lossless DICOM", ".mkv": "FFV1 Matroska"}
@@ -51,9 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from semiostream.dali_pipes.readers import SourceError, open_source
-    from semiostream.dali_pipes.write_dicom import convert_to_htj2k
-    from semiostream.dali_pipes.writers import convert_source
+    from semiostream.sources.readers import SourceError, open_source
+    from semiostream.sources.write_dicom import convert_to_htj2k
+    from semiostream.sources.writers import convert_source
 
     suffix = args.dst.suffix.lower()
     if suffix not in OUTPUTS:
@@ -64,8 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("source and destination are the same file")
     if args.fps is not None and args.fps <= 0:
         raise UserError(f"--fps must be positive, got {args.fps:g}")
-    from semiostream.dali_pipes.input_kind import path_kind
-    from semiostream.dali_pipes.write_dicom import LosslessError
+    from semiostream.sources.input_kind import path_kind
+    from semiostream.sources.write_dicom import LosslessError
 
     kind = path_kind(args.src)
     if kind is not None and kind.kind.endswith("colour"):

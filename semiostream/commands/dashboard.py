@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 53
 

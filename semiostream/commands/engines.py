@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 40
 
@@ -82,9 +82,8 @@ def _load(path: Path):
 
 
 def _export(args: argparse.Namespace) -> int:
+    from semiostream.core.progress import status
     from semiostream.trt_build.export import ExportError, onnx_from_bundle
-
-    from ..progress import status
 
     bundle = _load(args.bundle)
     try:
@@ -98,9 +97,8 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from semiostream.core.progress import status
     from semiostream.trt_build.build import BuildError, build_bundle_engines
-
-    from ..progress import status
 
     bundle = _load(args.bundle)
     try:
@@ -115,10 +113,9 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from semiostream.core.progress import status
     from semiostream.engines.base import EngineError
     from semiostream.trt_build.verify import verify_bundle
-
-    from ..progress import status
 
     bundle = _load(args.bundle)
     windows = None
@@ -144,7 +141,7 @@ def _video_windows(path: Path, spec, n: int) -> list:
     """The first ``n`` windows (``spec.window`` frames each) of a recording, as uint16 ``[T, H, W]``."""
     import numpy as np
 
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     try:
         src = open_source(path)

@@ -17,7 +17,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
+
 from .watch import add_control_args, client_security
 
 ORDER = 53

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..files import atomic_write
+from semiostream.core.errors import UserError
+from semiostream.core.files import atomic_write
 
 ORDER = 53
 
@@ -94,7 +94,7 @@ def database_path(args: argparse.Namespace) -> Path:
     """The database file from ``--db`` or the ``store.path`` of ``--config``."""
     if args.db is not None:
         return args.db
-    from semiostream.config import load_service_config
+    from semiostream.bus.config import load_service_config
 
     cfg = load_service_config(args.config)
     store = getattr(cfg, "store", None)

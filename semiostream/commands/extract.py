@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 40
 
@@ -42,7 +42,8 @@ def add_feature_options(p: argparse.ArgumentParser) -> None:
 
 def load_spec(value: str | None):
     """A PreprocessSpec from a JSON/YAML file or a bundle directory (None = defaults)."""
-    from semiostream.models.bundle import BundleError, PreprocessSpec, read_bundle_json
+    from semiostream.core.preprocess_spec import PreprocessSpec
+    from semiostream.models.bundle import BundleError, read_bundle_json
 
     if value is None:
         return PreprocessSpec()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 60
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 import threading
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
+
 from .watch import add_client_security_args, client_security
 
 ORDER = 51
@@ -85,9 +86,9 @@ def _publish(args: argparse.Namespace) -> int:
 
     from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
     from semiostream.bus.security import SecurityError
-    from semiostream.dali_pipes.live import live_scheme, open_live
-    from semiostream.dali_pipes.live_urls import CredentialError, load_credentials, redact
-    from semiostream.dali_pipes.readers import SourceError, open_source
+    from semiostream.sources.live import live_scheme, open_live
+    from semiostream.sources.live_urls import CredentialError, load_credentials, redact
+    from semiostream.sources.readers import SourceError, open_source
 
     if (args.source is None) == (args.synthetic is None):
         raise UserError("give either a SOURCE (live address or recording) or --synthetic FLE|TLE")

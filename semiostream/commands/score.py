@@ -14,9 +14,10 @@ import argparse
 import math
 from pathlib import Path
 
+from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.errors import UserError
+
 from ..archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, describe
-from ..decision import DECISION_THRESHOLD
-from ..errors import UserError
 
 ORDER = 45
 

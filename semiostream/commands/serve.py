@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 50
 
@@ -32,10 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import signal
 
+    from semiostream.bus.config import load_service_config
     from semiostream.bus.endpoints import EndpointError
     from semiostream.bus.security import SecurityError
     from semiostream.bus.store import StoreError
-    from semiostream.config import load_service_config
 
     cfg = load_service_config(args.config)
     if args.insecure:

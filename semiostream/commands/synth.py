@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 15
 
@@ -66,9 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     if (args.out / "manifest.csv").exists():
         raise UserError(f"{args.out} already holds a manifest.csv; choose an empty folder or delete it")
 
-    from semiostream.dali_pipes.synth import SYNTHETIC_NOTE, SynthConfig, generate_dataset
-
-    from ..progress import task_progress
+    from semiostream.core.progress import task_progress
+    from semiostream.sources.synth import SYNTHETIC_NOTE, SynthConfig, generate_dataset
 
     cfg = SynthConfig(width=args.width, height=args.height, fps=args.fps, seconds=args.seconds)
     total = args.patients * args.seizures_per_patient

@@ -6,7 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
+
 from .extract import add_feature_options, extract_config
 
 ORDER = 41

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import UserError
+from semiostream.core.errors import UserError
 
 ORDER = 10
 
@@ -84,10 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fetch(args: argparse.Namespace) -> int:
+    from semiostream.core.progress import status
     from semiostream.models.fetch import FetchError, fetch_kinetics_weights
     from semiostream.models.weights import WeightsError
-
-    from ..progress import status
 
     try:
         with status("Fetching I3D Kinetics-400 weights (about 50 MB) ..."):

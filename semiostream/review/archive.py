@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semiostream.decision import DECISION_THRESHOLD
-from semiostream.files import atomic_write
+from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.files import atomic_write
 
 from .evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 from .report import DISCLAIMER, INDEX_HTML, REPORT_JSON, write_event_report
@@ -131,7 +131,7 @@ def write_archive_reports(out: str | os.PathLike, bundle_dir: str | os.PathLike,
         report_dir: the reports folder (created); ``report_dir/index.html`` lists every input.
         threshold: the run's ``--threshold``.
         saliency: compute the movement maps of the decisive windows.
-        detector: the run's ROI detector (a :class:`~semiostream.dali_pipes.roi.RoiDetector`), run again on
+        detector: the run's ROI detector (a :class:`~semiostream.detectors.base.RoiDetector`), run again on
             each first frame to show its boxes and scores; None when the run used none.
         fps: the run's ``--fps`` for formats without a frame rate (for tables without ``fps_from``; a row
             whose rate was given carries it).

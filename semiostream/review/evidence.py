@@ -18,7 +18,7 @@ from typing import Literal
 
 import numpy as np
 
-from semiostream.dali_pipes.roi import Detection
+from semiostream.detectors.base import Detection
 
 __all__ = ["Detection", "DecisiveWindow", "EventEvidence", "WindowRecord", "WindowStatus", "pick_decisive"]
 
@@ -138,7 +138,7 @@ class EventEvidence:
         roi: the crop used ``(x0, y0, x1, y1)``, None = full frame.
         roi_source: where the crop came from (``"config"``, ``"camera"``, ``"detected"``, ``"full frame"``,
             ``"manifest"`` ...).
-        detections: the detector's boxes on the first frame (:class:`~semiostream.dali_pipes.roi.Detection`,
+        detections: the detector's boxes on the first frame (:class:`~semiostream.detectors.base.Detection`,
             labels ``"person"``/``"bed"``, frame pixels).
         decisive: up to a few :class:`DecisiveWindow` (the caller keeps the ones with the largest
             ``|p - 0.5|``; :func:`pick_decisive` does it).
@@ -188,7 +188,7 @@ class EventEvidence:
             self.roi = _check_roi(self.roi, f.shape[0], f.shape[1], f"event {self.event_id}")
         for d in self.detections:
             if not isinstance(d, Detection):
-                raise ValueError(f"event {self.event_id}: detections must be dali_pipes.roi.Detection objects, "
+                raise ValueError(f"event {self.event_id}: detections must be detectors.base.Detection objects, "
                                  f"got {type(d).__name__}")
 
     @property

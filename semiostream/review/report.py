@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from ..decision import DECISION_THRESHOLD, positive
+from semiostream.core.decision import DECISION_THRESHOLD, positive
+
 from .evidence import EventEvidence
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
 
 #: options every scoring test passes: the fp32 reference backend, no torch.compile (fast start) and the
 #: plain-torch preprocessing (test_arc_score.py also runs the default DALI path)

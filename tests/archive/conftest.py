@@ -14,7 +14,7 @@ import shutil
 import pytest
 from arc_helpers import make_bundle
 
-from semiostream.dali_pipes.synth import SynthConfig, generate_dataset
+from semiostream.sources.synth import SynthConfig, generate_dataset
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,10 @@ from semiostream.archive.guard import MAX_FRAME_PIXELS, MIN_FRAME_SIDE, refusal
 from semiostream.archive.inputs import Job, expand_inputs, scan_folder
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.archive.plan import PlanError, plan_job
-from semiostream.dali_pipes.readers import open_source
-from semiostream.dali_pipes.source import SourceError
-from semiostream.errors import UserError
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.errors import UserError
+from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.sources.readers import open_source
+from semiostream.sources.source import SourceError
 
 SPEC = PreprocessSpec(window=16, fps=15, min_frames=9)
 
@@ -188,7 +188,7 @@ def test_score_turns_every_special_into_an_error_row_and_scores_the_rest(arc_cli
 
 def test_a_frame_folder_with_a_fifo_and_a_device_among_its_frames_is_hashed_and_planned(tmp_path):
     from semiostream.archive.identity import ContentHashes
-    from semiostream.dali_pipes.writers import write_frames
+    from semiostream.sources.writers import write_frames
 
     frames = write_frames(tmp_path / "frames", np.full((20, 48, 64), 900, np.uint16), 30.0, "png")
     clean, err = _within(30, ContentHashes(tmp_path / "work").sha256, frames)

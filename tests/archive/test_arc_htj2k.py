@@ -30,7 +30,7 @@ def _by_stem(rows):
 def test_htj2k_archive_scores_like_its_ffv1_source(arc_clips, arc_bundle, tmp_path, capsys):
     dcm = tmp_path / "dcm"
     dcm.mkdir()
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     for mkv in sorted(arc_clips.glob("*.mkv")):
         assert main(["convert", str(mkv), str(dcm / f"{mkv.stem}.dcm")]) == 0
@@ -59,8 +59,8 @@ def test_dicom_identifiers_never_reach_logs_or_tables(arc_clips, arc_bundle, tmp
     import imagecodecs
     import pydicom
 
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.write_dicom import write_htj2k_dicom
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.write_dicom import write_htj2k_dicom
 
     caplog.set_level(logging.DEBUG)
     folder = tmp_path / "pacs"
@@ -106,7 +106,7 @@ def test_htj2k_windows_decoded_and_preprocessed_in_the_graph_score_like_host_dec
     dcm = tmp_path / "w.dcm"
     assert main(["convert", str(mkv), str(dcm)]) == 0
     from semiostream.dali_pipes.pipeline_htj2k import decodes_in_graph
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     with open_source(mkv) as src:
         assert_pydicom_reads(dcm, src.read(0, src.num_frames))

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from semiostream.archive.inputs import Job, dedupe, expand_inputs, scan_folder
-from semiostream.dali_pipes.writers import write_frames
-from semiostream.errors import UserError
+from semiostream.core.errors import UserError
+from semiostream.sources.writers import write_frames
 
 
 def _npy(path, n=12):
@@ -112,8 +112,8 @@ def test_stray_previews_beside_videos_are_skipped_not_inputs(tmp_path):
     ([f"frame_{i:06d}.png" for i in range(9)], ["clip.mp4"], "lie beside video files (clip.mp4)"),
 ])
 def test_one_rule_for_what_a_frame_folder_is(tmp_path, names, other, problem):
-    from semiostream.dali_pipes.read_images import frame_folder_problem
-    from semiostream.dali_pipes.readers import SourceError, open_source
+    from semiostream.sources.read_images import frame_folder_problem
+    from semiostream.sources.readers import SourceError, open_source
 
     folder = _pngs(tmp_path / "f", names)
     for n in other:

@@ -9,9 +9,9 @@ import numpy as np
 from semiostream.archive.inputs import Job
 from semiostream.archive.plan import plan_job
 from semiostream.archive.runner import score_local
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.engines.scorer import Scorer
-from semiostream.models.bundle import PreprocessSpec
 
 
 def _clip(path, seed=0):

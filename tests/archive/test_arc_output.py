@@ -12,7 +12,7 @@ from semiostream.archive.output import inputs_path, output_format, read_table, w
 from semiostream.archive.plan import JobPlan
 from semiostream.archive.rows import input_row, window_columns
 from semiostream.archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, column_names
-from semiostream.errors import UserError
+from semiostream.core.errors import UserError
 
 
 def _plan(path, n, start=0):

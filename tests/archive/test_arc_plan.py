@@ -10,8 +10,8 @@ import pytest
 from semiostream.archive.identity import ContentHashes, RunSettings, input_key
 from semiostream.archive.inputs import Job
 from semiostream.archive.plan import PlanError, plan_job
-from semiostream.dali_pipes.source import SourceError
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.sources.source import SourceError
 
 SPEC = PreprocessSpec(window=16, fps=15, min_frames=9)
 SETTINGS = RunSettings("bundle-a", "torch-cpu-fp32", None, "full")

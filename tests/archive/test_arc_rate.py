@@ -14,9 +14,9 @@ from recorder_clips import demo_frames, encode_clip, reference_frames
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.cli import main
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.engines.scorer import Scorer
-from semiostream.models.bundle import PreprocessSpec
 
 #: the paper's 2-s window: 60 frames at the bundle's 30 fps
 SPEC = PreprocessSpec(window=60, min_frames=9)

@@ -11,8 +11,8 @@ from arc_helpers import FAST, add_bad_inputs, rows_by_key
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.cli import main
-from semiostream.dali_pipes.readers import open_source
-from semiostream.dali_pipes.writers import write_ffv1
+from semiostream.sources.readers import open_source
+from semiostream.sources.writers import write_ffv1
 
 ray = pytest.importorskip("ray", reason="needs Ray: pip install 'semiostream[ray]' (part of the dev extra)")
 

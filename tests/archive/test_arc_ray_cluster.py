@@ -21,7 +21,7 @@ from semiostream.archive.output import inputs_path, read_table
 from semiostream.archive.ray_runner import NodeInfo, actor_shape
 from semiostream.bench.ray_cluster import LoopbackCluster
 from semiostream.cli import main
-from semiostream.errors import UserError
+from semiostream.core.errors import UserError
 
 ray = pytest.importorskip("ray", reason="needs Ray: pip install 'semiostream[ray]' (part of the dev extra)")
 
@@ -43,7 +43,7 @@ def test_actor_size_is_chosen_per_node_not_from_the_cluster_sum():
 #: Ray Data logs a failure the way it does when the actor pool does not start in time, after ``quiet_ray_data``
 RAY_DATA_FAILURE = """
 import logging, sys
-from semiostream.log import setup_logging
+from semiostream.core.log import setup_logging
 setup_logging(int(sys.argv[1]))
 from semiostream.archive.ray_runner import quiet_ray_data
 quiet_ray_data()

@@ -124,8 +124,8 @@ def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tm
     from semiostream.archive.plan import plan_job
     from semiostream.archive.progress import WindowProgress
     from semiostream.archive.runner import score_local
+    from semiostream.core.preprocess_spec import PreprocessSpec
     from semiostream.engines.scorer import Scorer
-    from semiostream.models.bundle import PreprocessSpec
 
     long_clip = tmp_path / "long.npy"
     np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 24, 48, 64), dtype=np.uint16))  # 24 windows: 8x the 3 short jobs

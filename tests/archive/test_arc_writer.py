@@ -8,8 +8,8 @@ import os
 import pytest
 
 from semiostream.archive.writer import PartsStore, parts_dir_for
-from semiostream.errors import UserError
-from semiostream.files import atomic_write
+from semiostream.core.errors import UserError
+from semiostream.core.files import atomic_write
 
 ROW = {"input_id": "/v/a.mkv", "windows": 2, "error": None}
 WIN = {"window": [0, 1], "p_tle": [0.25, 0.5]}

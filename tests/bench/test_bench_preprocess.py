@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from semiostream.bench import preprocess as bp
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.models.bundle import PreprocessSpec
 
 
 def test_run_reports_every_variant_on_the_same_windows():

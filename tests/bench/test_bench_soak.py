@@ -39,7 +39,7 @@ def test_short_soak_of_a_real_scorer_is_flat(tmp_path, kinetics_ckpt):
     that reconnects and retention every 10 s. Fails on a growing trend of RSS, fds, threads, latency or database size."""
     from random_bundle import make_random_bundle
 
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
     spec = PreprocessSpec(window=16, min_frames=9, fps=4.0)
     bundle = make_random_bundle(tmp_path / "b", kinetics_ckpt, seed=5, spec=spec)

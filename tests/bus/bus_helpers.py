@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from semiostream.config import ServiceConfig
+from semiostream.bus.config import ServiceConfig
 
 WINDOW = 16
 BACKEND = "torch-cpu-fp32"

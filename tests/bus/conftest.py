@@ -6,7 +6,7 @@ import pytest
 from bus_helpers import WINDOW
 from random_bundle import make_random_bundle
 
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
 
 
 @pytest.fixture(scope="session")

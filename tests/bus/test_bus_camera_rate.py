@@ -1,5 +1,5 @@
 """Live windows are defined in time: a bed camera at another rate than the bundle's is resampled by the
-archives' rule (dali_pipes.rate), so its windows span the same capture time and score as the file does."""
+archives' rule (sources.rate), so its windows span the same capture time and score as the file does."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from semiostream.bus.publisher import Publisher
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
 from semiostream.cli import main
-from semiostream.dali_pipes.rate import frame_selection
-from semiostream.dali_pipes.synth import SynthConfig, render_clip
+from semiostream.sources.rate import frame_selection
+from semiostream.sources.synth import SynthConfig, render_clip
 
 FPS = 30.0  # the bundle's rate
 

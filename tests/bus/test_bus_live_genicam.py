@@ -12,10 +12,10 @@ from semiostream.bus.protocol import ScoreResult
 from semiostream.bus.publisher import Publisher
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
-from semiostream.dali_pipes.live import open_live
-from semiostream.dali_pipes.live_aravis import load_aravis
-from semiostream.dali_pipes.source import SourceError
 from semiostream.models.bundle import check_bundle
+from semiostream.sources.live import open_live
+from semiostream.sources.live_aravis import load_aravis
+from semiostream.sources.source import SourceError
 
 try:
     load_aravis()

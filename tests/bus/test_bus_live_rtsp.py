@@ -61,9 +61,9 @@ from bus_helpers import free_port, make_config  # noqa: E402
 from semiostream.bus.protocol import ScoreResult  # noqa: E402
 from semiostream.bus.runtime import ScorerRuntime  # noqa: E402
 from semiostream.bus.watch import ControlClient, ResultsSubscriber  # noqa: E402
-from semiostream.dali_pipes.live import Backoff, open_live  # noqa: E402
-from semiostream.dali_pipes.live_urls import load_credentials  # noqa: E402
-from semiostream.dali_pipes.source import SourceError  # noqa: E402
+from semiostream.sources.live import Backoff, open_live  # noqa: E402
+from semiostream.sources.live_urls import load_credentials  # noqa: E402
+from semiostream.sources.source import SourceError  # noqa: E402
 
 _PROBE = ("import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstRtspServer', '1.0'); "
           "from gi.repository import Gst, GstRtspServer; Gst.init(None); "

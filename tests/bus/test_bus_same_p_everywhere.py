@@ -1,7 +1,7 @@
 """The same frames give the same p(TLE) through the trainer's features, `semiostream score` and the live
 scorer: one preprocessing rule (crop, intensity window held from the segment's first frames, window
 phase from the segment's onset), one model; and the same label under a threshold other than 0.5 (one
-decision rule, :mod:`semiostream.decision`, with the threshold taken from each part's configuration)."""
+decision rule, :mod:`semiostream.core.decision`, with the threshold taken from each part's configuration)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from semiostream.bus.publisher import Publisher
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
 from semiostream.cli import main
-from semiostream.dali_pipes.synth import SynthConfig, render_clip
 from semiostream.engines.scorer import Scorer
+from semiostream.sources.synth import SynthConfig, render_clip
 from semiostream.trainer.metrics import evaluate
 
 FPS = 30.0

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.event_intensity import EventIntensity, fixed_window_spec, holds_window, segment_window
 from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.models.bundle import PreprocessSpec
 
 
 def _event(seed: int = 0) -> np.ndarray:

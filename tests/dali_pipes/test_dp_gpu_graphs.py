@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.models.bundle import PreprocessSpec
 
 SPEC = PreprocessSpec()
 CASES = [  # (T, H, W, roi): sizes, odd and edge ROIs, portrait and landscape, upscaling
@@ -56,8 +56,8 @@ def _vp9(path: Path, frames: int = 40, gop: int = 10) -> Path:
 
 
 def test_the_gpu_video_graph_decodes_only_the_needed_group_of_pictures(tmp_path):
-    from semiostream.dali_pipes.read_av import AvSource
-    from semiostream.dali_pipes.read_video_gpu import GpuVideoSource
+    from semiostream.sources.read_av import AvSource
+    from semiostream.sources.read_video_gpu import GpuVideoSource
 
     path = _vp9(tmp_path / "clip.mkv")
     with AvSource(path) as cpu, GpuVideoSource(path, device="cpu") as dec:
@@ -74,8 +74,8 @@ def test_the_gpu_video_graph_decodes_only_the_needed_group_of_pictures(tmp_path)
 
 
 def test_a_short_decode_is_a_source_error_naming_the_frames(tmp_path):
-    from semiostream.dali_pipes.read_video_gpu import GpuVideoSource
-    from semiostream.dali_pipes.source import SourceError
+    from semiostream.sources.read_video_gpu import GpuVideoSource
+    from semiostream.sources.source import SourceError
 
     path = _vp9(tmp_path / "clip.mkv", frames=20)
     with GpuVideoSource(path, device="cpu") as dec:
@@ -87,8 +87,8 @@ def test_a_short_decode_is_a_source_error_naming_the_frames(tmp_path):
 
 @pytest.mark.gpu
 def test_gpu_decoders_on_the_gpu_equal_the_cpu(tmp_path):
-    from semiostream.dali_pipes.read_images import ImageFolderSource
-    from semiostream.dali_pipes.writers import write_image_folder
+    from semiostream.sources.read_images import ImageFolderSource
+    from semiostream.sources.writers import write_image_folder
 
     frames = np.random.default_rng(3).integers(0, 65536, (9, 40, 56), dtype=np.uint16)  # a frame folder: >= 9
     folder = write_image_folder(tmp_path / "png", frames)

@@ -11,10 +11,10 @@ import pytest
 import torch
 from independent_decode import assert_pydicom_reads
 
-from semiostream.dali_pipes.readers import open_source
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.dali_pipes.write_dicom import write_htj2k_dicom
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.sources.readers import open_source
+from semiostream.sources.write_dicom import write_htj2k_dicom
 
 SPEC = PreprocessSpec()
 FIXED = PreprocessSpec(intensity_mode="fixed", intensity_lo=200.0, intensity_hi=9000.0)
@@ -56,7 +56,7 @@ def test_htj2k_graph_with_a_held_intensity_window_equals_the_reference(tmp_path)
 
 def test_htj2k_graph_refuses_other_sources_and_names_bad_frames(tmp_path):
     from semiostream.dali_pipes.pipeline_htj2k import Htj2kWindowPreprocessor
-    from semiostream.dali_pipes.source import SourceError
+    from semiostream.sources.source import SourceError
 
     frames, path = _archive(tmp_path, t=4)
     np.save(tmp_path / "a.npy", frames)
@@ -70,7 +70,7 @@ def test_htj2k_graph_refuses_other_sources_and_names_bad_frames(tmp_path):
         pre(src, 0, 4, None)  # its checksum says so before anything is decoded
     import pydicom
 
-    from semiostream.dali_pipes import frame_checksum
+    from semiostream.sources import frame_checksum
 
     ds = pydicom.dcmread(path)  # as another writer would make it: no checksums, so the decoder must notice
     del ds[frame_checksum.checksum_tag(ds)], ds[frame_checksum.CREATOR_TAGS[0]]
@@ -85,7 +85,7 @@ def test_htj2k_graph_refuses_other_sources_and_names_bad_frames(tmp_path):
 @pytest.mark.gpu
 def test_htj2k_graph_decodes_on_the_gpu_equals_the_reference_and_is_fast(tmp_path):
     from semiostream.dali_pipes.pipeline_htj2k import Htj2kWindowPreprocessor
-    from semiostream.dali_pipes.synth import SynthConfig, render_clip
+    from semiostream.sources.synth import SynthConfig, render_clip
 
     frames, path = _archive(tmp_path)
     pre = Htj2kWindowPreprocessor(SPEC, device="cuda:0", max_frames=8)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from semiostream.bench.preprocess import naive_preprocess
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.geometry import fit_size, pad_offsets
 from semiostream.dali_pipes.intensity import intensity_window, spec_for_bit_depth, to_uint8
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.models.bundle import PreprocessSpec
 
 SPEC = PreprocessSpec()
 FIXED = PreprocessSpec(intensity_mode="fixed", intensity_lo=1000, intensity_hi=5000)
@@ -165,9 +165,9 @@ def test_dali_outputs_survive_the_next_run(dali_cpu):
 
 def test_dali_fixed_window_half_and_windows(tmp_path: Path):
     from semiostream.dali_pipes.pipeline import DaliPreprocessor, stack
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.windows import iter_windows
-    from semiostream.dali_pipes.writers import write_npy
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.windows import iter_windows
+    from semiostream.sources.writers import write_npy
 
     fr = _rand(70, 60, 90, seed=5, hi=6000)
     src = open_source(write_npy(tmp_path / "a.npy", fr))
@@ -185,8 +185,8 @@ def test_dali_fixed_window_half_and_windows(tmp_path: Path):
 
 def test_dali_decodes_png_frames_in_graph(tmp_path: Path):
     from semiostream.dali_pipes.pipeline import DaliImageWindowPreprocessor
-    from semiostream.dali_pipes.readers import open_source
-    from semiostream.dali_pipes.writers import write_image_folder
+    from semiostream.sources.readers import open_source
+    from semiostream.sources.writers import write_image_folder
 
     fr = _rand(14, 50, 70, seed=7, hi=5000)
     src = open_source(write_image_folder(tmp_path / "png", fr))
@@ -217,8 +217,8 @@ def test_reference_imports_without_dali():
     import sys
 
     code = (
-        "import sys; import semiostream.dali_pipes.reference, semiostream.dali_pipes.readers, "
-        "semiostream.dali_pipes.windows, semiostream.dali_pipes.roi; "
+        "import sys; import semiostream.dali_pipes.reference, semiostream.sources.readers, "
+        "semiostream.sources.windows, semiostream.core.roi, semiostream.detectors.registry; "
         "assert not any(m.startswith('nvidia.dali') for m in sys.modules), 'DALI imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

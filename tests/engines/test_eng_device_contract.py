@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
+from semiostream.core.device import Device
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.device import Device
 from semiostream.engines import registry
 from semiostream.engines.base import Engine, classifier_io, feature_io
 from semiostream.engines.scorer import Scorer

@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import torch
 
+from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.core.roi import as_roi
 from semiostream.dali_pipes.intensity import intensity_window
 from semiostream.dali_pipes.reference import preprocess
-from semiostream.dali_pipes.roi import as_roi
 from semiostream.engines.preprocess_torch import (
     PARALLEL_COPY_BYTES,
     TorchPreprocessor,
     device_intensity_window,
     uint16_bits_to_float,
 )
-from semiostream.models.bundle import PreprocessSpec
 
 SPECS = {
     "percentile": PreprocessSpec(),

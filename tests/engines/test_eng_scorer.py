@@ -35,7 +35,7 @@ def oracle(bundle, windows, rois):
 @pytest.fixture(scope="module")
 def clip_windows(kinetics_ckpt):
     """Real video: windows of 24, 16 and 9 frames of mmaction2's demo clip (8-bit values as uint16)."""
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     path = Path(__file__).resolve().parents[3] / "shared" / "assets" / "mmaction2_demo.mp4"
     if not path.is_file():
@@ -79,7 +79,7 @@ def test_real_clip_matches_the_oracle(ref_scorer, eng_bundle, clip_windows):
 def test_real_clip_full_window_with_the_fast_cpu_backend(eng_bundle, kinetics_ckpt):
     """A standard 60-frame window through torch-cpu-bf16 (compiled) and DALI: same decision as the oracle."""
     needs("torch-cpu-bf16")
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     path = Path(__file__).resolve().parents[3] / "shared" / "assets" / "mmaction2_demo.mp4"
     if not path.is_file():

@@ -9,7 +9,7 @@ import pytest
 from random_bundle import make_random_bundle
 from review_helpers import WINDOW
 
-from semiostream.models.bundle import PreprocessSpec
+from semiostream.core.preprocess_spec import PreprocessSpec
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def review_bundle(tmp_path_factory, kinetics_ckpt):
 
 @pytest.fixture(scope="session")
 def clip():
-    from semiostream.dali_pipes.synth import SynthConfig, render_clip
+    from semiostream.sources.synth import SynthConfig, render_clip
 
     return render_clip(SynthConfig(width=160, height=120, seconds=3.2), 1, 2, "FLE")
 

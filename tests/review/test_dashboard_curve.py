@@ -10,11 +10,11 @@ import urllib.request
 
 from review_helpers import WINDOW
 
+from semiostream.bus.config import ServiceConfig
 from semiostream.bus.publisher import Publisher, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.security import ClientSecurity, new_keypair
 from semiostream.cli import main
-from semiostream.config import ServiceConfig
 from semiostream.review.dashboard import BoardState, ScorerFeed
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semiostream.dali_pipes.readers import open_source
 from semiostream.dali_pipes.reference import preprocess
 from semiostream.review.saliency import SaliencyModels, occlusion_drop, region_valid
+from semiostream.sources.readers import open_source
 
 
 @pytest.fixture(scope="module")

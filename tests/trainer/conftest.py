@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def small_spec():
     """Short windows (16 frames -> 1 I3D step) keep CPU feature extraction fast in tests."""
-    from semiostream.models.bundle import PreprocessSpec
+    from semiostream.core.preprocess_spec import PreprocessSpec
 
     return PreprocessSpec(window=16, min_frames=9)
 

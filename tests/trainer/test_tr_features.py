@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.dali_pipes.event_intensity import segment_window
-from semiostream.models.bundle import PreprocessSpec
 from semiostream.trainer.features import (
     ExtractionSettings,
     FeatureCache,

@@ -109,8 +109,8 @@ def test_synthetic_column_marks_generated_clips(tmp_path):
     """`semiostream synth` marks its clips synthetic; the column round-trips; a bad value is refused."""
     from types import SimpleNamespace
 
-    from semiostream.dali_pipes.synth import SynthConfig, generate_dataset
     from semiostream.models.bundle import training_data
+    from semiostream.sources.synth import SynthConfig, generate_dataset
     from semiostream.trainer.dataset import SeizureInfo
     from semiostream.trainer.run import _synthetic_counts
 

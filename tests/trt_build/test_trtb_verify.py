@@ -26,7 +26,7 @@ def real_windows():
     path = Path(__file__).resolve().parents[3] / "shared" / "assets" / "mmaction2_demo.mp4"
     if not path.is_file():
         pytest.skip(f"real asset {path} is absent")
-    from semiostream.dali_pipes.readers import open_source
+    from semiostream.sources.readers import open_source
 
     with open_source(path) as src:
         return [np.asarray(src.read(0, 16)), np.asarray(src.read(16, 25))]
