@@ -473,16 +473,3 @@ def load_i3d_checkpoint(
         raise WeightsError(f"{path} does not match InceptionI3d: " + "; ".join(parts))
     model.load_state_dict(state, strict=True)
     return model.eval()
-
-
-def load_keras_classifier(path: str | os.PathLike):
-    """The paper's LSTM classifier from a Keras 2 ``.h5`` or Keras 3 ``.keras`` model file.
-
-    See :mod:`semiostream.models.keras_classifier` (architecture check, weight mapping). Returns a
-    :class:`~semiostream.models.classifier.SeizureClassifier` in eval mode; raises
-    :class:`~semiostream.models.keras_classifier.KerasModelError` (a :class:`WeightsError`) naming the
-    offending layer when the file is not the paper's architecture.
-    """
-    from .keras_classifier import load_keras_classifier as _load
-
-    return _load(path)

@@ -47,7 +47,7 @@ def path_kind(path: str | Path) -> InputKind | None:
     header and, for a video in a colour pixel format, its first few frames. None when the file cannot be
     inspected (missing, unreadable, not a picture); it never raises."""
     from .read_images import list_frames
-    from .readers import VIDEO_SUFFIXES
+    from .source import VIDEO_SUFFIXES
 
     p = Path(path)
     try:

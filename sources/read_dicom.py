@@ -47,7 +47,7 @@ import numpy as np
 
 from . import frame_checksum, j2k_header
 from .dicom_frames import FrameIndexError, encapsulated_index, locate_pixel_data, split_items
-from .source import Source, SourceError, check_file
+from .source import ASSUMED_FPS, Source, SourceError, check_file
 
 SUFFIXES = (".dcm", ".dicom")
 HTJ2K_LOSSLESS = "1.2.840.10008.1.2.4.201"
@@ -152,7 +152,7 @@ class DicomSource(Source):
 
     Args:
         path: a DICOM Part 10 file.
-        fps: frame rate when the file stores none (default :data:`~.readers.ASSUMED_FPS`); ``fps_from``
+        fps: frame rate when the file stores none (default :data:`~.source.ASSUMED_FPS`); ``fps_from``
             says which was used: ``file``, ``given`` or ``assumed``.
 
     Attributes (besides :class:`Source`'s): ``header`` (:class:`DicomHeader`), ``encapsulated``.
@@ -308,8 +308,6 @@ class DicomSource(Source):
         if rate:  # DS values carry ~10 digits: 1000 / 66.66666667 -> 15 (and 30000/1001 for 29.97)
             exact = Fraction(rate).limit_denominator(1001)
             rate = float(exact) if abs(float(exact) - rate) < 1e-7 * rate else rate
-        from .readers import ASSUMED_FPS
-
         self.fps = float(rate or fps or ASSUMED_FPS)
         self.fps_from = "file" if rate else "given" if fps else "assumed"
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .source import Source, SourceError
+from .source import Source, SourceError, supported_suffixes
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 #: fewest frames a frame folder holds (see the module docstring)
@@ -68,8 +68,6 @@ def frame_folder_problem(folder: str | os.PathLike, names: list[str] | None = No
         folder: the folder.
         names: the names of the regular files directly in it (listed here when None).
     """
-    from .readers import supported_suffixes
-
     folder = Path(folder)
     if names is None:
         names = [n for n in os.listdir(folder) if os.path.isfile(folder / n)]  # FIFOs, devices, loops: no

@@ -25,17 +25,19 @@ from pathlib import Path
 
 from semiostream.core.files import file_kind
 
-from .source import Source, SourceError
+from .source import (
+    ASSUMED_FPS,
+    DICOM_SUFFIXES,
+    NPY_SUFFIXES,
+    VIDEO_SUFFIXES,
+    Source,
+    SourceError,
+    supported_suffixes,
+)
 
-__all__ = ["READERS", "Source", "SourceError", "open_source", "supported_suffixes"]
+__all__ = ["READERS", "Source", "SourceError", "open_source"]
 
 STREAMS = ("ir", "depth")
-VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".m4v", ".webm")
-
-
-#: the frame rate assumed for a source that stores none when none is given (frames/s); a source read
-#: for a model takes the bundle's rate instead (:func:`~.rate.at_rate`)
-ASSUMED_FPS = 30.0
 
 
 def _rate_from(src: Source, fps: float | None) -> Source:
@@ -117,16 +119,11 @@ def _open_folder(path: Path, stream: str, fps: float | None, device: str) -> Sou
 
 #: suffix (lower case; ``"/"`` = a folder of frames) -> opener(path, stream, fps, device)
 READERS: dict[str, Callable[[Path, str, float | None, str], Source]] = {
-    ".npy": _open_npy,
+    **{s: _open_npy for s in NPY_SUFFIXES},
     "/": _open_folder,
     **{s: _open_video for s in VIDEO_SUFFIXES},
-    ".dcm": _open_dicom,
-    ".dicom": _open_dicom,
+    **{s: _open_dicom for s in DICOM_SUFFIXES},
 }
-
-
-def supported_suffixes() -> list[str]:
-    return sorted(k for k in READERS if k != "/")
 
 
 def _single_stream(path: Path, stream: str) -> None:

@@ -17,6 +17,21 @@ import numpy as np
 
 from semiostream.core.files import file_kind
 
+#: file suffixes (lower case) that :func:`~.readers.open_source` reads, by format
+NPY_SUFFIXES = (".npy",)
+VIDEO_SUFFIXES = (".mkv", ".mp4", ".avi", ".mov", ".m4v", ".webm")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+#: the frame rate assumed for a source that stores none when none is given (frames/s); a source read
+#: for a model takes the bundle's rate instead (:func:`~.rate.at_rate`)
+ASSUMED_FPS = 30.0
+
+
+def supported_suffixes() -> list[str]:
+    """The file suffixes :func:`~.readers.open_source` reads (besides folders of frames and DICOM files
+    recognised by their preamble), sorted."""
+    return sorted(NPY_SUFFIXES + VIDEO_SUFFIXES + DICOM_SUFFIXES)
+
 
 class SourceError(ValueError):
     """A file cannot be read as an IR source: missing, empty, truncated, corrupt or unsupported.

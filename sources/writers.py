@@ -16,7 +16,7 @@ import numpy as np
 from semiostream.core.files import replacing
 
 from .read_av import FRAMES_TAG, RATE_TAG
-from .source import Source
+from .source import ASSUMED_FPS, Source
 
 FORMATS = ("mkv", "npy", "png", "tiff")
 
@@ -59,7 +59,7 @@ def write_ffv1(
         frames: ``[T, H, W]`` uint16 array, or an iterable of such chunks (all the same H, W).
         fps: frame rate; stored as an exact fraction (29.97 -> 30000/1001). None: the rate is unknown
             (the source stated none); Matroska needs timestamps, so they step at
-            :data:`~.readers.ASSUMED_FPS` and the file is tagged ``SEMIOSTREAM_RATE=unknown``
+            :data:`~.source.ASSUMED_FPS` and the file is tagged ``SEMIOSTREAM_RATE=unknown``
             (:data:`~.read_av.RATE_TAG`): :class:`~.read_av.AvSource` then reports ``fps_from="assumed"``
             and scoring takes the bundle's rate, as for any source without a rate.
         num_frames: total frame count when ``frames`` is an iterable; stored as the ``SEMIOSTREAM_FRAMES``
@@ -77,8 +77,6 @@ def write_ffv1(
         raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth}")
     if isinstance(frames, np.ndarray):
         num_frames = frames.shape[0] if frames.ndim == 3 else 1
-    from .readers import ASSUMED_FPS
-
     rate = Fraction(ASSUMED_FPS if fps is None else fps).limit_denominator(1001)
     pix_fmt = "gray16le" if bit_depth == 16 else "gray"
     with replacing(path, keep_suffix=True) as tmp:

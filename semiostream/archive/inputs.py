@@ -1,6 +1,6 @@
 """Expand the command line's INPUTS (files, folders, manifests) into scoring jobs.
 
-* a **file** with a supported video suffix (:func:`~semiostream.sources.readers.supported_suffixes`),
+* a **file** with a supported video suffix (:func:`~semiostream.sources.source.supported_suffixes`),
   or a regular file without a suffix that starts like a DICOM file (``DICM`` preamble: PACS exports rarely
   have a suffix), is one job: the whole video;
 * a **folder** is searched recursively: every supported video file is a job, and every frame folder
@@ -82,7 +82,7 @@ def is_manifest(p: Path) -> bool:
 
 
 def _video_suffixes() -> set[str]:
-    from semiostream.sources.readers import supported_suffixes
+    from semiostream.sources.source import supported_suffixes
 
     return set(supported_suffixes())
 

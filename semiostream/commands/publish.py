@@ -86,7 +86,7 @@ def _publish(args: argparse.Namespace) -> int:
 
     from semiostream.bus.publisher import Publisher, source_frames, synthetic_frames
     from semiostream.bus.security import SecurityError
-    from semiostream.sources.live import live_scheme, open_live
+    from semiostream.sources.cameras import live_scheme, open_live
     from semiostream.sources.live_urls import CredentialError, load_credentials, redact
     from semiostream.sources.readers import SourceError, open_source
 

@@ -13,7 +13,7 @@ from semiostream.bus.publisher import Publisher
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
 from semiostream.models.bundle import check_bundle
-from semiostream.sources.live import open_live
+from semiostream.sources.cameras import open_live
 from semiostream.sources.live_aravis import load_aravis
 from semiostream.sources.source import SourceError
 

@@ -61,7 +61,8 @@ from bus_helpers import free_port, make_config  # noqa: E402
 from semiostream.bus.protocol import ScoreResult  # noqa: E402
 from semiostream.bus.runtime import ScorerRuntime  # noqa: E402
 from semiostream.bus.watch import ControlClient, ResultsSubscriber  # noqa: E402
-from semiostream.sources.live import Backoff, open_live  # noqa: E402
+from semiostream.sources.cameras import open_live  # noqa: E402
+from semiostream.sources.live import Backoff  # noqa: E402
 from semiostream.sources.live_urls import load_credentials  # noqa: E402
 from semiostream.sources.source import SourceError  # noqa: E402
 

@@ -13,8 +13,7 @@ os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported: no TensorFlow
 keras = pytest.importorskip("keras", reason="keras>=3 is in the dev extra")
 
 from semiostream.models.classifier import MASK_VALUE, NUM_STEPS  # noqa: E402
-from semiostream.models.keras_classifier import KerasModelError  # noqa: E402
-from semiostream.models.weights import load_keras_classifier  # noqa: E402
+from semiostream.models.keras_classifier import KerasModelError, load_keras_classifier  # noqa: E402
 
 D = 1024
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from semiostream.sources.live import open_live
+from semiostream.sources.cameras import open_live
 from semiostream.sources.live_aravis import load_aravis
 from semiostream.sources.source import SourceError
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from semiostream.sources.live import Backoff, FrameClock, live_scheme
+from semiostream.sources.cameras import live_scheme
+from semiostream.sources.live import Backoff, FrameClock
 
 S = 10**9
 T0 = 1_800_000_000 * S

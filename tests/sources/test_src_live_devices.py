@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semiostream.sources.live import open_live
+from semiostream.sources.cameras import open_live
 from semiostream.sources.live_k4a import load_pyk4a
 from semiostream.sources.live_orbbec import load_orbbec
 from semiostream.sources.source import SourceError

@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from semiostream.sources.live import Backoff, open_live
+from semiostream.sources.cameras import open_live
+from semiostream.sources.live import Backoff
 
 PUSHER = """
 import sys, time, av
