@@ -14,12 +14,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from semiostream.core.decision import DECISION_THRESHOLD, decide
+from semiostream.core.decision import DECISION_THRESHOLD, aggregate_event
+from semiostream.core.evidence import EventEvidence, WindowRecord
 
 from .protocol import EventResult
-from .reports import EventEvidence, WindowNote
 from .store import StoreError
 
 log = logging.getLogger(__name__)
@@ -38,12 +36,17 @@ class Event:
     evidence: EventEvidence | None = None  # gathered for its review report (``reports:`` configured)
 
     def summary(self, labels: tuple[str, str], bundle_id: str, threshold: float = DECISION_THRESHOLD) -> EventResult:
-        """The event's result: p(TLE) = mean of its windows' p, labelled by :func:`semiostream.core.decision.decide`."""
-        p = float(np.mean(self.probs)) if self.probs else None
-        label = None if p is None else decide(p, labels, threshold)
-        return EventResult(bed=self.bed, event_id=self.event_id, start_t_ns=self.start_t_ns,
-                           stop_t_ns=self.stop_t_ns or 0, windows=len(self.probs), p_tle=p, label=label,
-                           bundle_id=bundle_id)
+        """The event's result: its :func:`~semiostream.core.decision.aggregate_event` decision (mean of its
+        windows' p) as the ``event/<bed>`` message. No decision when no window was scored, or when a window's
+        p is not a probability (logged: the model is broken; a mean with NaN would read as FLE)."""
+        decision = None
+        if self.probs:
+            try:
+                decision = aggregate_event(self.probs, labels, threshold)
+            except ValueError as e:
+                log.error("bed %s: event %s has no decision: %s", self.bed, self.event_id, e)
+        return EventResult.of(decision, bed=self.bed, event_id=self.event_id, start_t_ns=self.start_t_ns,
+                              stop_t_ns=self.stop_t_ns or 0, bundle_id=bundle_id)
 
 
 class EventBook:
@@ -63,9 +66,11 @@ class EventBook:
                 restored = Event(bed=ev.bed, event_id=ev.event_id, start_t_ns=ev.start_t_ns,
                                  stop_t_ns=ev.stop_t_ns, probs=list(ev.probs))
                 if evidence:  # the windows recorded before the restart; their frames died with it
-                    restored.evidence = EventEvidence(ev.bed, ev.event_id, ev.start_t_ns, windows=[
-                        WindowNote(w["first_seq"], w["last_seq"], w["first_t_ns"], w["last_t_ns"], w["p_tle"],
-                                   "scored") for w in store.windows(ev.event_id)])
+                    restored.evidence = EventEvidence(ev.bed, ev.event_id, ev.start_t_ns, roi_source="full frame",
+                                                      windows=[WindowRecord(w["first_seq"], w["last_seq"],
+                                                                            w["first_t_ns"], w["last_t_ns"],
+                                                                            w["p_tle"], "scored")
+                                                               for w in store.windows(ev.event_id)])
                 if restored.stop_t_ns is None:
                     self.open[ev.bed] = restored
                 else:
@@ -81,7 +86,7 @@ class EventBook:
                                           "stop one first"}
         ev = Event(bed=bed, event_id=f"{bed}-{uuid.uuid4().hex[:8]}", start_t_ns=time.time_ns())
         if self.with_evidence:
-            ev.evidence = EventEvidence(bed, ev.event_id, ev.start_t_ns)
+            ev.evidence = EventEvidence(bed, ev.event_id, ev.start_t_ns, roi_source="full frame")
         self.open[bed] = ev
         log.info("bed %s: event %s started", bed, ev.event_id)
         return {"ok": True, "event_id": ev.event_id, **self._persist("open_event", bed, ev.event_id, ev.start_t_ns)}

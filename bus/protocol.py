@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.core.decision import EventDecision
+
 VERSION = 1
 FRAME_PREFIX = b"ir/"
 SCORE_PREFIX = b"score/"
@@ -151,7 +153,15 @@ class ScoreResult:
 
 @dataclass(frozen=True)
 class EventResult:
-    """Aggregate of the windows scored while an event (seizure) was open on one bed."""
+    """The ``event/<bed>`` message: the decision on an event (seizure) that was open on one bed.
+
+    The decision itself is one :class:`~semiostream.core.decision.EventDecision` (the archive's and the
+    trainer's too); this is its wire form, made from it by :meth:`of`. It stays a protocol type because its
+    fields are the bus protocol (version ``v``, docs/protocol.md), decoded from other processes by
+    :func:`decode_result` and stored as they are in the results database: flat JSON with the event's bed,
+    id, times, bundle and report around the decided value, ``p_tle`` and ``label`` None when no window was
+    scored. The decision's extra fields (threshold, p_min, p_max) are not on the wire.
+    """
 
     bed: str
     event_id: str
@@ -163,6 +173,15 @@ class EventResult:
     bundle_id: str
     report: str | None = None  # path of the event review report (written shortly after), if configured
     v: int = VERSION
+
+    @classmethod
+    def of(cls, decision: EventDecision | None, *, bed: str, event_id: str, start_t_ns: int, stop_t_ns: int,
+           bundle_id: str, report: str | None = None) -> EventResult:
+        """The message of an event decided as ``decision`` (None: no window was scored)."""
+        return cls(bed=bed, event_id=event_id, start_t_ns=start_t_ns, stop_t_ns=stop_t_ns,
+                   windows=decision.windows if decision is not None else 0,
+                   p_tle=decision.p_tle if decision is not None else None,
+                   label=decision.label if decision is not None else None, bundle_id=bundle_id, report=report)
 
 
 def encode_result(result: ScoreResult | EventResult) -> list[bytes]:

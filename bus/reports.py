@@ -1,10 +1,10 @@
 """Event review reports from the live scorer (config ``reports: DIR``).
 
-While an event is open, :class:`EventEvidence` gathers what its report shows: the window records
-(scored, dropped or failed), the first frame with the crop and the detector's boxes, and the raw
-frames of the two most decisive windows (largest ``|p - 0.5|``), which the report preprocesses again
-and explains with a saliency map. The kept frames count against the global frame budget; when there
-is no room they are not kept and the report says so.
+While an event is open, its :class:`~semiostream.core.evidence.EventEvidence` gathers what its report
+shows: the window records (scored, dropped or failed), the first frame with the crop and the detector's
+boxes, and the raw frames of the two most decisive windows (largest ``|p - 0.5|``), which the report
+preprocesses again and explains with a saliency map. The kept frames count against the global frame
+budget; when there is no room they are not kept and the report says so.
 
 When the event closes, :class:`ReportWriter` writes ``DIR/<event_id>/index.html`` in a background
 thread (:func:`semiostream.review.report.write_event_report`), one report at a time and at a lower
@@ -20,79 +20,16 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.evidence import EventEvidence
 
 log = logging.getLogger(__name__)
 
-DECISIVE_KEPT = 2
-MAX_WINDOW_RECORDS = 100_000  # about 55 h of 2-s windows per event
 QUEUE_SIZE = 16
 REPORT_NICENESS = 10  # Linux: the report thread (and the compute threads it starts) run at lower priority
-
-
-@dataclass
-class WindowNote:
-    first_seq: int
-    last_seq: int
-    first_t_ns: int
-    last_t_ns: int
-    p_tle: float | None
-    status: str  # scored | dropped | failed
-
-
-@dataclass
-class KeptWindow:
-    margin: float  # |p - 0.5|
-    p_tle: float
-    first_seq: int
-    first_t_ns: int
-    frames: np.ndarray  # [T, H, W] uint16, the raw window
-    roi: tuple[int, int, int, int] | None
-    intensity: tuple[float, float] | None  # the raw (lo, hi) the scorer held for it, or None
-
-
-@dataclass
-class EventEvidence:
-    """What one open event's report needs, gathered by the scorer (bounded; see the module doc)."""
-
-    bed: str
-    event_id: str
-    start_t_ns: int
-    windows: list[WindowNote] = field(default_factory=list)
-    first_frame: np.ndarray | None = None  # [H, W] uint16
-    roi: tuple[int, int, int, int] | None = None
-    roi_source: str = "full frame"
-    detections: list = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    decisive: list[KeptWindow] = field(default_factory=list)  # most decisive first
-
-    def note(self, record: WindowNote) -> None:
-        if len(self.windows) < MAX_WINDOW_RECORDS:
-            self.windows.append(record)
-
-    def offer(self, p: float, first_seq: int, first_t_ns: int, frames: np.ndarray, roi, intensity, hold) -> int:
-        """Keep ``frames`` (``[T, H, W]`` uint16) if they are among the most decisive; ``hold(nbytes) ->
-        bool`` reserves memory (False: no room). Returns the bytes released (of a window pushed out)."""
-        margin = abs(p - 0.5)
-        if len(self.decisive) >= DECISIVE_KEPT and margin <= self.decisive[-1].margin:
-            return 0
-        if not hold(frames.nbytes):
-            return 0
-        self.decisive.append(KeptWindow(margin, p, first_seq, first_t_ns, frames, roi, intensity))
-        self.decisive.sort(key=lambda d: -d.margin)
-        released = 0
-        while len(self.decisive) > DECISIVE_KEPT:
-            released += self.decisive.pop().frames.nbytes
-        return released
-
-    def held_bytes(self) -> int:
-        return sum(d.frames.nbytes for d in self.decisive)
 
 
 class ReportWriter:
@@ -170,18 +107,9 @@ class ReportWriter:
 
 def write_report(evidence: EventEvidence, summary: Any, bundle_dir: Path, folder: Path, device: str,
                  threshold: float = DECISION_THRESHOLD) -> Path:
-    """Convert the scorer's evidence to the report's and write it (see :mod:`semiostream.review`)."""
-    from semiostream.review import evidence as ev
+    """Close the event's evidence with its summary (stop time, decision, bundle) and write its report
+    (see :mod:`semiostream.review`)."""
     from semiostream.review.report import write_event_report
 
-    decisive = [ev.DecisiveWindow(frames=d.frames, roi=d.roi, p_tle=d.p_tle, first_seq=d.first_seq,
-                                  first_t_ns=d.first_t_ns, intensity=d.intensity) for d in evidence.decisive]
-    data = ev.EventEvidence(
-        bed=evidence.bed, event_id=evidence.event_id, start_t_ns=evidence.start_t_ns, stop_t_ns=summary.stop_t_ns,
-        windows=[ev.WindowRecord(first_seq=w.first_seq, last_seq=w.last_seq, first_t_ns=w.first_t_ns,
-                                 last_t_ns=w.last_t_ns, p_tle=w.p_tle, status=w.status) for w in evidence.windows],
-        p_tle=summary.p_tle, label=summary.label, bundle_id=summary.bundle_id, first_frame=evidence.first_frame,
-        roi=evidence.roi, roi_source=evidence.roi_source, detections=list(evidence.detections), decisive=decisive,
-        notes=list(evidence.notes),
-    )
+    data = evidence.closed(summary.stop_t_ns, summary.p_tle, summary.label, summary.bundle_id)
     return write_event_report(data, bundle_dir, folder / evidence.event_id, device=device, threshold=threshold)

@@ -35,6 +35,7 @@ import zmq
 
 from semiostream.bus.config import ServiceConfig
 from semiostream.core.decision import decide
+from semiostream.core.evidence import DecisiveWindow, WindowRecord
 from semiostream.sources.windows import Window
 
 from .beds import BedState, BedTable
@@ -45,7 +46,7 @@ from .events import Event, EventBook
 from .metrics import BusMetrics
 from .protocol import ProtocolError, ScoreResult, decode_frame, encode_result
 from .refusals import Refusals
-from .reports import ReportWriter, WindowNote
+from .reports import ReportWriter
 from .roles import Role
 from .store import StoreError
 
@@ -296,7 +297,7 @@ class Service:
         if refused is not None:
             self.refuse(refused, f"bed {state.bed}: window dropped, the model is behind")
             if evidence is not None:
-                evidence.note(WindowNote(first_seq, last_seq, first_t, last_t, None, "dropped"))
+                evidence.note(WindowRecord(first_seq, last_seq, first_t, last_t, None, "dropped"))
             return
         roi = state.roi
         if roi is None and state.tracker is not None:
@@ -364,15 +365,14 @@ class Service:
             self.metrics.window_errors.inc()
             log.error("bed %s: scoring window %d-%d failed: %s", item.bed, item.first_seq, item.last_seq, e)
             if evidence is not None:
-                evidence.note(WindowNote(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, None,
-                                         "failed"))
+                evidence.note(WindowRecord(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, None,
+                                           "failed"))
             return
         if evidence is not None:
-            evidence.note(WindowNote(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, p, "scored"))
+            evidence.note(WindowRecord(item.first_seq, item.last_seq, item.first_t_ns, item.last_t_ns, p, "scored"))
             if item.frames is not None:
-                released = evidence.offer(p, item.first_seq, item.first_t_ns, item.frames, item.roi, item.intensity,
-                                          self.table.hold_bytes)
-                self.table.release_bytes(released)
+                kept = DecisiveWindow(item.frames, item.roi, p, item.first_seq, item.first_t_ns, item.intensity)
+                self.table.release_bytes(evidence.offer(kept, self.table.hold_bytes))
         latency_ms = (time.time_ns() - item.last_t_ns) / 1e6
         self.metrics.latency.observe(latency_ms / 1e3)
         state = self.table.beds.get(item.bed)

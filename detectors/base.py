@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from semiostream.core.detection import Detection
 from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.core.roi import Roi, as_roi
 
@@ -35,15 +36,6 @@ log = logging.getLogger(__name__)
 
 PERSON, BED = "person", "bed"
 CROP_RULES = ("paper", "single-box")
-
-
-@dataclass(frozen=True)
-class Detection:
-    """One detected object: float box ``(x0, y0, x1, y1)`` in frame pixels, score in [0, 1], label."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    label: str
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@
    frames would change the features) -> ``[T', 1024]`` per window;
 3. pre-padding with rows of -1 to 7 steps (:func:`~semiostream.models.classifier.pad_features`);
 4. the classifier engine -> p(TLE) per window;
-5. optionally the mean over an event's windows (:mod:`.aggregate`).
+5. optionally the mean over an event's windows (:func:`semiostream.core.decision.aggregate_event`).
 
 It is what the bus service, archive reprocessing, the trainer's feature extraction and the benchmarks
 call. Calls are serialised by a lock (engines are not re-entrant); use :meth:`Scorer.batcher` to batch
@@ -40,12 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.decision import DECISION_THRESHOLD, EventDecision, aggregate_event
 from semiostream.core.device import Device
 from semiostream.models.bundle import Bundle, load_bundle
 from semiostream.models.classifier import NUM_STEPS, pad_features
 
-from .aggregate import EventScore, aggregate_event
 from .base import EngineError
 from .batcher import DynamicBatcher
 from .registry import create_engine, get_backend
@@ -327,7 +326,7 @@ class Scorer:
             return probs
 
     def score_event(self, windows: Sequence[Any], rois: Sequence[Any] | None = None,
-                    threshold: float = DECISION_THRESHOLD) -> EventScore:
+                    threshold: float = DECISION_THRESHOLD) -> EventDecision:
         """One decision for a seizure: mean p(TLE) over its windows, label from ``bundle.labels``."""
         return aggregate_event(self.score_windows(windows, rois), self.bundle.labels, threshold)
 

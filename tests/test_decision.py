@@ -7,9 +7,8 @@ import pytest
 
 from semiostream.bus.config import ServiceConfig, load_service_config
 from semiostream.bus.events import Event
-from semiostream.core.decision import DECISION_THRESHOLD, decide, positive
+from semiostream.core.decision import DECISION_THRESHOLD, aggregate_event, decide, positive
 from semiostream.core.errors import UserError
-from semiostream.engines.aggregate import aggregate_event
 from semiostream.trainer.metrics import binary_metrics
 
 

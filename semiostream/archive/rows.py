@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.decision import DECISION_THRESHOLD, aggregate_event
 
 from .facts import InputFacts
 from .inputs import Job
@@ -34,8 +34,6 @@ def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = 
     ``facts``: its kind and person (:mod:`.facts`; None = not gathered); ``training_data``: the bundle's
     :attr:`~semiostream.models.bundle.TrainingData.kind`.
     """
-    from semiostream.engines.aggregate import aggregate_event
-
     ev = None
     if error is None:
         if plan is None or probs is None:
@@ -50,8 +48,8 @@ def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = 
         "fps_from": plan.fps_from if plan else None, "fps_used": plan.rate if plan else None,
         "roi": _roi_text(plan.roi) if plan else (_roi_text(job.roi) if job.roi else None),
         **(facts or InputFacts()).row(),
-        "windows": ev.n_windows if ev else 0,
-        "p_tle": ev.p if ev else None, "p_min": ev.p_min if ev else None, "p_max": ev.p_max if ev else None,
+        "windows": ev.windows if ev else 0,
+        "p_tle": ev.p_tle if ev else None, "p_min": ev.p_min if ev else None, "p_max": ev.p_max if ev else None,
         "label": ev.label if ev else None, "error": error,
         "sha256": plan.sha256 if plan else sha256, "bundle_id": bundle_id,
         "training_data": training_data, "backend": backend, "in_segment": in_segment(job.seizure_id),

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 from semiostream.core.files import atomic_write
 
-from .evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 from .report import DISCLAIMER, INDEX_HTML, REPORT_JSON, write_event_report
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .evidence import Detection, WindowRecord
+from semiostream.core.detection import Detection
+from semiostream.core.evidence import WindowRecord
 
 DPI = 110
 _COLORS = {"person": "#ff4fa3", "bed": "#3fd0ff", "crop": "#ffd400"}

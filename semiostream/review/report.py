@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 
 from semiostream.core.decision import DECISION_THRESHOLD, positive
-
-from .evidence import EventEvidence
+from semiostream.core.evidence import EventEvidence
 
 log = logging.getLogger(__name__)
 

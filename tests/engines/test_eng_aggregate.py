@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semiostream.engines.aggregate import aggregate_event, aggregate_events
+from semiostream.core.decision import aggregate_event, aggregate_events
 
 
 def test_mean_and_label():
     e = aggregate_event([0.2, 0.9, 0.7], ("FLE", "TLE"))
-    assert e.p == pytest.approx(0.6) and e.label == "TLE" and e.n_windows == 3
+    assert e.p_tle == pytest.approx(0.6) and e.label == "TLE" and e.windows == 3
     assert e.p_min == 0.2 and e.p_max == 0.9
     assert aggregate_event(np.array([0.1, 0.3]), ("frontal", "temporal")).label == "frontal"
     assert aggregate_event([0.5]).label == "TLE"  # >= threshold
@@ -19,7 +19,7 @@ def test_mean_and_label():
 
 def test_groups_by_event():
     out = aggregate_events([0.1, 0.9, 0.8, 0.2], ["a", "b", "b", "a"])
-    assert out["a"].p == pytest.approx(0.15) and out["b"].label == "TLE"
+    assert out["a"].p_tle == pytest.approx(0.15) and out["b"].label == "TLE"
 
 
 @pytest.mark.parametrize("probs, msg", [([], "at least one"), ([1.2], r"\[0, 1\]"), ([np.nan], "NaN")])

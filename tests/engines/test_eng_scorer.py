@@ -70,8 +70,8 @@ def test_real_clip_matches_the_oracle(ref_scorer, eng_bundle, clip_windows):
     np.testing.assert_allclose(p, p_ref, rtol=0, atol=1e-4)
     ev = ref_scorer.score_event(clip_windows[1:], rois[1:])
     p = p[1:]
-    assert ev.p == pytest.approx(float(p.mean()), abs=1e-6) and ev.n_windows == 2
-    assert ev.label == eng_bundle.labels[int(ev.p >= 0.5)]
+    assert ev.p_tle == pytest.approx(float(p.mean()), abs=1e-6) and ev.windows == 2
+    assert ev.label == eng_bundle.labels[int(ev.p_tle >= 0.5)]
     assert set(ref_scorer.timings) >= {"preprocess_s", "features_s", "classifier_s"}
 
 

@@ -17,8 +17,8 @@ def bundle_id(bundle_dir) -> str:
 
 def make_evidence(clip, bundle_dir, probs, statuses=None, decisive=True, **over):
     """EventEvidence of a clip cut into 16-frame windows with the given p(TLE) per window."""
-    from semiostream.detectors.base import Detection
-    from semiostream.review.evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
+    from semiostream.core.detection import Detection
+    from semiostream.core.evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 
     frames = clip.frames
     statuses = statuses or ["scored"] * len(probs)

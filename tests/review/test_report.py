@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from review_helpers import make_evidence
 
+from semiostream.core.evidence import DecisiveWindow, EventEvidence, WindowRecord
 from semiostream.review import figures
-from semiostream.review.evidence import DecisiveWindow, EventEvidence, WindowRecord
 from semiostream.review.report import DISCLAIMER, report_dir_for, uncertainty, write_event_report
 
 PROBS = [0.7, 0.9, None, 0.15, None, 0.75]

@@ -1,32 +1,44 @@
-"""What an event review report is made from: plain data gathered by the caller (scorer or archive run).
+"""An event's evidence: what its review report shows, gathered by whoever scored it (live scorer or archive run).
 
-The report writer (:mod:`.report`) reads nothing from sockets or databases; whoever closes an event
-fills one :class:`EventEvidence` and hands it over. Everything here is validated on construction, so a
-wrong shape or dtype fails where the evidence is gathered, with a message saying what was wrong, rather
-than halfway through drawing a report.
+One set of types for both: the live scorer (:mod:`semiostream.bus.reports`) fills an :class:`EventEvidence`
+while the event is open (:meth:`EventEvidence.note` each window, :meth:`EventEvidence.offer` the raw frames
+of the most decisive ones, within a memory budget) and closes it with the event's decision
+(:meth:`EventEvidence.closed`); the archive run fills one at once; the report writer
+(:mod:`semiostream.review.report`) reads it and nothing else. Everything is validated when an evidence is
+made or closed, so a wrong shape or dtype fails where the evidence is gathered, with a message saying what
+was wrong, rather than halfway through drawing a report.
 
 Times are ns since the Unix epoch (live) or ns since the start of the video (archive); the report only
 uses differences, and prints absolute UTC times when ``start_t_ns`` looks like an epoch time (after 2001).
+
+Imports nothing of this project above :mod:`semiostream.core`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
-from semiostream.detectors.base import Detection
+from .decision import DECISION_THRESHOLD
+from .detection import Detection
+from .frames import Box
 
-__all__ = ["Detection", "DecisiveWindow", "EventEvidence", "WindowRecord", "WindowStatus", "pick_decisive"]
+__all__ = ["DECISIVE_KEPT", "DecisiveWindow", "Detection", "EventEvidence", "WindowRecord", "WindowStatus",
+           "pick_decisive"]
 
 WindowStatus = Literal["scored", "dropped", "failed"]
 WINDOW_STATUSES = ("scored", "dropped", "failed")
+DECISIVE_KEPT = 2
+"""Most decisive windows whose raw frames an event keeps for its report."""
+MAX_WINDOW_RECORDS = 100_000
+"""Window records one event keeps (about 55 h of 2-s windows); later windows are not noted."""
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-
-Box = tuple[int, int, int, int]
 
 
 def _check_p(p: float | None, what: str) -> float | None:
@@ -49,6 +61,11 @@ def _check_roi(roi: Box | None, h: int, w: int, what: str) -> Box | None:
         raise ValueError(f"{what}: roi {(x0, y0, x1, y1)} lies outside the {w}x{h} frame; give (x0, y0, x1, y1) "
                          "with 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height")
     return (x0, y0, x1, y1)
+
+
+def margin(p: float) -> float:
+    """How decisive a window is: ``|p - threshold|`` for the default :data:`~.decision.DECISION_THRESHOLD`."""
+    return abs(p - DECISION_THRESHOLD)
 
 
 @dataclass(frozen=True)
@@ -92,7 +109,7 @@ class DecisiveWindow:
         frames: ``[T, H, W]`` uint16, the window exactly as it was submitted to the model.
         roi: the crop it was scored with ``(x0, y0, x1, y1)``, or None (full frame).
         p_tle: its p(TLE) as published.
-        first_seq, first_t_ns: its first frame's sequence number and capture time.
+        first_seq, first_t_ns: its first frame's sequence number and capture time (ns).
         intensity: the raw ``(lo, hi)`` intensity window the scorer held for this window
             (``PreprocessSpec.intensity_scope == "video"``: fixed by the event's first frames), or None
             when the window was preprocessed with the bundle's spec alone.
@@ -123,6 +140,11 @@ class DecisiveWindow:
                 raise ValueError(f"{what}: intensity window ({lo}, {hi}) needs hi > lo")
             self.intensity = (lo, hi)
 
+    @property
+    def margin(self) -> float:
+        """``|p(TLE) - 0.5|``: how decisive the window is."""
+        return margin(self.p_tle)
+
 
 @dataclass
 class EventEvidence:
@@ -130,18 +152,20 @@ class EventEvidence:
 
     Attributes:
         bed, event_id: names (1-128 of ``A-Z a-z 0-9 _ . -``; they become folder names).
-        start_t_ns, stop_t_ns: event start and stop, ns.
+        start_t_ns, stop_t_ns: event start and stop, ns (``stop_t_ns`` None while a live event is open).
         windows: every window of the event in time order, scored, dropped or failed.
-        p_tle, label: the event's decision (mean of the scored windows' p(TLE)); None when nothing was scored.
-        bundle_id: id of the bundle that scored it (must match the bundle the report reads).
+        p_tle, label: the event's decision (mean of the scored windows' p(TLE)); None when nothing was
+            scored, or while a live event is open.
+        bundle_id: id of the bundle that scored it (must match the bundle the report reads; set when closed).
         first_frame: ``[H, W]`` uint16, the event's first frame (None: not kept).
         roi: the crop used ``(x0, y0, x1, y1)``, None = full frame.
         roi_source: where the crop came from (``"config"``, ``"camera"``, ``"detected"``, ``"full frame"``,
             ``"manifest"`` ...).
-        detections: the detector's boxes on the first frame (:class:`~semiostream.detectors.base.Detection`,
-            labels ``"person"``/``"bed"``, frame pixels).
-        decisive: up to a few :class:`DecisiveWindow` (the caller keeps the ones with the largest
-            ``|p - 0.5|``; :func:`pick_decisive` does it).
+        detections: the detector's boxes on the first frame (:class:`~.detection.Detection`, labels
+            ``"person"``/``"bed"``, frame pixels).
+        decisive: up to :data:`DECISIVE_KEPT` :class:`DecisiveWindow` (the caller keeps the ones with the
+            largest ``|p - 0.5|``: :meth:`offer` while an event is open, most decisive first;
+            :func:`pick_decisive` from candidates, in time order).
         source: free text naming what was scored (a video path for archives; empty for live beds).
         notes: lines the report prints as they are (e.g. a detection fallback message).
         title: what the report's heading names: the input (file name and segment) for an archived
@@ -154,11 +178,11 @@ class EventEvidence:
     bed: str
     event_id: str
     start_t_ns: int
-    stop_t_ns: int
-    windows: list[WindowRecord]
-    p_tle: float | None
-    label: str | None
-    bundle_id: str
+    stop_t_ns: int | None = None
+    windows: list[WindowRecord] = field(default_factory=list)
+    p_tle: float | None = None
+    label: str | None = None
+    bundle_id: str = ""
     first_frame: np.ndarray | None = None
     roi: Box | None = None
     roi_source: str = ""
@@ -174,7 +198,7 @@ class EventEvidence:
             if not isinstance(name, str) or not _NAME.fullmatch(name):
                 raise ValueError(f"{what} {name!r:.80} must be 1-128 characters of A-Z a-z 0-9 _ . - "
                                  "(it names the report's folder)")
-        if self.stop_t_ns < self.start_t_ns:
+        if self.stop_t_ns is not None and self.stop_t_ns < self.start_t_ns:
             raise ValueError(f"event {self.event_id}: stop {self.stop_t_ns} precedes start {self.start_t_ns}")
         self.p_tle = _check_p(self.p_tle, f"event {self.event_id}")
         for w in self.windows:
@@ -188,19 +212,48 @@ class EventEvidence:
             self.roi = _check_roi(self.roi, f.shape[0], f.shape[1], f"event {self.event_id}")
         for d in self.detections:
             if not isinstance(d, Detection):
-                raise ValueError(f"event {self.event_id}: detections must be detectors.base.Detection objects, "
-                                 f"got {type(d).__name__}")
+                raise ValueError(f"event {self.event_id}: detections must be Detection objects "
+                                 f"(semiostream.core.detection), got {type(d).__name__}")
 
     @property
     def duration_s(self) -> float:
-        return (self.stop_t_ns - self.start_t_ns) / 1e9
+        return ((self.stop_t_ns or self.start_t_ns) - self.start_t_ns) / 1e9
 
     def scored_p(self) -> np.ndarray:
         """``[N]`` float64 p(TLE) of the scored windows, in time order."""
         return np.array([w.p_tle for w in self.windows if w.status == "scored"], np.float64)
 
+    # ------------------------------------------------------------ gathering while a live event is open
+    def note(self, record: WindowRecord) -> None:
+        """Record one window (at most :data:`MAX_WINDOW_RECORDS`; later ones are not noted)."""
+        if len(self.windows) < MAX_WINDOW_RECORDS:
+            self.windows.append(record)
 
-def pick_decisive(candidates: list[DecisiveWindow], keep: int = 2) -> list[DecisiveWindow]:
+    def offer(self, window: DecisiveWindow, hold: Callable[[int], bool]) -> int:
+        """Keep ``window`` if it is among the :data:`DECISIVE_KEPT` most decisive so far; ``hold(nbytes) ->
+        bool`` reserves memory for its frames (False: no room, not kept). Returns the bytes released (of a
+        window pushed out)."""
+        if len(self.decisive) >= DECISIVE_KEPT and window.margin <= self.decisive[-1].margin:
+            return 0
+        if not hold(window.frames.nbytes):
+            return 0
+        self.decisive.append(window)
+        self.decisive.sort(key=lambda d: -d.margin)
+        released = 0
+        while len(self.decisive) > DECISIVE_KEPT:
+            released += self.decisive.pop().frames.nbytes
+        return released
+
+    def held_bytes(self) -> int:
+        """Bytes of the raw frames kept in :attr:`decisive`."""
+        return sum(d.frames.nbytes for d in self.decisive)
+
+    def closed(self, stop_t_ns: int, p_tle: float | None, label: str | None, bundle_id: str) -> EventEvidence:
+        """This evidence with the event's stop and decision, validated again (the lists are shared)."""
+        return dataclasses.replace(self, stop_t_ns=stop_t_ns, p_tle=p_tle, label=label, bundle_id=bundle_id)
+
+
+def pick_decisive(candidates: list[DecisiveWindow], keep: int = DECISIVE_KEPT) -> list[DecisiveWindow]:
     """The ``keep`` windows with the largest ``|p - 0.5|``, in time order (ties: the earlier window)."""
-    ranked = sorted(enumerate(candidates), key=lambda iw: (-abs(iw[1].p_tle - 0.5), iw[0]))[:keep]
+    ranked = sorted(enumerate(candidates), key=lambda iw: (-iw[1].margin, iw[0]))[:keep]
     return [w for _, w in sorted(ranked, key=lambda iw: iw[0])]
