@@ -8,6 +8,7 @@ from pathlib import Path
 
 from semiostream.core.errors import UserError
 
+from ._finetune import add_finetune_options, finetune_options_given, run_finetune
 from .extract import add_feature_options, extract_config
 
 ORDER = 41
@@ -53,8 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="inner folds of the nested protocol (default 4: about as many patients per inner "
                         "validation part as the paper's outer folds had)")
     g = p.add_argument_group("training recipe (defaults: the paper's)")
-    g.add_argument("--epochs", type=int, default=2000, help="epochs (default 2000)")
-    g.add_argument("--batch-size", type=int, default=500, help="windows per minibatch (default 500)")
+    g.add_argument("--epochs", type=int, help="epochs (default 2000; 20 with --finetune)")
+    g.add_argument("--batch-size", type=int, help="windows per minibatch (default 500; 8 with --finetune)")
     g.add_argument("--loss", choices=("mse", "bce"), default="mse", help="class-weighted loss (default mse)")
     g.add_argument("--lstm-units", type=_pair(int), default=(128, 64), metavar="U1,U2",
                    help="LSTM widths (default 128,64)")
@@ -62,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hidden dense widths (default 64,32)")
     g.add_argument("--dropout", type=float, default=0.5, help="dropout (default 0.5)")
     g.add_argument("--recurrent-dropout", type=float, default=0.3, help="recurrent dropout (default 0.3)")
-    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    g.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3; of the classifier with "
+                                                          "--finetune)")
     g.add_argument("--patience", type=int, help="stop a fold after this many epochs without a better "
                                                 "validation F1 (default: run all epochs)")
     s = p.add_argument_group("random search")
@@ -72,11 +74,22 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="searched epochs (default 50,2000; shrink for quick runs)")
     s.add_argument("--batch-range", type=_pair(int), default=(50, 2000), metavar="LO,HI",
                    help="searched batch sizes (default 50,2000)")
+    add_finetune_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_run)
 
 
+def default_out() -> Path:
+    """``runs/train-<date>-<time>``: the run directory when --out is not given."""
+    return Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.finetune:
+        return run_finetune(args)
+    given = finetune_options_given(args)
+    if given:
+        raise UserError(f"{', '.join(given)} belong(s) to I3D fine-tuning: add --finetune, or drop them")
     from semiostream.trainer.manifest import ManifestError
     from semiostream.trainer.run import RunConfig, TrainerError, train_run
     from semiostream.trainer.search import SearchSpace
@@ -86,14 +99,16 @@ def _run(args: argparse.Namespace) -> int:
     ext.show_progress = not args.quiet
     try:
         tcfg = TrainConfig(lstm_units=args.lstm_units, dense_units=args.dense_units, dropout=args.dropout,
-                           recurrent_dropout=args.recurrent_dropout, loss=args.loss, epochs=args.epochs,
-                           batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed)
+                           recurrent_dropout=args.recurrent_dropout, loss=args.loss,
+                           epochs=2000 if args.epochs is None else args.epochs,
+                           batch_size=500 if args.batch_size is None else args.batch_size, lr=args.lr,
+                           patience=args.patience, seed=args.seed)
         space = SearchSpace(epochs=args.epochs_range, batch_size=args.batch_range)
     except ValueError as e:
         raise UserError(str(e).replace("_", "-")) from e
     if args.search < 0:
         raise UserError("--search N needs N >= 0")
-    out = args.out or Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
+    out = args.out or default_out()
     try:
         cfg = RunConfig(extract=ext, out=out, folds=args.folds, seed=args.seed, train=tcfg,
                         search_trials=args.search, space=space, bundle=args.bundle, protocol=args.protocol,
