@@ -6,12 +6,18 @@ Markers (registered in pyproject.toml):
   slow -- skipped unless ``--runslow`` is given (or SEMIOSTREAM_RUNSLOW=1).
 Real assets live in ``../shared/assets`` beside the project; tests that need one skip with the reason
 when it is absent.
+
+Tests run in random order (pytest-randomly; ``-p no:randomly`` for file order, ``--randomly-seed=N`` to
+repeat one, which the run's summary names): each starts from the same logging configuration and torch random state whatever ran before.
+Tests wait for conditions with :func:`waiting.wait_until`, never for a guessed time.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +28,13 @@ ASSETS = PROJECT_ROOT.parent / "shared" / "assets"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    """Say which random order ran (pytest-randomly prints it only in the header, which -q leaves out)."""
+    seed = config.getoption("randomly_seed", default=None)
+    if isinstance(seed, int):
+        terminalreporter.write_line(f"tests ran in random order: --randomly-seed={seed} repeats it")
 
 
 def _cuda_available() -> bool:
@@ -67,3 +80,25 @@ def kinetics_ckpt() -> Path:
 def get_asset():
     """``get_asset(name) -> Path``; skips the test when the asset is absent."""
     return asset
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """``semiostream.cli.main`` points the root logger at the stream captured for one test (and sets its
+    level from -v); put both back so that no later test logs into a closed stream or at another level."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def _torch_seed(request):
+    """Seed torch's global RNG before each test, as pytest-randomly does for ``random`` and numpy (with its
+    seed; 0 without it): a test that draws from it unseeded gets the same numbers whichever tests ran before
+    (a fresh import of torch here starts from a different seed each run)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        seed = request.config.getoption("randomly_seed", default=None)
+        torch.manual_seed(seed if isinstance(seed, int) else 0)

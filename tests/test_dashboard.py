@@ -4,7 +4,6 @@ server-sent events. A real aiohttp server on loopback, real HTTP(S) requests."""
 from __future__ import annotations
 
 import http.client
-import logging
 import shutil
 import socket
 import ssl
@@ -25,16 +24,6 @@ from semiostream.review.dashboard import (
 )
 
 TOKEN = "s3cret-token-for-tests-0123456789"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``semiostream.cli.main`` points the root logger at the stream captured for one test; put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def raw_get(port: int, target: str, headers: dict | None = None, tls: bool = False) -> tuple[int, bytes]:

@@ -3,8 +3,6 @@ rendered synthetic clip (not patient data)."""
 
 from __future__ import annotations
 
-import logging
-
 import pytest
 from random_bundle import make_random_bundle
 from review_helpers import WINDOW
@@ -23,13 +21,3 @@ def clip():
     from semiostream.sources.synth import SynthConfig, render_clip
 
     return render_clip(SynthConfig(width=160, height=120, seconds=3.2), 1, 2, "FLE")
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging():
-    """``semiostream.cli.main`` points the root logger at the stream captured for one test; put it back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
