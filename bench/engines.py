@@ -447,7 +447,8 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
 
                 onnx_from_bundle(bundle)  # reused when up to date
             if name.startswith("tensorrt"):
-                from semiostream.trt_build.build import DEFAULT_MAX_BATCH, build_bundle_engines
+                from semiostream.engines.trt_files import DEFAULT_MAX_BATCH
+                from semiostream.trt_build.build import build_bundle_engines
 
                 build_bundle_engines(bundle, info.precision, max_batch=max(DEFAULT_MAX_BATCH, *batches),
                                      frames=(bundle.spec.min_frames, spec.window, spec.window))

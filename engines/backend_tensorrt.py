@@ -1,6 +1,6 @@
 """TensorRT backend (GPU): a cached engine from ``<bundle>/engines/``, run on torch's CUDA stream.
 
-* the engine file is found and checked by :func:`semiostream.trt_build.build.find_engine` (bundle id,
+* the engine file is found and checked by :func:`semiostream.engines.trt_files.find_engine` (bundle id,
   weight hashes, TensorRT version, GPU; a stale or foreign engine is refused with the ``semiostream build``
   command to run) and deserialised with ``trt.Runtime.deserialize_cuda_engine``;
 * I/O by tensor name (``num_io_tensors`` / ``get_tensor_name`` / ``get_tensor_mode``); the profile's ranges
@@ -67,20 +67,19 @@ class TrtEngine(Engine):
             self._load(bundle, role, device, precision, max_batch)
 
     def _load(self, bundle, role: str, device: Device, precision: str, max_batch: int | None) -> None:
-        from semiostream.trt_build import build as tb
-        from semiostream.trt_build import cache
+        from . import trt_files as tf
 
-        trt = tb.import_tensorrt()
+        trt = tf.import_tensorrt()
         try:
-            path = tb.find_engine(bundle, role, precision, max_batch)
-            gpu, sm = tb.gpu_facts()
+            path = tf.find_engine(bundle, role, precision, max_batch)
+            gpu, sm = tf.gpu_facts()
             mb = int(path.name.split("_b")[1].split("_")[0])
-            exp = cache.expected_sidecar(bundle.meta, art.MODEL_FOR_ROLE[role], role,
+            exp = tf.expected_sidecar(bundle.meta, art.MODEL_FOR_ROLE[role], role,
                                          "fp32" if role == "classifier" else precision, mb, None,
                                          trt.__version__, gpu, sm)
             exp.pop("frames")
-            blob = cache.load_engine_bytes(path, exp)
-        except (cache.StaleEngineError, tb.BuildError) as e:
+            blob = tf.load_engine_bytes(path, exp)
+        except (tf.StaleEngineError, tf.TensorRTError) as e:
             raise EngineError(str(e)) from e
         self._logger = trt.Logger(trt.Logger.WARNING)
         self._runtime = trt.Runtime(self._logger)

@@ -11,8 +11,8 @@ The I3D profile covers batch ``1..max_batch`` and frames ``min/opt/max`` = ``9/6
 GPU architecture and TensorRT version (``<bundle>/engines/timing_<sm>_trt<version>.cache``) makes rebuilds
 fast; one that TensorRT rejects (another GPU or version, damaged) is replaced by a fresh one, never reused
 silently. The ONNX files are TensorRT's own (``<bundle>/onnx/tensorrt/``), apart from ONNX Runtime's.
-:func:`engine_from_onnx` writes the engine with its sidecar (:mod:`.cache`) and reuses a fresh one; a
-stale or foreign engine is rebuilt, never loaded.
+:func:`engine_from_onnx` writes the engine with its sidecar (:mod:`semiostream.engines.trt_files`) and reuses a
+fresh one; a stale or foreign engine is rebuilt, never loaded.
 """
 
 from __future__ import annotations
@@ -24,38 +24,18 @@ from typing import Any
 
 from semiostream.core.files import atomic_write
 from semiostream.engines import artifacts as art
+from semiostream.engines import trt_files
 from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, MIN_FRAMES
+from semiostream.engines.trt_files import DEFAULT_MAX_BATCH, TensorRTError, gpu_facts, import_tensorrt
 from semiostream.models.bundle import Bundle, load_bundle
-
-from . import cache
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MAX_BATCH = 16
 DEFAULT_FRAMES = (MIN_FRAMES, 60, 60)
 
 
-class BuildError(RuntimeError):
+class BuildError(TensorRTError):
     """TensorRT could not build an engine."""
-
-
-def import_tensorrt():
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise BuildError("TensorRT is not installed: pip install 'semiostream[trt]' on a machine with an "
-                         "NVIDIA GPU") from e
-    return trt
-
-
-def gpu_facts() -> tuple[str, str]:
-    """``(gpu name, sm arch)`` of the current CUDA device."""
-    import torch
-
-    if not torch.cuda.is_available():
-        raise BuildError("TensorRT engines are built on the GPU that will run them; torch sees no CUDA GPU")
-    dev = torch.cuda.current_device()
-    return torch.cuda.get_device_name(dev), cache.sm_arch(torch.cuda.get_device_capability(dev))
 
 
 def expected_for(bundle: Bundle, role: str, precision: str, max_batch: int,
@@ -65,8 +45,8 @@ def expected_for(bundle: Bundle, role: str, precision: str, max_batch: int,
     trt = import_tensorrt()
     gpu, sm = gpu_facts()
     model = art.MODEL_FOR_ROLE[role]
-    path = cache.engine_path(bundle, model, max_batch, sm, precision, trt.__version__)
-    exp = cache.expected_sidecar(bundle.meta, model, role, precision, max_batch,
+    path = trt_files.engine_path(bundle, model, max_batch, sm, precision, trt.__version__)
+    exp = trt_files.expected_sidecar(bundle.meta, model, role, precision, max_batch,
                                  frames if role == "features" else None, trt.__version__, gpu, sm,
                                  onnx_sha256, build_flags)
     return path, exp
@@ -165,17 +145,17 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if role == "classifier":
         precision = "fp32"
-    if precision not in cache.PRECISIONS:
-        raise BuildError(f"precision {precision!r}; use one of {cache.PRECISIONS}")
+    if precision not in trt_files.PRECISIONS:
+        raise BuildError(f"precision {precision!r}; use one of {trt_files.PRECISIONS}")
     lo, opt, hi = frames
     if not MIN_FRAMES <= lo <= opt <= hi:
         raise BuildError(f"frames profile {frames} must satisfy {MIN_FRAMES} <= min <= opt <= max")
     onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, MAX_BATCH), max_frames=max(hi, MAX_FRAMES),
                             consumer="tensorrt")
-    onnx_sha = cache.sha256_bytes(onnx_file.read_bytes())
+    onnx_sha = trt_files.sha256_bytes(onnx_file.read_bytes())
     flags = {"strongly_typed": True, "workspace_gib": workspace_gib, "opt_batch": max_batch}
     path, expected = expected_for(b, role, precision, max_batch, tuple(frames), onnx_sha, flags)
-    problems = cache.check_engine(path, expected)
+    problems = trt_files.check_engine(path, expected)
     if not force and not problems:
         log.info("%s is up to date", path)
         return path
@@ -186,7 +166,7 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
     else:
         tc = Path(timing_cache) if timing_cache else None
     engine_bytes = _build_serialized(onnx_file, role, max_batch, tuple(frames), tc, workspace_gib)
-    return cache.write_engine(path, engine_bytes, expected)
+    return trt_files.write_engine(path, engine_bytes, expected)
 
 
 def build_bundle_engines(bundle: Bundle | str | os.PathLike, precision: str = "fp16",
@@ -196,35 +176,3 @@ def build_bundle_engines(bundle: Bundle | str | os.PathLike, precision: str = "f
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     return {role: engine_from_onnx(b, role, precision, max_batch, frames, force=force, **kw)
             for role in ("features", "classifier")}
-
-
-def find_engine(bundle: Bundle, role: str, precision: str, max_batch: int | None = None) -> Path:
-    """The fresh engine for ``role``/``precision`` on this GPU and TensorRT (largest max batch if several).
-
-    Raises:
-        cache.StaleEngineError: no engine, or only stale / foreign ones; the message says how to build.
-    """
-    trt = import_tensorrt()
-    gpu, sm = gpu_facts()
-    model = art.MODEL_FOR_ROLE[role]
-    if role == "classifier":
-        precision = "fp32"
-    folder = art.bundle_dir(bundle) / art.ENGINE_DIR
-    pattern = f"{model}_b*_{sm}_{precision}_trt{trt.__version__}.engine"
-    candidates = sorted(folder.glob(pattern), key=lambda p: int(p.name.split("_b")[1].split("_")[0]),
-                        reverse=True)
-    if max_batch is not None:
-        candidates = [p for p in candidates if p.name.startswith(f"{model}_b{max_batch}_")]
-    why = []
-    for p in candidates:
-        mb = int(p.name.split("_b")[1].split("_")[0])
-        exp = cache.expected_sidecar(bundle.meta, model, role, precision, mb, None, trt.__version__, gpu, sm)
-        exp.pop("frames")
-        problems = cache.check_engine(p, exp)
-        if not problems:
-            return p
-        why.append(f"{p.name}: {'; '.join(problems)}")
-    raise cache.StaleEngineError(
-        folder / cache.engine_name(model, max_batch or DEFAULT_MAX_BATCH, sm, precision, trt.__version__),
-        why or [f"no {precision} {model} engine for {sm} / TensorRT {trt.__version__} in {folder}"],
-    )

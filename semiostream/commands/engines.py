@@ -98,14 +98,15 @@ def _export(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from semiostream.core.progress import status
-    from semiostream.trt_build.build import BuildError, build_bundle_engines
+    from semiostream.engines.trt_files import TensorRTError
+    from semiostream.trt_build.build import build_bundle_engines
 
     bundle = _load(args.bundle)
     try:
         with status(f"Building TensorRT engines ({args.precision}, max batch {args.max_batch}) ..."):
             paths = build_bundle_engines(bundle, args.precision, args.max_batch, args.frames, force=args.force,
                                          workspace_gib=args.workspace_gib)
-    except BuildError as e:
+    except TensorRTError as e:
         raise UserError(str(e)) from e
     for p in paths.values():
         print(p)

@@ -105,12 +105,12 @@ TYPED = ["fp16", "bf16"]
 def test_every_offered_tensorrt_precision_has_an_export_that_can_express_it():
     """A TensorRT backend is offered only for a precision whose typed export exists and whose default opset
     can express it (bf16 Conv/MaxPool need opset 22); test_typed_exports_* below exports and checks each."""
+    from semiostream.engines import trt_files
     from semiostream.engines.registry import BACKENDS
-    from semiostream.trt_build import cache
     from semiostream.trt_build.export import check_opset, default_opset
 
     offered = {info.precision for name, info in BACKENDS.items() if name.startswith("tensorrt-")}
-    assert offered == set(cache.PRECISIONS) == {"fp32", *TYPED}
+    assert offered == set(trt_files.PRECISIONS) == {"fp32", *TYPED}
     for precision in offered:
         check_opset(default_opset(precision), precision)  # raises ExportError if the opset cannot express it
     assert default_opset("bf16") == BF16_MIN_OPSET == 22

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from semiostream.engines import trt_files
 from semiostream.engines.base import EngineError
 from semiostream.engines.registry import create_engine
-from semiostream.trt_build import cache
 from semiostream.trt_build.build import engine_from_onnx
 
 
@@ -18,7 +18,7 @@ from semiostream.trt_build.build import engine_from_onnx
 def test_fp16_engine_builds_matches_and_is_reused(trtb_bundle):
     path = engine_from_onnx(trtb_bundle, "features", "fp16", max_batch=2, frames=(9, 16, 16))
     assert path.name.startswith("i3d_b2_sm") and "_fp16_trt" in path.name
-    side = json.loads(cache.sidecar_path(path).read_text())
+    side = json.loads(trt_files.sidecar_path(path).read_text())
     assert side["bundle_id"] == trtb_bundle.bundle_id and side["frames"] == [9, 16, 16]
     mtime = path.stat().st_mtime_ns
     assert engine_from_onnx(trtb_bundle, "features", "fp16", max_batch=2, frames=(9, 16, 16)) == path
@@ -37,7 +37,7 @@ def test_fp16_engine_builds_matches_and_is_reused(trtb_bundle):
 @pytest.mark.trt
 def test_stale_engine_is_rebuilt_not_loaded(trtb_bundle):
     path = engine_from_onnx(trtb_bundle, "classifier", max_batch=2)
-    side_p = cache.sidecar_path(path)
+    side_p = trt_files.sidecar_path(path)
     side = json.loads(side_p.read_text())
     side["bundle_id"] = "someone-else"
     side_p.write_text(json.dumps(side))
@@ -77,7 +77,8 @@ def test_fp32_and_bf16_engines_build_and_match(trtb_bundle, precision):
 
 @pytest.mark.trt
 def test_timing_cache_is_per_gpu_arch_and_version_and_a_bad_one_is_replaced(trtb_bundle, caplog):
-    from semiostream.trt_build.build import gpu_facts, import_tensorrt, timing_cache_path
+    from semiostream.engines.trt_files import gpu_facts, import_tensorrt
+    from semiostream.trt_build.build import timing_cache_path
 
     trt = import_tensorrt()
     _, sm = gpu_facts()

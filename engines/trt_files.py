@@ -1,4 +1,7 @@
-"""TensorRT engine files inside a bundle: naming, JSON sidecar, staleness.
+"""TensorRT engine files inside a bundle: naming, JSON sidecar, staleness, the fresh one for this GPU.
+
+Written by :mod:`semiostream.trt_build.build`, read by the TensorRT backend (:mod:`.backend_tensorrt`); like
+:mod:`.artifacts`, the one place both sides agree on, so the backend never imports the builder.
 
 An engine lives at ``<bundle>/engines/<model>_b<maxbatch>_<sm-arch>_<precision>_trt<version>.engine``
 (``i3d_b16_sm90_fp16_trt10.13.0.engine``) with a sidecar ``<same name>.json``::
@@ -11,7 +14,7 @@ An engine lives at ``<bundle>/engines/<model>_b<maxbatch>_<sm-arch>_<precision>_
 :func:`check_engine` lists every reason an engine must not be used (missing sidecar, engine bytes
 changed, another bundle or bundle version, another TensorRT, another GPU architecture or GPU, other
 build settings). :func:`load_engine_bytes` refuses such a file: a stale or foreign engine is rebuilt by
-``semiostream build``, never loaded. Pure Python: importable without TensorRT.
+``semiostream build``, never loaded. Importable without TensorRT (:func:`import_tensorrt` imports it).
 """
 
 from __future__ import annotations
@@ -24,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.core.files import atomic_write
-from semiostream.engines import artifacts as art
+
+from . import artifacts as art
 
 SIDECAR_FORMAT = "semiostream-trt-engine"
 SIDECAR_VERSION = 1
 PRECISIONS = ("fp16", "bf16", "fp32")
+#: the max batch an engine is built for when none is given (`semiostream build --max-batch`)
+DEFAULT_MAX_BATCH = 16
 
 
 class StaleEngineError(RuntimeError):
@@ -137,3 +143,59 @@ def load_engine_bytes(path: str | os.PathLike, expected: dict[str, Any]) -> byte
     if problems:
         raise StaleEngineError(p, problems)
     return p.read_bytes()
+
+
+class TensorRTError(RuntimeError):
+    """TensorRT is not installed, sees no GPU, or could not build or load an engine."""
+
+
+def import_tensorrt():
+    try:
+        import tensorrt as trt
+    except ImportError as e:
+        raise TensorRTError("TensorRT is not installed: pip install 'semiostream[trt]' on a machine with an "
+                         "NVIDIA GPU") from e
+    return trt
+
+
+def gpu_facts() -> tuple[str, str]:
+    """``(gpu name, sm arch)`` of the current CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TensorRTError("TensorRT engines are built on the GPU that will run them; torch sees no CUDA GPU")
+    dev = torch.cuda.current_device()
+    return torch.cuda.get_device_name(dev), sm_arch(torch.cuda.get_device_capability(dev))
+
+
+def find_engine(bundle, role: str, precision: str, max_batch: int | None = None) -> Path:
+    """The fresh engine of ``bundle`` (a loaded :class:`~semiostream.models.bundle.Bundle`) for ``role``/``precision``
+    on this GPU and TensorRT (largest max batch if several).
+
+    Raises:
+        StaleEngineError: no engine, or only stale / foreign ones; the message says how to build.
+    """
+    trt = import_tensorrt()
+    gpu, sm = gpu_facts()
+    model = art.MODEL_FOR_ROLE[role]
+    if role == "classifier":
+        precision = "fp32"
+    folder = art.bundle_dir(bundle) / art.ENGINE_DIR
+    pattern = f"{model}_b*_{sm}_{precision}_trt{trt.__version__}.engine"
+    candidates = sorted(folder.glob(pattern), key=lambda p: int(p.name.split("_b")[1].split("_")[0]),
+                        reverse=True)
+    if max_batch is not None:
+        candidates = [p for p in candidates if p.name.startswith(f"{model}_b{max_batch}_")]
+    why = []
+    for p in candidates:
+        mb = int(p.name.split("_b")[1].split("_")[0])
+        exp = expected_sidecar(bundle.meta, model, role, precision, mb, None, trt.__version__, gpu, sm)
+        exp.pop("frames")
+        problems = check_engine(p, exp)
+        if not problems:
+            return p
+        why.append(f"{p.name}: {'; '.join(problems)}")
+    raise StaleEngineError(
+        folder / engine_name(model, max_batch or DEFAULT_MAX_BATCH, sm, precision, trt.__version__),
+        why or [f"no {precision} {model} engine for {sm} / TensorRT {trt.__version__} in {folder}"],
+    )

@@ -6,31 +6,31 @@ import json
 
 import pytest
 
-from semiostream.trt_build import cache
+from semiostream.engines import trt_files
 
 
 @pytest.fixture
 def expected(trtb_bundle):
-    return cache.expected_sidecar(trtb_bundle.meta, "i3d", "features", "fp16", 16, (9, 60, 60), "10.13.0",
+    return trt_files.expected_sidecar(trtb_bundle.meta, "i3d", "features", "fp16", 16, (9, 60, 60), "10.13.0",
                                   "NVIDIA H100 80GB HBM3", "sm90", onnx_sha256="abc", build_flags={"x": 1})
 
 
 def test_engine_name_follows_the_convention(trtb_bundle):
-    assert cache.engine_name("i3d", 16, "sm90", "fp16", "10.13.0") == "i3d_b16_sm90_fp16_trt10.13.0.engine"
-    assert cache.engine_path(trtb_bundle, "classifier", 64, "sm89", "fp32", "11.0.1").relative_to(
+    assert trt_files.engine_name("i3d", 16, "sm90", "fp16", "10.13.0") == "i3d_b16_sm90_fp16_trt10.13.0.engine"
+    assert trt_files.engine_path(trtb_bundle, "classifier", 64, "sm89", "fp32", "11.0.1").relative_to(
         trtb_bundle.path).as_posix() == "engines/classifier_b64_sm89_fp32_trt11.0.1.engine"
-    assert cache.sm_arch((8, 6)) == "sm86"
+    assert trt_files.sm_arch((8, 6)) == "sm86"
     with pytest.raises(ValueError, match="precision 'int8'"):
-        cache.engine_name("i3d", 1, "sm90", "int8", "10.0")
+        trt_files.engine_name("i3d", 1, "sm90", "int8", "10.0")
 
 
 def test_fresh_engine_loads_and_every_kind_of_staleness_is_named(tmp_path, expected):
-    path = cache.write_engine(tmp_path / "engines" / "i3d_b16_sm90_fp16_trt10.13.0.engine", b"serialized", expected)
-    side = json.loads(cache.sidecar_path(path).read_text())
+    path = trt_files.write_engine(tmp_path / "engines" / "i3d_b16_sm90_fp16_trt10.13.0.engine", b"serialized", expected)
+    side = json.loads(trt_files.sidecar_path(path).read_text())
     assert side["bundle_id"] == expected["bundle_id"] and side["gpu"] == "NVIDIA H100 80GB HBM3"
-    assert side["engine_sha256"] == cache.sha256_bytes(b"serialized") and "built_at" in side
-    assert cache.check_engine(path, expected) == []
-    assert cache.load_engine_bytes(path, expected) == b"serialized"
+    assert side["engine_sha256"] == trt_files.sha256_bytes(b"serialized") and "built_at" in side
+    assert trt_files.check_engine(path, expected) == []
+    assert trt_files.load_engine_bytes(path, expected) == b"serialized"
 
     cases = {
         "bundle_id": ("other", "built for bundle"),
@@ -43,13 +43,13 @@ def test_fresh_engine_loads_and_every_kind_of_staleness_is_named(tmp_path, expec
         "bundle_files": ({"i3d.safetensors": "0" * 64}, "other weight files"),
     }
     for key, (value, words) in cases.items():
-        problems = cache.check_engine(path, dict(expected, **{key: value}))
+        problems = trt_files.check_engine(path, dict(expected, **{key: value}))
         assert len(problems) == 1 and words in problems[0], key
 
     path.write_bytes(b"serialized but changed")
-    assert "sha256 differs" in cache.check_engine(path, expected)[0]
-    with pytest.raises(cache.StaleEngineError, match="semiostream build"):
-        cache.load_engine_bytes(path, expected)
-    cache.sidecar_path(path).unlink()
-    assert "sidecar" in cache.check_engine(path, expected)[0]
-    assert "does not exist" in cache.check_engine(tmp_path / "none.engine", expected)[0]
+    assert "sha256 differs" in trt_files.check_engine(path, expected)[0]
+    with pytest.raises(trt_files.StaleEngineError, match="semiostream build"):
+        trt_files.load_engine_bytes(path, expected)
+    trt_files.sidecar_path(path).unlink()
+    assert "sidecar" in trt_files.check_engine(path, expected)[0]
+    assert "does not exist" in trt_files.check_engine(tmp_path / "none.engine", expected)[0]
