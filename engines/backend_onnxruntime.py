@@ -19,7 +19,7 @@ import torch
 from semiostream.core.device import Device, DeviceError
 
 from . import artifacts as art
-from .base import Engine, EngineError, IOSpec, TensorSpec
+from .base import Engine, EngineError, IOSpec
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class OrtEngine(Engine):
             )
         if meta.get(art.META_ROLE) != role:
             raise EngineError(f"{path} holds the {meta.get(art.META_ROLE)!r} model, not {role!r}")
-        io = _io_from_meta(json.loads(meta[art.META_IO]))
+        io = IOSpec.from_dict(json.loads(meta[art.META_IO]))
         super().__init__(io)
         self.name = f"onnxruntime-{device.kind}-fp32"
         self.device = device
@@ -143,14 +143,6 @@ class OrtEngine(Engine):
 
     def _close_impl(self) -> None:
         self.session = None
-
-
-def _io_from_meta(d: dict) -> IOSpec:
-    def spec(t: dict) -> TensorSpec:
-        return TensorSpec(t["name"], getattr(torch, t["dtype"]), tuple(t["shape"]))
-
-    return IOSpec(d["role"], tuple(spec(t) for t in d["inputs"]), tuple(spec(t) for t in d["outputs"]),
-                  {k: (int(v[0]), int(v[1])) for k, v in d["dims"].items()})
 
 
 def create(bundle, role: str, device: Device | str, precision: str, **options) -> OrtEngine:

@@ -33,8 +33,7 @@ import torch
 from semiostream.core.device import Device
 
 from . import artifacts as art
-from .backend_onnxruntime import _io_from_meta
-from .base import Engine, EngineError
+from .base import Engine, EngineError, IOSpec
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +134,7 @@ class OpenVinoEngine(Engine):
             raise EngineError(f"{path} holds the {meta.get(art.META_ROLE)!r} model, not {role!r}")
         import json
 
-        io = _io_from_meta(json.loads(meta[art.META_IO]))
+        io = IOSpec.from_dict(json.loads(meta[art.META_IO]))
         super().__init__(io)
         self.precision = precision if role == "features" else "fp32"
         self.name = f"openvino-cpu-{precision}"

@@ -86,6 +86,15 @@ class IOSpec:
         return {"role": self.role, "inputs": [t(s) for s in self.inputs],
                 "outputs": [t(s) for s in self.outputs], "dims": {k: list(v) for k, v in self.dims.items()}}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> IOSpec:
+        """The inverse of :meth:`to_dict` (read back from ONNX metadata by the ONNX Runtime and OpenVINO backends)."""
+        def t(s: dict) -> TensorSpec:
+            return TensorSpec(s["name"], getattr(torch, s["dtype"]), tuple(s["shape"]))
+
+        return cls(d["role"], tuple(t(s) for s in d["inputs"]), tuple(t(s) for s in d["outputs"]),
+                   {k: (int(v[0]), int(v[1])) for k, v in d["dims"].items()})
+
 
 def feature_io(in_channels: int = 1, size: int = 224, max_batch: int = MAX_BATCH,
                min_frames: int = MIN_FRAMES, max_frames: int = MAX_FRAMES) -> IOSpec:
