@@ -1,4 +1,4 @@
-"""Helpers of the bus tests: free loopback endpoints, a config builder, result collection."""
+"""Helpers of the bus tests: free loopback endpoints, a config builder, result collection, the scorer's memory."""
 
 from __future__ import annotations
 
@@ -36,21 +36,37 @@ def collect(sub, until, timeout: float = 90.0) -> list:
     return got
 
 
-
-
-def wait_until(condition, timeout: float = 60.0, every: float = 0.05):
-    """Poll ``condition()`` until it returns a truthy value (returned) or ``timeout`` s pass (returns the
-    last value): tests wait for what they need rather than sleeping a guessed time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(every)
-
-
 def wait_for_scorer(*publishers, timeout: float = 60.0) -> None:
     """Block until the scorer subscribed to every publisher's bed (no slow-joiner losses afterwards)."""
     for p in publishers:
         problem = p.wait_for_scorer(timeout)
         assert problem is None, problem
+
+
+def subscribed(sock, timeout: float = 30.0) -> bytes:
+    """Wait until the scorer's subscription reaches ``sock`` (a raw ``zmq.XPUB`` standing in for a PUB):
+    frames sent before it would be dropped by the socket (slow joiner). Returns the subscription."""
+    assert sock.poll(int(timeout * 1000)), f"no scorer subscribed within {timeout:g} s"
+    return sock.recv()
+
+
+def rss_mb() -> float:
+    """Resident memory of this process (the scorer's, in these tests), in MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb_while(proc, every: float = 0.05) -> float:
+    """This process's peak RSS (MB), sampled every ``every`` s until the subprocess ``proc`` ends."""
+    import subprocess
+
+    peak = rss_mb()
+    while True:
+        try:
+            proc.wait(every)
+            return max(peak, rss_mb())
+        except subprocess.TimeoutExpired:
+            peak = max(peak, rss_mb())

@@ -7,7 +7,8 @@ import csv
 
 import numpy as np
 import pytest
-from bus_helpers import WINDOW, collect, make_config, wait_for_scorer, wait_until
+from bus_helpers import WINDOW, collect, make_config, wait_for_scorer
+from waiting import wait_until
 
 from semiostream.bus.camera_rate import CameraRate
 from semiostream.bus.protocol import ScoreResult

@@ -11,6 +11,7 @@ import time
 import pytest
 import zmq.auth
 from bus_helpers import free_port, make_config
+from waiting import wait_until
 
 from semiostream.bus.roles import fingerprint
 from semiostream.bus.runtime import ScorerRuntime
@@ -56,8 +57,10 @@ def _fp(made, name: str) -> str:
 
 
 def test_watch_explains_an_empty_table(scorer, capsys):
-    """First in this module: no camera has streamed to the scorer yet, so no result can arrive."""
-    cfg, made, _ = scorer
+    """No camera streams while it watches, so no result can arrive (a test of this module that streamed
+    before has had all of its windows scored: none is left to arrive)."""
+    cfg, made, rt = scorer
+    wait_until(lambda: not rt.service.pending, what="every window streamed before to be scored and published")
     rc, out, err, _ = _run(capsys, "watch", "--results", cfg.endpoints.results, "--control", "",
                            "--seconds", "8", *_client(made, "nurse"))  # time for the CURVE handshake on a busy CI
     assert rc == 0, err
@@ -114,11 +117,8 @@ def test_publish_with_the_camera_key_reaches_the_scorer(scorer, capsys):
     assert "sent 40 frames; 0 while no scorer was connected" in out
     ctl = ControlClient(cfg.endpoints.control, _security(made, "op"))
     try:
-        deadline = time.monotonic() + 10
-        frames = 0
-        while time.monotonic() < deadline and frames < 40:
-            frames = ctl.status()["status"]["beds"].get("bed-01", {}).get("frames", 0)
-            time.sleep(0.1)
+        frames = wait_until(lambda: ctl.status()["status"]["beds"].get("bed-01", {}).get("frames", 0),
+                            timeout=10, until=lambda n: n >= 40)
     finally:
         ctl.close()
     assert frames == 40

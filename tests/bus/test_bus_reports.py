@@ -4,7 +4,8 @@ is in the ``event/<bed>`` message and the results database, and the report shows
 from __future__ import annotations
 
 import numpy as np
-from bus_helpers import WINDOW, collect, make_config, wait_for_scorer, wait_until
+from bus_helpers import WINDOW, collect, make_config, wait_for_scorer
+from waiting import wait_until
 
 from semiostream.bus.protocol import EventResult, ScoreResult
 from semiostream.bus.publisher import Publisher, synthetic_frames

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 
 from semiostream.bus.protocol import EventResult, ScoreResult
 from semiostream.bus.store import (
@@ -211,6 +212,11 @@ def test_event_state_errors(db):
         store.add_window(window("bed-01", 0, 0.5))
 
 
+def _clock_past(t_ns: int) -> int:
+    """The first wall-clock reading (``time.time_ns()``) after ``t_ns``: the store stamps rows with it."""
+    return wait_until(time.time_ns, until=lambda now: now > t_ns, what=f"the wall clock to pass {t_ns} ns")
+
+
 def test_prune_keeps_unfinished_events_and_recent_rows(db):
     retention = 30.0
     with ResultStore(db, retention_days=retention) as store:
@@ -227,9 +233,8 @@ def test_prune_keeps_unfinished_events_and_recent_rows(db):
         # a window of an event that closes after the cutoff: kept with its event
         store.open_event("bed-05", "closes-late", T0)
         store.add_window(window("bed-05", 4, 0.5, "closes-late"))
-        time.sleep(0.01)
-        cutoff_wall = time.time_ns()
-        time.sleep(0.01)
+        cutoff_wall = _clock_past(time.time_ns())  # every row above is older, every row below newer
+        _clock_past(cutoff_wall)
         store.finish_event(summary("bed-05", "closes-late", T0, T0 + 1, [0.5]))
         store.add_window(window("bed-06", 5, 0.6))  # recent loose window
         store.add_window(window("bed-03", 6, 0.7, "still-open"))
@@ -397,15 +402,20 @@ def test_readonly_never_creates_and_never_writes(tmp_path, db):
 def test_processes_opening_a_new_file_at_once_share_one_schema(db):
     """Scorer restarts racing each other (or a reader and the scorer) must not fail creating the schema."""
     code = textwrap.dedent("""
-        import sys, time
+        import sys
         from semiostream.bus.store import ResultStore
-        time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+        print("ready", flush=True)
+        sys.stdin.readline()  # all four start at once
         with ResultStore(sys.argv[1]) as store:
-            store.open_event("bed-01", sys.argv[3], 1)
+            store.open_event("bed-01", sys.argv[2], 1)
     """)
-    start = time.time() + 3.0  # after the interpreters have started
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(start), f"e{i}"], stderr=subprocess.PIPE,
-                              text=True) for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), f"e{i}"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(4)]
+    for p in procs:  # every interpreter has started and imported the store
+        assert p.stdout.readline() == "ready\n", p.communicate(timeout=60)[1]
+    for p in procs:
+        p.stdin.write("go\n")
+        p.stdin.flush()
     errors = [p.communicate(timeout=60)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
     with ResultStore(db) as store:

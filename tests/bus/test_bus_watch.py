@@ -7,8 +7,9 @@ import threading
 from dataclasses import asdict
 
 import pytest
-from bus_helpers import WINDOW, make_config, wait_for_scorer, wait_until
+from bus_helpers import WINDOW, make_config, wait_for_scorer
 from rich.console import Console
+from waiting import wait_until
 
 from semiostream.bus.protocol import EventResult, ScoreResult, decode_result
 from semiostream.bus.publisher import Publisher, synthetic_frames
