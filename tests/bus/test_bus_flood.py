@@ -16,7 +16,8 @@ import time
 import numpy as np
 import pytest
 import zmq
-from bus_helpers import make_config, wait_for_scorer, wait_until
+from bus_helpers import make_config, peak_rss_mb_while, rss_mb, subscribed, wait_for_scorer
+from waiting import wait_until
 
 from semiostream.bus.protocol import ScoreResult, encode_frame
 from semiostream.bus.publisher import Publisher
@@ -42,26 +43,18 @@ s.connect(endpoint)
 rng = random.Random(size)
 for i in range(n):  # distinct subscriptions: each one a new branch of libzmq's trie
     s.send(b"\\x01" + f"score/{i:06d}-".encode() + rng.randbytes(size - 14))
+# Kept: the flood lasts this long (the measured interval): the flooder stays connected, and its XSUB sends
+# every subscription again on each reconnection; a scorer that does not cut it grows all along.
 time.sleep(float(sys.argv[6]))
 """
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _flood(endpoint: str, size: int, keys: tuple = ("", ""), seconds: float = 8.0) -> float:
     """Run one flooder for ``seconds``; returns the scorer's (this process's) peak RSS growth in MB."""
-    rss0 = peak = _rss_mb()
+    rss0 = rss_mb()
     proc = subprocess.Popen([sys.executable, "-c", _FLOODER, endpoint, str(SUBSCRIPTIONS), str(size),
                              str(keys[0]), str(keys[1]), str(seconds)])
-    while proc.poll() is None:
-        peak = max(peak, _rss_mb())
-        time.sleep(0.05)
+    peak = peak_rss_mb_while(proc)
     assert proc.returncode == 0
     return peak - rss0
 
@@ -92,7 +85,6 @@ def _idle(endpoint: str, security=None) -> None:
     ctl = ControlClient(endpoint, security)
     assert wait_until(lambda: ctl.status()["status"]["pending_windows"] == 0, timeout=120)
     ctl.close()
-    time.sleep(0.5)
 
 
 def test_subscription_floods_are_bounded_and_counted(bus_bundle):
@@ -149,10 +141,10 @@ def test_an_oversized_frame_disconnects_its_camera_and_is_counted(bus_bundle):
         assert wait_until(lambda: ctl.status()["status"]["beds"].get("small", {}).get("frames") == 3)
         before = ctl.status()["status"]["disconnects"].get("frames", 0)
         ctx = zmq.Context.instance()
-        rogue = ctx.socket(zmq.PUB)  # 4 MB: over MAXMSGSIZE (the largest configured frame)
+        rogue = ctx.socket(zmq.XPUB)  # 4 MB: over MAXMSGSIZE (the largest configured frame)
         rogue.linger = 1000
         rogue.connect(ep.frames)
-        time.sleep(0.5)
+        subscribed(rogue)
         rogue.send_multipart(encode_frame("small", 3, time.time_ns(), np.zeros((1024, 2048), np.uint16)))
         st = wait_until(lambda: (lambda s: s if s["disconnects"].get("frames", 0) > before else None)(
             ctl.status()["status"]), timeout=30)
@@ -167,7 +159,7 @@ def test_an_oversized_frame_disconnects_its_camera_and_is_counted(bus_bundle):
 def test_peer_guard_cuts_only_the_connection_over_budget(sent):
     import socket
 
-    from semiostream.bus.peers import PeerGuard
+    from semiostream.bus.peers import PeerGuard, tcp_bytes_received
 
     refused = []
     guard = PeerGuard("results", lambda reason, detail: refused.append(reason), per_peer=16 * 1024)
@@ -178,7 +170,8 @@ def test_peer_guard_cuts_only_the_connection_over_budget(sent):
     guard.accepted(a_loud.fileno())
     quiet.sendall(b"q" * 50)
     loud.sendall(b"x" * sent)
-    time.sleep(0.2)
+    wait_until(lambda: tcp_bytes_received(a_quiet) >= 50 and tcp_bytes_received(a_loud) >= sent,
+               what="the kernel to receive what both clients sent")
     cut = guard.scan()
     quiet.settimeout(0.5)
     loud.settimeout(0.5)

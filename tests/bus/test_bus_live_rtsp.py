@@ -192,7 +192,7 @@ def test_rtsp_camera_is_scored_and_scoring_resumes_after_the_server_restarts(bus
 
             server.kill()  # mid-stream: the clip plays for a minute
             t_kill = time.monotonic()
-            time.sleep(4.0)
+            time.sleep(4.0)  # kept: the outage under test (the publisher must notice it and reconnect)
             bed_down = ctl.status()["status"]["beds"]["cam-rtsp"]
             server.start()
             t_back = time.monotonic()
