@@ -7,10 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from arc_helpers import FAST, add_bad_inputs, rows_by_key
+from waiting import wait_until
 
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.cli import main
@@ -38,11 +38,9 @@ def test_sigkill_mid_run_then_rerun_gives_the_clean_rows_once(arc_clips, arc_bun
     proc = subprocess.Popen([sys.executable, "-m", "semiostream.cli", *args, "--out", str(out)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
-        while not any(d["status"] == "ok" for d in _done_lines(parts)):  # the first scored input's chunk
-            assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
-            assert time.monotonic() < deadline, "no chunk appeared within 120 s"
-            time.sleep(0.02)
+        wait_until(lambda: proc.poll() is not None or any(d["status"] == "ok" for d in _done_lines(parts)),
+                   timeout=120, what="the first scored input's chunk")
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read()[-2000:]}"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:

@@ -22,7 +22,7 @@ class Doubler:
     def __call__(self, items):
         self.sizes.append(len(items))
         self.threads.add(threading.current_thread().name)
-        time.sleep(self.delay)
+        time.sleep(self.delay)  # kept: the batch's compute time, during which the next requests queue up
         bad = [x for x in items if x < 0]
         if bad:
             raise ValueError(f"negative input {bad[0]}")

@@ -23,7 +23,7 @@ for attempt in range(100):  # the listener may not be up yet
         out = av.open(url, "w", format="rtsp", options={"rtsp_transport": "tcp"})
         break
     except av.error.FFmpegError:
-        time.sleep(0.1)
+        time.sleep(0.1)  # kept: a bounded retry in the child; the source listens once the test reads from it
 else:
     sys.exit("cannot connect")
 with av.open(clip) as inp:
@@ -36,7 +36,7 @@ with av.open(clip) as inp:
         t = float(p.pts * s_in.time_base)
         if t > seconds:
             break
-        time.sleep(max(0.0, t0 + t - time.monotonic()))
+        time.sleep(max(0.0, t0 + t - time.monotonic()))  # kept: a camera pushes in real time
         p.stream = s_out
         out.mux(p)
 out.close()
