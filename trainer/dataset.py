@@ -2,37 +2,18 @@
 
 A :class:`FeatureSet` holds every window of every seizure in one array ``x`` ``[N, 7, 1024]`` float32
 (pre-padded with rows of -1) and ``seizure_index`` ``[N]`` saying which seizure each window came from.
-Cross-validation splits *seizures* (grouped by patient); :meth:`FeatureSet.windows_of` maps a set of
-seizures to the indices of their windows.
+Each seizure is the manifest's :class:`~semiostream.core.segment.Segment` (ids, label, class id ``y``); its
+number of windows is :attr:`FeatureSet.n_windows`. Cross-validation splits *seizures* (grouped by patient);
+:meth:`FeatureSet.windows_of` maps a set of seizures to the indices of their windows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from .manifest import LABELS
-
-
-@dataclass(frozen=True)
-class SeizureInfo:
-    """One seizure of the data set: ids, label, class id (TLE = 1) and its number of windows."""
-
-    patient_id: str
-    seizure_id: str
-    label: str
-    n_windows: int
-    path: str = ""
-
-    @property
-    def y(self) -> int:
-        return LABELS.index(self.label)
-
-    @property
-    def key(self) -> str:
-        return f"{self.patient_id}/{self.seizure_id}"
+from semiostream.core.segment import Segment
 
 
 class FeatureSet:
@@ -41,31 +22,33 @@ class FeatureSet:
     Args:
         x: ``[N, T, D]`` float32 feature sequences (T = 7, D = 1024 for I3D), pre-padded with -1.
         seizure_index: ``[N]`` int, index into ``seizures`` of each window.
-        seizures: one :class:`SeizureInfo` per seizure (``n_windows`` must match ``seizure_index``).
+        seizures: one :class:`~semiostream.core.segment.Segment` per seizure, with ``patient_id``,
+            ``seizure_id`` and ``label``; ``seizure_index`` must lie in ``0..len(seizures) - 1``.
     """
 
-    def __init__(self, x: np.ndarray, seizure_index: np.ndarray, seizures: Sequence[SeizureInfo]) -> None:
+    def __init__(self, x: np.ndarray, seizure_index: np.ndarray, seizures: Sequence[Segment]) -> None:
         x = np.asarray(x, dtype=np.float32)
         seizure_index = np.asarray(seizure_index, dtype=np.int64)
         if x.ndim != 3:
             raise ValueError(f"x must be [N, T, D] feature sequences; got shape {x.shape}")
         if seizure_index.shape != (x.shape[0],):
             raise ValueError(f"seizure_index has shape {seizure_index.shape}, expected ({x.shape[0]},)")
-        counts = np.bincount(seizure_index, minlength=len(seizures)) if len(seizure_index) else np.zeros(
-            len(seizures), np.int64)
-        if len(counts) != len(seizures) or any(c != s.n_windows for c, s in zip(counts, seizures, strict=True)):
-            raise ValueError("seizure_index does not match the seizures' n_windows")
+        if len(seizure_index) and not (0 <= seizure_index.min() and seizure_index.max() < len(seizures)):
+            raise ValueError(f"seizure_index must lie in 0..{len(seizures) - 1} (one entry per seizure)")
+        for s in seizures:
+            if s.patient_id is None or s.seizure_id is None or s.label is None:
+                raise ValueError(f"seizure {s.input_id}: training needs its patient_id, seizure_id and label")
         self.x = x
         self.seizure_index = seizure_index
         self.seizures = list(seizures)
 
     @classmethod
-    def from_parts(cls, parts: Sequence[tuple[SeizureInfo, np.ndarray]], feature_shape=(7, 1024)) -> FeatureSet:
+    def from_parts(cls, parts: Sequence[tuple[Segment, np.ndarray]], feature_shape=(7, 1024)) -> FeatureSet:
         """Concatenate per-seizure feature arrays ``[n_i, T, D]`` (seizures with 0 windows are kept)."""
         infos, xs, idx = [], [], []
         for i, (info, feats) in enumerate(parts):
             feats = np.asarray(feats, np.float32).reshape((-1, *feature_shape))
-            infos.append(SeizureInfo(info.patient_id, info.seizure_id, info.label, len(feats), info.path))
+            infos.append(info)
             xs.append(feats)
             idx.append(np.full(len(feats), i, np.int64))
         x = np.concatenate(xs) if xs else np.zeros((0, *feature_shape), np.float32)
@@ -78,6 +61,11 @@ class FeatureSet:
     def y(self) -> np.ndarray:
         """``[N]`` int window labels (TLE = 1)."""
         return self.seizure_y[self.seizure_index]
+
+    @property
+    def n_windows(self) -> np.ndarray:
+        """``[S]`` int64 number of windows of each seizure."""
+        return np.bincount(self.seizure_index, minlength=len(self.seizures)).astype(np.int64)
 
     @property
     def seizure_y(self) -> np.ndarray:

@@ -47,9 +47,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from semiostream.core.files import atomic_write, sha256_of
+from semiostream.core.segment import Segment
 
-from .dataset import FeatureSet, SeizureInfo
-from .manifest import Manifest, SeizureRow
+from .dataset import FeatureSet
+from .manifest import Manifest
 from .ui import progress
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ class ExtractionSettings:
     detector: str = "full"  # id of the ROI detector, e.g. "full", "yolox:<sha256 of weights>"
     backend: str = "reference"  # engine backend: bf16/fp16 features differ from fp32 ones
 
-    def key_for(self, row: SeizureRow, content_sha256: str) -> str:
+    def key_for(self, row: Segment, content_sha256: str) -> str:
         blob = {
             "v": CACHE_VERSION, "content": content_sha256, "stream": row.stream, "onset": row.onset,
             "offset": row.offset, "fps": row.fps, "roi": list(row.roi) if row.roi else None,
@@ -287,7 +288,7 @@ class ExtractionReport:
 
 @dataclass
 class _Plan:
-    row: SeizureRow
+    row: Segment
     key: str
     ranges: list[tuple[int, int]]
     roi: tuple[int, int, int, int] | None
@@ -300,14 +301,14 @@ class _Plan:
     failed: bool = False
 
 
-def segment_frames(row: SeizureRow, num_frames: int, fps: float) -> tuple[int, int]:
+def segment_frames(row: Segment, num_frames: int, fps: float) -> tuple[int, int]:
     """Frame range ``[start, stop)`` of the row's ``[onset, offset)`` seconds, clamped to the video."""
     start = 0 if row.onset is None else int(round(row.onset * fps))
     stop = num_frames if row.offset is None else int(round(row.offset * fps))
     return min(max(start, 0), num_frames), min(max(stop, 0), num_frames)
 
 
-def _open(row: SeizureRow, fps: float):
+def _open(row: Segment, fps: float):
     """The row's video read at ``fps`` frames/s (the spec's rate; resampled when its own differs)."""
     from semiostream.sources.rate import at_rate
     from semiostream.sources.readers import open_source
@@ -315,7 +316,7 @@ def _open(row: SeizureRow, fps: float):
     return at_rate(open_source(row.path, stream=row.stream, fps=row.fps), fps)
 
 
-def _plan_row(row: SeizureRow, key: str, settings: ExtractionSettings, detector: Any | None) -> _Plan:
+def _plan_row(row: Segment, key: str, settings: ExtractionSettings, detector: Any | None) -> _Plan:
     from semiostream.core.roi import as_roi
     from semiostream.dali_pipes.event_intensity import holds_window, segment_window
     from semiostream.sources.windows import plan_windows
@@ -364,7 +365,7 @@ class _SourcePool:
         self._open: list[Any] = []
         self._lock = threading.Lock()
 
-    def get(self, row: SeizureRow):
+    def get(self, row: Segment):
         cur = getattr(self._local, "cur", None)
         if cur is not None and cur[0] == (row.path, row.stream, row.fps):
             return cur[1]
@@ -385,7 +386,7 @@ class _SourcePool:
 
 
 def extract_features(
-    manifest: Manifest | Sequence[SeizureRow],
+    manifest: Manifest | Sequence[Segment],
     featurizer: Featurizer | Callable[[], Featurizer],
     cache: FeatureCache,
     settings: ExtractionSettings,
@@ -421,7 +422,7 @@ def extract_features(
         # 1. content hashes -> keys; what is cached already
         with progress("hashing videos", len(rows), show_progress) as adv:
             futs = {pool.submit(cache.content_hash, r.path): r for r in rows}
-            todo: list[tuple[SeizureRow, str]] = []
+            todo: list[tuple[Segment, str]] = []
             for fut in cf.as_completed(futs):
                 r = futs[fut]
                 adv(1)
@@ -545,7 +546,7 @@ def _crop_record(rule: str, roi: Any, note: str = "") -> dict[str, Any]:
     return rec
 
 
-def _failure(row: SeizureRow, e: BaseException) -> dict[str, Any]:
+def _failure(row: Segment, e: BaseException) -> dict[str, Any]:
     plain = isinstance(e, ExtractError) or type(e).__name__ == "SourceError"
     msg = str(e) if plain else f"{type(e).__name__}: {e}"
     log.warning("row %d (%s): %s; skipped", row.row, row.key, msg)
@@ -553,7 +554,7 @@ def _failure(row: SeizureRow, e: BaseException) -> dict[str, Any]:
 
 
 def load_featureset(
-    manifest: Manifest | Sequence[SeizureRow], cache: FeatureCache, report: ExtractionReport
+    manifest: Manifest | Sequence[Segment], cache: FeatureCache, report: ExtractionReport
 ) -> FeatureSet:
     """The :class:`FeatureSet` of every row that has features (failed rows are left out)."""
     rows = list(manifest.rows if isinstance(manifest, Manifest) else manifest)
@@ -565,6 +566,5 @@ def load_featureset(
         entry = cache.get(key)
         if entry is None:
             raise ExtractError(f"cache entry for {r.key} disappeared from {cache.root}; run the extraction again")
-        parts.append((SeizureInfo(r.patient_id, r.seizure_id, r.label, len(entry.features), str(r.path)),
-                      entry.features))
+        parts.append((r, entry.features))
     return FeatureSet.from_parts(parts, feature_shape=(NUM_STEPS, FEATURE_DIM))

@@ -185,10 +185,9 @@ def plan_seizures(cfg: ExtractConfig, manifest: Any, i3d_digest: str, say) -> tu
 def split_validation(seizures: list[Seizure], folds: int, seed: int) -> tuple[list[int], list[int], list]:
     """``(training, validation, composition)``: seizure indices of fold 0 of the patient-grouped,
     label-stratified folds, and that fold's composition (patients, seizures, windows per class and side)."""
-    from .dataset import FeatureSet, SeizureInfo
+    from .dataset import FeatureSet
 
-    parts = [(SeizureInfo(s.row.patient_id, s.row.seizure_id, s.row.label, len(s.plan.ranges), str(s.row.path)),
-              np.zeros((len(s.plan.ranges), 1, 1), np.float32)) for s in seizures]
+    parts = [(s.row, np.zeros((len(s.plan.ranges), 1, 1), np.float32)) for s in seizures]
     data = FeatureSet.from_parts(parts, feature_shape=(1, 1))
     try:
         all_folds = make_folds(data, folds, seed)

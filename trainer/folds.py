@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.core.segment import LABELS
+
 from .dataset import FeatureSet
-from .manifest import LABELS
 
 
 class FoldError(ValueError):
@@ -92,7 +93,7 @@ def _side(data: FeatureSet, seizures: np.ndarray) -> dict[str, Any]:
         out[lab] = {
             "patients": sorted({data.seizures[i].patient_id for i in sel}),
             "seizures": len(sel),
-            "windows": int(sum(data.seizures[i].n_windows for i in sel)),
+            "windows": int(data.n_windows[sel].sum()),
         }
     return out
 

@@ -19,8 +19,9 @@ column          required  meaning
                           synthetic (:func:`semiostream.models.bundle.training_data`). Default ``no``.
 ==============  ========  =====================================================================
 
-:func:`load_manifest` checks every row and raises one :class:`ManifestError` listing every problem with
-its row number (the CSV line number; the header is line 1). A patient with seizures of both labels is
+:func:`load_manifest` reads each row as a :class:`~semiostream.core.segment.Segment` (the one seizure segment
+type of the trainer and the archive scorer), checks every row and raises one :class:`ManifestError` listing
+every problem with its row number (the CSV line number; the header is line 1). A patient with seizures of both labels is
 allowed and reported in :attr:`Manifest.notes`.
 """
 
@@ -32,12 +33,12 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-LABELS = ("FLE", "TLE")  # index = class id; the classifier outputs p(TLE)
-STREAMS = ("ir", "depth")
+from semiostream.core.segment import LABELS, STREAMS, Segment
+
 REQUIRED = ("path", "patient_id", "seizure_id", "label")
 OPTIONAL = ("onset", "offset", "roi", "stream", "fps", "synthetic")
 YES, NO = ("yes", "true", "1", "y"), ("no", "false", "0", "n", "")
@@ -59,62 +60,18 @@ class ManifestError(ValueError):
         super().__init__(msg)
 
 
-@dataclass(frozen=True)
-class SeizureRow:
-    """One seizure: a video (or a segment of one) with its patient and label.
-
-    Attributes:
-        row: CSV line number (header = 1) or 1-based Parquet row, for messages.
-        path: absolute path of the video file or frame folder.
-        patient_id, seizure_id: ids as strings.
-        label: ``"FLE"`` or ``"TLE"``; :attr:`y` is its class id (TLE = 1).
-        onset, offset: clinical segment in seconds (None = start / end of the video).
-        roi: fixed crop ``(x0, y0, x1, y1)`` or None (detect / full frame).
-        stream: ``"ir"`` or ``"depth"``.
-        fps: frame rate override for formats that store none, or None.
-        synthetic: the clip is synthetic (generated), not a recording of a patient.
-    """
-
-    row: int
-    path: Path
-    patient_id: str
-    seizure_id: str
-    label: str
-    onset: float | None = None
-    offset: float | None = None
-    roi: tuple[int, int, int, int] | None = None
-    stream: str = "ir"
-    fps: float | None = None
-    synthetic: bool = False
-
-    @property
-    def y(self) -> int:
-        return LABELS.index(self.label)
-
-    @property
-    def key(self) -> str:
-        """``patient_id/seizure_id``: unique within a manifest."""
-        return f"{self.patient_id}/{self.seizure_id}"
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["path"] = str(self.path)
-        d["roi"] = list(self.roi) if self.roi else None
-        return d
-
-
 @dataclass
 class Manifest:
     """Validated manifest rows plus notes (things worth knowing that are not errors)."""
 
     source: Path
-    rows: list[SeizureRow]
+    rows: list[Segment]
     notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __iter__(self) -> Iterator[SeizureRow]:
+    def __iter__(self) -> Iterator[Segment]:
         return iter(self.rows)
 
     def patients(self) -> list[str]:
@@ -236,7 +193,7 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> Manifest
 
     base = src.resolve().parent
     problems: list[str] = []
-    rows: list[SeizureRow] = []
+    rows: list[Segment] = []
     seen: dict[tuple[str, str], int] = {}
     for line, rec in raw:
         where = f"row {line}"
@@ -293,7 +250,7 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> Manifest
             else:
                 seen[(pid, sid)] = line
         if len(problems) == bad:
-            rows.append(SeizureRow(line, p, pid, sid, label, onset, offset, roi, stream, fps, synthetic in YES))
+            rows.append(Segment(p, stream, onset, offset, roi, fps, pid, sid, label, synthetic in YES, line))
     if problems:
         raise ManifestError(src, problems)
 
@@ -314,14 +271,14 @@ def load_manifest(path: str | os.PathLike, check_files: bool = True) -> Manifest
     return Manifest(src, rows, notes)
 
 
-def write_manifest(path: str | os.PathLike, rows: Sequence[SeizureRow | dict[str, Any]]) -> Path:
+def write_manifest(path: str | os.PathLike, rows: Sequence[Segment | dict[str, Any]]) -> Path:
     """Write rows as a manifest CSV (the columns of :data:`REQUIRED` and :data:`OPTIONAL`)."""
     out = Path(path)
     with open(out, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(REQUIRED + OPTIONAL)
         for r in rows:
-            d = r.to_dict() if isinstance(r, SeizureRow) else dict(r)
+            d = r.to_dict() if isinstance(r, Segment) else dict(r)
             roi = d.get("roi")
             roi_s = " ".join(str(int(v)) for v in roi) if roi else ""
             w.writerow([

@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from semiostream.core.files import atomic_write
+from semiostream.core.segment import LABELS
 
-from .manifest import LABELS
 from .metrics import aggregate_by_seizure, fmt
 
 REPORT_JSON = "report.json"

@@ -367,9 +367,10 @@ def train_run(cfg: RunConfig) -> RunResult:
         "note": "model selection only (the paper's protocol on all folds; optimistic, not the estimate)",
         "config": selection.config.to_dict(), "summary": selection.summary,
         "best_epochs": [f["best_epoch"] for f in selection.folds]}
+    per_seizure = data.n_windows
     counts = {lab: {"patients": len({s.patient_id for s in data.seizures if s.label == lab}),
                     "seizures": sum(1 for s in data.seizures if s.label == lab),
-                    "windows": int(sum(s.n_windows for s in data.seizures if s.label == lab))}
+                    "windows": int(sum(n for s, n in zip(data.seizures, per_seizure, strict=True) if s.label == lab))}
               for lab in ("FLE", "TLE")}
     desc = (f"{len(data.seizures)} seizures of {len(set(data.seizure_groups.tolist()))} patients, "
             f"{len(data)} windows (" + "; ".join(

@@ -3,7 +3,7 @@
 ==================  ========================================================================================
 module              responsibility
 ==================  ========================================================================================
-:mod:`.inputs`      files, folders (recursive) and manifests -> :class:`~.inputs.Job` (one video or segment)
+:mod:`.inputs`      files, folders (recursive) and manifests -> jobs (:class:`~semiostream.core.segment.Segment`)
 :mod:`.identity`    result keys: job + content sha256 (memoised by size/mtime) + run settings (bundle id ...)
 :mod:`.plan`        open a job's video: segment, windows (frame ranges, times), crop; failures say why
 :mod:`.runner`      this machine: decoding threads overlap inference; windows of many videos share batches

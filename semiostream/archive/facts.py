@@ -16,7 +16,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from .inputs import Job
+from semiostream.core.segment import Segment
+
 from .plan import JobPlan, PlanError, open_job, plan_job
 
 
@@ -54,14 +55,14 @@ def _person(choice: Any) -> tuple[bool | None, float | None]:
     return (person is not None), (None if person is None else round(float(person.score), 4))
 
 
-def _kind(job: Job) -> tuple[str | None, str | None]:
+def _kind(job: Segment) -> tuple[str | None, str | None]:
     from semiostream.sources.input_kind import path_kind
 
     k = path_kind(job.path)
     return (None, None) if k is None else (k.kind, k.detail)
 
 
-def plan_with_facts(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None,
+def plan_with_facts(job: Segment, key: str, sha256: str, spec: Any, hop: int | None = None,
                     detector: Any | None = None, detector_lock: threading.Lock | None = None
                     ) -> tuple[JobPlan | None, InputFacts, BaseException | None]:
     """``(plan or None, facts, error or None)`` of one job (arguments as :func:`~.plan.plan_job`).
@@ -83,7 +84,7 @@ def plan_with_facts(job: Job, key: str, sha256: str, spec: Any, hop: int | None 
     return plan, InputFacts(kind, detail, found, score), error
 
 
-def _detect_first(job: Job, detector: Any, lock: threading.Lock | None) -> Any:
+def _detect_first(job: Segment, detector: Any, lock: threading.Lock | None) -> Any:
     """The detector's choice on the first frame of a job's segment (or of the video), None if unreadable."""
     try:
         with open_job(job) as src:

@@ -2,7 +2,7 @@
 
 An input's key is the sha256 of
 
-* the job (:meth:`~.inputs.Job.identity`: path, stream, segment, ROI, fps, manifest fields),
+* the job (:meth:`~semiostream.core.segment.Segment.identity`: path, stream, segment, ROI, fps, manifest fields),
 * the content of the video (sha256 of the file's bytes, or of every file of a frame folder:
   :func:`semiostream.trainer.features.sha256_of_path`), and
 * the run's settings (:class:`RunSettings`: bundle id, backend, hop, ROI detector, threshold,
@@ -23,9 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from semiostream.core.decision import DECISION_THRESHOLD
+from semiostream.core.segment import Segment
 from semiostream.trainer.features import ContentHashMemo
-
-from .inputs import Job
 
 KEY_VERSION = 2  # 2: windows made at the bundle's rate (resampled), frame-rate columns
 
@@ -45,7 +44,7 @@ class RunSettings:
         return hashlib.sha256(json.dumps({"v": KEY_VERSION, **asdict(self)}, sort_keys=True).encode()).hexdigest()
 
 
-def input_key(job: Job, content_sha256: str, settings: RunSettings) -> str:
+def input_key(job: Segment, content_sha256: str, settings: RunSettings) -> str:
     """40 hex digits naming one input's results under ``settings``."""
     blob = json.dumps({"job": job.identity(), "content": content_sha256, "run": settings.digest()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:40]

@@ -11,7 +11,9 @@
 * a **manifest** (``.csv``, ``.parquet``, ``.pq``; see :mod:`semiostream.trainer.manifest`) gives one job per
   row: its video's ``[onset, offset)`` segment, with its ROI, stream, fps, patient, seizure and label.
 
-A job's ``input_id`` is ``<absolute path>[#<stream>][@<onset>-<offset>s]``; jobs are de-duplicated by it
+A job is a :class:`~semiostream.core.segment.Segment` (the manifest's own rows, with the stream given on the
+command line for rows that say ``ir``); its ``input_id`` is ``<absolute path>[#<stream>][@<onset>-<offset>s]``;
+jobs are de-duplicated by it
 (the first occurrence wins) and returned sorted by it.
 
 Nothing here opens a video. A FIFO, device, socket or symbolic link loop with a video suffix (given
@@ -22,59 +24,20 @@ at once).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from semiostream.core.errors import UserError
+from semiostream.core.segment import Segment
 
 from .guard import absolute
 
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIXES = (".csv", ".parquet", ".pq")
-
-
-@dataclass(frozen=True)
-class Job:
-    """One input to score: a video (or a segment of one) and what the manifest says about it.
-
-    Attributes:
-        path: absolute path of the video file or frame folder.
-        stream: ``"ir"`` or ``"depth"``.
-        onset, offset: segment in seconds (None = start / end of the video).
-        roi: fixed crop ``(x0, y0, x1, y1)`` or None (detector / full frame).
-        fps: frame-rate override for formats that store none, or None.
-        patient_id, seizure_id, label: from a manifest row (None otherwise).
-    """
-
-    path: Path
-    stream: str = "ir"
-    onset: float | None = None
-    offset: float | None = None
-    roi: tuple[int, int, int, int] | None = None
-    fps: float | None = None
-    patient_id: str | None = None
-    seizure_id: str | None = None
-    label: str | None = None
-
-    @property
-    def input_id(self) -> str:
-        s = str(self.path)
-        if self.stream != "ir":
-            s += f"#{self.stream}"
-        if self.onset is not None or self.offset is not None:
-            a = "" if self.onset is None else f"{self.onset:g}"
-            b = "" if self.offset is None else f"{self.offset:g}"
-            s += f"@{a}-{b}s"
-        return s
-
-    def identity(self) -> dict:
-        """Everything about the job, except the file's content, that determines its results."""
-        return {"input_id": self.input_id, "roi": list(self.roi) if self.roi else None, "fps": self.fps,
-                "patient_id": self.patient_id, "seizure_id": self.seizure_id, "label": self.label}
 
 
 def is_manifest(p: Path) -> bool:
@@ -117,7 +80,7 @@ def _suffixless_dicom(p: Path) -> bool:
     return not p.suffix and is_dicom(p)
 
 
-def _manifest_jobs(p: Path, stream: str) -> list[Job]:
+def _manifest_jobs(p: Path, stream: str) -> list[Segment]:
     from semiostream.core.files import file_kind
     from semiostream.trainer.manifest import ManifestError, load_manifest
 
@@ -128,12 +91,12 @@ def _manifest_jobs(p: Path, stream: str) -> list[Job]:
         manifest = load_manifest(p, check_files=False)  # a missing video becomes an error row, not a stop
     except ManifestError as e:
         raise UserError(str(e)) from e
-    return [Job(absolute(r.path), r.stream if r.stream != "ir" else stream, r.onset, r.offset, r.roi, r.fps,
-                r.patient_id, r.seizure_id, r.label) for r in manifest.rows]
+    return [dataclasses.replace(r, path=absolute(r.path), stream=r.stream if r.stream != "ir" else stream,
+                                row=None) for r in manifest.rows]
 
 
 def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: float | None = None,
-                  skipped: list[tuple[Path, str]] | None = None) -> list[Job]:
+                  skipped: list[tuple[Path, str]] | None = None) -> list[Segment]:
     """The jobs of the command line's INPUTS, de-duplicated and sorted by ``input_id``.
 
     Args:
@@ -150,7 +113,7 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
             refused later with an error row.)
     """
     suffixes = _video_suffixes()
-    jobs: list[Job] = []
+    jobs: list[Segment] = []
     for raw in inputs:
         p = absolute(raw)
         if not os.path.lexists(p):
@@ -166,18 +129,18 @@ def expand_inputs(inputs: Sequence[str | os.PathLike], stream: str = "ir", fps: 
                                 f"frame folders: at least 9 numbered PNG/TIFF frames, no videos beside them){why}")
             if skipped is not None:
                 skipped += passed
-            jobs += [Job(f, stream, fps=fps) for f in found]
+            jobs += [Segment(f, stream, fps=fps) for f in found]
         elif p.suffix.lower() in suffixes or _suffixless_dicom(p):
-            jobs.append(Job(p, stream, fps=fps))
+            jobs.append(Segment(p, stream, fps=fps))
         else:
             raise UserError(f"input {raw}: unsupported file type {p.suffix or '(no suffix)'!r}; pass videos "
                             f"({', '.join(sorted(suffixes))}), folders, or a manifest ({', '.join(MANIFEST_SUFFIXES)})")
     return dedupe(jobs)
 
 
-def dedupe(jobs: Iterable[Job]) -> list[Job]:
+def dedupe(jobs: Iterable[Segment]) -> list[Segment]:
     """One job per ``input_id`` (the first; a differing duplicate is logged), sorted by ``input_id``."""
-    seen: dict[str, Job] = {}
+    seen: dict[str, Segment] = {}
     for j in jobs:
         first = seen.setdefault(j.input_id, j)
         if first is not j and first != j:

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.core.segment import Segment
+
 from .guard import frame_size_problem
-from .inputs import Job
 
 
 class PlanError(ValueError):
@@ -49,7 +50,7 @@ class JobPlan:
         intensity: the segment's held raw intensity window ``(lo, hi)``, or None (the spec's per-window rule).
     """
 
-    job: Job
+    job: Segment
     key: str
     sha256: str
     num_frames: int
@@ -86,7 +87,7 @@ class JobPlan:
         return [(int(a), int(b)) for a, b in zip(self.starts, self.stops, strict=True)]
 
 
-def open_job(job: Job, fps: float | None = None):
+def open_job(job: Segment, fps: float | None = None):
     """The job's open :class:`~semiostream.sources.source.Source` (raises ``SourceError``), read at
     ``fps`` frames/s when given (:func:`~semiostream.sources.rate.at_rate`)."""
     from semiostream.sources.rate import at_rate
@@ -96,7 +97,7 @@ def open_job(job: Job, fps: float | None = None):
     return src if fps is None else at_rate(src, fps)
 
 
-def plan_job(job: Job, key: str, sha256: str, spec: Any, hop: int | None = None, detector: Any | None = None,
+def plan_job(job: Segment, key: str, sha256: str, spec: Any, hop: int | None = None, detector: Any | None = None,
              detector_lock: threading.Lock | None = None) -> JobPlan:
     """Open ``job``'s video and plan its windows (see the module docstring).
 

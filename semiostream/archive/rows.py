@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from semiostream.core.decision import DECISION_THRESHOLD, aggregate_event
+from semiostream.core.segment import Segment
 
 from .facts import InputFacts
-from .inputs import Job
 from .plan import JobPlan
 from .schema import INPUT_COLUMNS, WINDOW_COLUMNS, check_row, column_names
 
@@ -25,7 +25,7 @@ def in_segment(seizure_id: str | None) -> bool:
     return seizure_id is not None
 
 
-def input_row(job: Job, *, bundle_id: str, backend: str, plan: JobPlan | None = None,
+def input_row(job: Segment, *, bundle_id: str, backend: str, plan: JobPlan | None = None,
               probs: np.ndarray | None = None, error: str | None = None, sha256: str | None = None,
               labels: Sequence[str] = ("FLE", "TLE"), threshold: float = DECISION_THRESHOLD,
               facts: InputFacts | None = None, training_data: str = "unknown") -> dict[str, Any]:

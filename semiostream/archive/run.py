@@ -31,11 +31,12 @@ import numpy as np
 from semiostream.core.decision import DECISION_THRESHOLD
 from semiostream.core.errors import UserError
 from semiostream.core.files import sha256_of
+from semiostream.core.segment import Segment
 
 from .facts import InputFacts, plan_with_facts
 from .guard import InputRefused, check_input
 from .identity import ContentHashes, RunSettings, input_key
-from .inputs import Job, expand_inputs
+from .inputs import expand_inputs
 from .output import inputs_path, output_format, write_tables
 from .plan import JobPlan
 from .progress import WindowProgress
@@ -275,11 +276,11 @@ def score_archive(cfg: ScoreConfig) -> ScoreSummary:
     with PartsStore(parts_dir_for(cfg.out)) as store:
         hashes = ContentHashes(store.root)
         final: list[tuple[dict, str | None]] = []  # (input row, chunk key or None) for every job
-        todo: list[tuple[Job, str, str]] = []
+        todo: list[tuple[Segment, str, str]] = []
 
         facts: dict[str, InputFacts] = {}  # input_id -> kind and person, gathered while planning
 
-        def row(job: Job, **kw) -> dict:
+        def row(job: Segment, **kw) -> dict:
             return input_row(job, bundle_id=bundle_id, backend=requested_backend, labels=labels,
                              threshold=cfg.threshold, training_data=trained_on.kind,
                              facts=facts.get(job.input_id), **kw)

@@ -31,6 +31,7 @@ from typing import Any
 from semiostream.core.decision import DECISION_THRESHOLD
 from semiostream.core.evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
 from semiostream.core.files import atomic_write
+from semiostream.core.segment import Segment
 
 from .report import DISCLAIMER, INDEX_HTML, REPORT_JSON, write_event_report
 
@@ -204,11 +205,10 @@ def _replan(row: dict, rows: list[dict], spec, fps: float | None, hop: int | Non
     input's windows are not its own frame ranges). Raises ValueError when its windows are not the table's."""
     import numpy as np
 
-    from semiostream.archive.inputs import Job
     from semiostream.archive.plan import plan_job
 
     given = row.get("fps") if row.get("fps_from") == "given" else (fps if "fps_from" not in row else None)
-    job = Job(Path(row["path"]), row["stream"], row.get("onset_s"), row.get("offset_s"), _roi(row["roi"]), given)
+    job = Segment(Path(row["path"]), row["stream"], row.get("onset_s"), row.get("offset_s"), _roi(row["roi"]), given)
     plan = plan_job(job, row["input_id"], row.get("sha256") or "", spec, hop)
     idx = np.array([r["window"] for r in rows], np.int64)
     if len(rows) and (idx.max() >= plan.num_windows

@@ -19,11 +19,12 @@ import pytest
 from arc_helpers import FAST
 
 from semiostream.archive.guard import MAX_FRAME_PIXELS, MIN_FRAME_SIDE, refusal
-from semiostream.archive.inputs import Job, expand_inputs, scan_folder
+from semiostream.archive.inputs import expand_inputs, scan_folder
 from semiostream.archive.output import inputs_path, read_table
 from semiostream.archive.plan import PlanError, plan_job
 from semiostream.core.errors import UserError
 from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.core.segment import Segment
 from semiostream.sources.readers import open_source
 from semiostream.sources.source import SourceError
 
@@ -136,16 +137,16 @@ def test_tiny_frames_are_refused_before_any_window_is_planned(tmp_path):
     tiny = _npy(tmp_path / "tiny.npy", (100_000, 2, 2))
     t0 = time.perf_counter()
     with pytest.raises(PlanError, match=f"frames are 2x2 pixels, below the minimum of {MIN_FRAME_SIDE} pixels"):
-        plan_job(Job(tiny), "k", "sha", SPEC)
+        plan_job(Segment(tiny), "k", "sha", SPEC)
     assert time.perf_counter() - t0 < 5
     narrow = _npy(tmp_path / "narrow.npy", (20, 480, MIN_FRAME_SIDE - 1))
     with pytest.raises(PlanError, match=f"480x{MIN_FRAME_SIDE - 1}|{MIN_FRAME_SIDE - 1}x480"):
-        plan_job(Job(narrow), "k", "sha", SPEC)
+        plan_job(Segment(narrow), "k", "sha", SPEC)
     edge = _npy(tmp_path / "edge.npy", (20, MIN_FRAME_SIDE, MIN_FRAME_SIDE))
-    assert plan_job(Job(edge), "k", "sha", SPEC).num_windows == 1  # the minimum itself is scored
+    assert plan_job(Segment(edge), "k", "sha", SPEC).num_windows == 1  # the minimum itself is scored
     ok = _npy(tmp_path / "ok.npy", (20, 48, 64))
     with pytest.raises(PlanError, match="the manifest roi's crops are 8x8 pixels, below the minimum .* widen the roi"):
-        plan_job(Job(ok, roi=(0, 0, 8, 8)), "k", "sha", SPEC)
+        plan_job(Segment(ok, roi=(0, 0, 8, 8)), "k", "sha", SPEC)
 
 
 def test_huge_frames_are_refused_from_the_header(tmp_path):
@@ -153,7 +154,7 @@ def test_huge_frames_are_refused_from_the_header(tmp_path):
     huge = np.lib.format.open_memmap(tmp_path / "huge.npy", mode="w+", dtype=np.uint16, shape=(1, side, side))
     del huge  # a sparse file: only its header is read
     with pytest.raises(PlanError, match=f"frames are {side}x{side} pixels, more than the"):
-        plan_job(Job(tmp_path / "huge.npy"), "k", "sha", SPEC)
+        plan_job(Segment(tmp_path / "huge.npy"), "k", "sha", SPEC)
 
 
 def test_score_turns_every_special_into_an_error_row_and_scores_the_rest(arc_clips, arc_bundle, specials, tmp_path,
@@ -198,5 +199,5 @@ def test_a_frame_folder_with_a_fifo_and_a_device_among_its_frames_is_hashed_and_
     (frames / "loop.png").symlink_to(frames / "loop.png")
     sha, err = _within(30, ContentHashes(tmp_path / "work2").sha256, frames)
     assert err is None and sha == clean, err  # only the regular frames are read
-    plan, err = _within(30, plan_job, Job(frames), "k", "sha", SPEC)
+    plan, err = _within(30, plan_job, Segment(frames), "k", "sha", SPEC)
     assert err is None and plan.num_frames == 20, err

@@ -97,9 +97,9 @@ def test_htj2k_windows_decoded_and_preprocessed_in_the_graph_score_like_host_dec
                                                                                           tmp_path):
     """The GPU path of `score` on HTJ2K (decode + preprocess in one DALI graph, the model input submitted
     instead of frames) run with the same graph on the CPU: the same p(TLE) as decoding on the host."""
-    from semiostream.archive.inputs import Job
     from semiostream.archive.plan import plan_job
     from semiostream.archive.runner import score_local
+    from semiostream.core.segment import Segment
     from semiostream.engines.scorer import Scorer
 
     mkv = sorted(arc_clips.glob("*.mkv"))[0]
@@ -114,7 +114,7 @@ def test_htj2k_windows_decoded_and_preprocessed_in_the_graph_score_like_host_dec
         assert decodes_in_graph(src)  # the graph path is taken, not the host fallback
     got = {}
     with Scorer(arc_bundle, "torch-cpu-fp32") as scorer:
-        plan = plan_job(Job(dcm), "k", "sha", scorer.spec)
+        plan = plan_job(Segment(dcm), "k", "sha", scorer.spec)
         for graph in (False, True):
             score_local([plan], scorer, lambda p, probs, err, g=graph: got.__setitem__(g, (probs, err)),
                         graph_decode=graph)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from semiostream.archive.inputs import Job, dedupe, expand_inputs, scan_folder
+from semiostream.archive.inputs import dedupe, expand_inputs, scan_folder
 from semiostream.core.errors import UserError
+from semiostream.core.segment import Segment
 from semiostream.sources.writers import write_frames
 
 
@@ -54,16 +55,16 @@ def test_manifest_rows_become_segments_with_their_metadata(tmp_path):
 
 
 def test_input_id_names_stream_and_open_segments(tmp_path):
-    assert Job(tmp_path / "x.mkv", "depth").input_id == f"{tmp_path / 'x.mkv'}#depth"
-    assert Job(tmp_path / "x.mkv", onset=2.0).input_id == f"{tmp_path / 'x.mkv'}@2-s"
-    assert Job(tmp_path / "x.mkv", offset=3.5).input_id == f"{tmp_path / 'x.mkv'}@-3.5s"
+    assert Segment(tmp_path / "x.mkv", "depth").input_id == f"{tmp_path / 'x.mkv'}#depth"
+    assert Segment(tmp_path / "x.mkv", onset=2.0).input_id == f"{tmp_path / 'x.mkv'}@2-s"
+    assert Segment(tmp_path / "x.mkv", offset=3.5).input_id == f"{tmp_path / 'x.mkv'}@-3.5s"
 
 
 def test_duplicates_are_scored_once(tmp_path):
     a = _npy(tmp_path / "a.npy")
     jobs = expand_inputs([a, tmp_path, a])
     assert [j.path for j in jobs] == [a]
-    assert len(dedupe([Job(a), Job(a, fps=10.0), Job(a, onset=1.0)])) == 2
+    assert len(dedupe([Segment(a), Segment(a, fps=10.0), Segment(a, onset=1.0)])) == 2
 
 
 @pytest.mark.parametrize("name, message", [

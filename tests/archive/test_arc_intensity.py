@@ -6,10 +6,10 @@ import dataclasses
 
 import numpy as np
 
-from semiostream.archive.inputs import Job
 from semiostream.archive.plan import plan_job
 from semiostream.archive.runner import score_local
 from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.core.segment import Segment
 from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.engines.scorer import Scorer
 
@@ -26,19 +26,19 @@ def test_plan_holds_the_segments_first_frames_window(tmp_path):
     clip = _clip(tmp_path / "v.npy")
     spec = PreprocessSpec(window=16, fps=15, min_frames=9)
     v = np.load(clip)
-    plan = plan_job(Job(clip, roi=(4, 4, 60, 44)), "k", "sha", spec)
+    plan = plan_job(Segment(clip, roi=(4, 4, 60, 44)), "k", "sha", spec)
     assert plan.intensity == segment_window(v[:spec.percentile_frames], (4, 4, 60, 44), spec)
-    seg = plan_job(Job(clip, onset=0.5), "k", "sha", spec, hop=None)  # a segment: its own first frames
+    seg = plan_job(Segment(clip, onset=0.5), "k", "sha", spec, hop=None)  # a segment: its own first frames
     start = seg.seg_start
     assert seg.intensity == segment_window(v[start:start + spec.percentile_frames], None, spec)
-    assert plan_job(Job(clip), "k", "sha", dataclasses.replace(spec, intensity_scope="window")).intensity is None
+    assert plan_job(Segment(clip), "k", "sha", dataclasses.replace(spec, intensity_scope="window")).intensity is None
 
 
 def test_local_runner_scores_with_the_held_window(tmp_path, arc_bundle):
     clip = _clip(tmp_path / "v.npy", seed=1)
     with Scorer(arc_bundle, "torch-cpu-fp32", preprocessing="reference", engine_options={"compile": False}) as sc:
         assert sc.spec.intensity_scope == "video"
-        plan = plan_job(Job(clip), "k", "sha", sc.spec)
+        plan = plan_job(Segment(clip), "k", "sha", sc.spec)
         done = {}
         score_local([plan], sc, lambda pl, p, err: done.setdefault(pl.key, (p, err)), workers=1)
         p, err = done["k"]

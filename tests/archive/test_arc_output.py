@@ -7,17 +7,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from semiostream.archive.facts import InputFacts
-from semiostream.archive.inputs import Job
 from semiostream.archive.output import inputs_path, output_format, read_table, write_tables
 from semiostream.archive.plan import JobPlan
 from semiostream.archive.rows import input_row, window_columns
 from semiostream.archive.schema import INPUT_COLUMNS, WINDOW_COLUMNS, column_names
 from semiostream.core.errors import UserError
+from semiostream.core.segment import Segment
 
 
 def _plan(path, n, start=0):
     starts = np.arange(n, dtype=np.int64) * 16 + start
-    return JobPlan(Job(path), "k", "sha", 100, 15.0, start, start + 16 * n, starts, starts + 16,
+    return JobPlan(Segment(path), "k", "sha", 100, 15.0, start, start + 16 * n, starts, starts + 16,
                    starts / 15.0, (starts + 15) / 15.0, (1, 2, 30, 40))
 
 
@@ -28,7 +28,7 @@ def _inputs(tmp_path):
     ok_b = input_row(pa_.job, plan=pa_, probs=probs_b, facts=InputFacts("8-bit colour", "yuv420p h264, colour",
                                                                         True, 0.8125), **kw)
     ok_a = input_row(pb.job, plan=pb, probs=probs_a, facts=InputFacts("16-bit gray", "gray16le ffv1", False), **kw)
-    bad = input_row(Job(tmp_path / "c.mkv", patient_id="P"), error="corrupt, really", **kw)
+    bad = input_row(Segment(tmp_path / "c.mkv", patient_id="P"), error="corrupt, really", **kw)
     # windows of b deliberately out of order: the output sorts them
     wb = window_columns(pa_, probs_b)
     wb = {c: v[::-1] for c, v in wb.items()}
@@ -84,6 +84,6 @@ def test_output_names(tmp_path):
 
 def test_rows_follow_the_schema(tmp_path):
     with pytest.raises(ValueError, match="plan and probabilities"):
-        input_row(Job(tmp_path / "a.mkv"), bundle_id="b", backend="x")
+        input_row(Segment(tmp_path / "a.mkv"), bundle_id="b", backend="x")
     with pytest.raises(ValueError, match="3 probabilities for 2 windows"):
         window_columns(_plan(tmp_path / "a.mkv", 2), np.zeros(3))

@@ -120,18 +120,18 @@ def test_default_dali_preprocessing_scores_every_window(arc_clips, arc_bundle, t
 def test_local_runner_hands_over_jobs_as_they_complete(arc_clips, arc_bundle, tmp_path):
     """A long video first in line must not hold back the short ones finished meanwhile (their chunks are
     written at once, so a kill loses little work); every window is counted once."""
-    from semiostream.archive.inputs import Job
     from semiostream.archive.plan import plan_job
     from semiostream.archive.progress import WindowProgress
     from semiostream.archive.runner import score_local
     from semiostream.core.preprocess_spec import PreprocessSpec
+    from semiostream.core.segment import Segment
     from semiostream.engines.scorer import Scorer
 
     long_clip = tmp_path / "long.npy"
     np.save(long_clip, np.random.default_rng(0).integers(2000, 4000, (16 * 24, 48, 64), dtype=np.uint16))  # 24 windows: 8x the 3 short jobs
     spec = PreprocessSpec(window=16, fps=15, min_frames=9)
-    plans = [plan_job(Job(long_clip), "long", "sha", spec)]
-    plans += [plan_job(Job(p, offset=1.0), p.name, "sha", spec) for p in sorted(arc_clips.glob("*.mkv"))[:3]]
+    plans = [plan_job(Segment(long_clip), "long", "sha", spec)]
+    plans += [plan_job(Segment(p, offset=1.0), p.name, "sha", spec) for p in sorted(arc_clips.glob("*.mkv"))[:3]]
     assert [p.num_windows for p in plans] == [24, 1, 1, 1]
     order = []
     with Scorer(arc_bundle, "torch-cpu-fp32", preprocessing="reference", engine_options={"compile": False}) as sc, \

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tr_helpers import synthetic_featureset
+from tr_helpers import seizure, synthetic_featureset
 
-from semiostream.trainer.dataset import FeatureSet, SeizureInfo
+from semiostream.trainer.dataset import FeatureSet
 from semiostream.trainer.folds import (
     FoldError,
     check_disjoint,
@@ -52,11 +52,11 @@ def test_folds_are_seeded_and_stratified():
 
 def test_fold_composition_counts_by_hand():
     parts = [
-        (SeizureInfo("A", "1", "FLE", 2), np.zeros((2, 7, 4))),
-        (SeizureInfo("A", "2", "FLE", 3), np.zeros((3, 7, 4))),
-        (SeizureInfo("B", "1", "TLE", 1), np.zeros((1, 7, 4))),
-        (SeizureInfo("C", "1", "TLE", 4), np.zeros((4, 7, 4))),
-        (SeizureInfo("D", "1", "FLE", 5), np.zeros((5, 7, 4))),
+        (seizure("A", "1", "FLE"), np.zeros((2, 7, 4))),
+        (seizure("A", "2", "FLE"), np.zeros((3, 7, 4))),
+        (seizure("B", "1", "TLE"), np.zeros((1, 7, 4))),
+        (seizure("C", "1", "TLE"), np.zeros((4, 7, 4))),
+        (seizure("D", "1", "FLE"), np.zeros((5, 7, 4))),
     ]
     data = FeatureSet.from_parts(parts, feature_shape=(7, 4))
     folds = make_folds(data, 2, seed=0)
@@ -66,7 +66,7 @@ def test_fold_composition_counts_by_hand():
             for lab in ("FLE", "TLE"):
                 sel = [i for i in idx if parts[i][0].label == lab]
                 assert fc[side][lab]["seizures"] == len(sel)
-                assert fc[side][lab]["windows"] == sum(parts[i][0].n_windows for i in sel)
+                assert fc[side][lab]["windows"] == sum(len(parts[i][1]) for i in sel)
                 assert fc[side][lab]["patients"] == sorted({parts[i][0].patient_id for i in sel})
     text = format_composition(comp)
     assert "train" in text and "val" in text and len(text.splitlines()) == 2 + 2 * 2
@@ -76,11 +76,11 @@ def test_too_few_patients_or_one_class():
     data = synthetic_featureset(patients_per_class=2)
     with pytest.raises(FoldError, match="4 patients cannot fill 5"):
         make_folds(data, 5)
-    one = FeatureSet.from_parts([(SeizureInfo(f"P{i}", "1", "FLE", 1), np.zeros((1, 7, 4))) for i in range(6)],
+    one = FeatureSet.from_parts([(seizure(f"P{i}", "1", "FLE"), np.zeros((1, 7, 4))) for i in range(6)],
                                 feature_shape=(7, 4))
     with pytest.raises(FoldError, match="no TLE seizures"):
         make_folds(one, 5)
-    few = FeatureSet.from_parts([(SeizureInfo(f"P{i}", "1", "FLE" if i < 3 else "TLE", 1), np.zeros((1, 7, 4)))
+    few = FeatureSet.from_parts([(seizure(f"P{i}", "1", "FLE" if i < 3 else "TLE"), np.zeros((1, 7, 4)))
                                  for i in range(6)], feature_shape=(7, 4))
     with pytest.raises(FoldError, match="cannot make 5 stratified folds from FLE 3, TLE 3 seizures"):
         make_folds(few, 5)
@@ -89,8 +89,8 @@ def test_too_few_patients_or_one_class():
 def test_one_class_validation_folds_are_warned_about():
     from semiostream.trainer.run import one_class_folds
 
-    parts = [(SeizureInfo(f"F{i}", str(k), "FLE", 2), np.zeros((2, 7, 4))) for i in range(3) for k in range(2)]
-    parts += [(SeizureInfo(f"T{i}", str(k), "TLE", 2), np.zeros((2, 7, 4))) for i in range(2) for k in range(3)]
+    parts = [(seizure(f"F{i}", str(k), "FLE"), np.zeros((2, 7, 4))) for i in range(3) for k in range(2)]
+    parts += [(seizure(f"T{i}", str(k), "TLE"), np.zeros((2, 7, 4))) for i in range(2) for k in range(3)]
     data = FeatureSet.from_parts(parts, feature_shape=(7, 4))
     folds = make_folds(data, 5, seed=0)
     lacking = [f.index for f in folds if len(set(data.seizure_y[f.val].tolist())) < 2]

@@ -111,7 +111,6 @@ def test_synthetic_column_marks_generated_clips(tmp_path):
 
     from semiostream.models.bundle import training_data
     from semiostream.sources.synth import SynthConfig, generate_dataset
-    from semiostream.trainer.dataset import SeizureInfo
     from semiostream.trainer.run import _synthetic_counts
 
     synth = generate_dataset(tmp_path / "s", 2, 1, SynthConfig(width=48, height=40, seconds=0.4), fmt="npy")
@@ -120,15 +119,14 @@ def test_synthetic_column_marks_generated_clips(tmp_path):
     write_manifest(tmp_path / "m2.csv", m.rows)
     assert all(r.synthetic for r in load_manifest(tmp_path / "m2.csv").rows)
     # what the trainer records in the bundle, over the seizures it trained on
-    seizures = [SeizureInfo(r.patient_id, r.seizure_id, r.label, 3) for r in m.rows]
-    counts = _synthetic_counts(m, SimpleNamespace(seizures=seizures))
+    counts = _synthetic_counts(m, SimpleNamespace(seizures=m.rows))
     assert counts == {"synthetic": True, "synthetic_seizures": 2, "seizures": 2}
     assert training_data({"provenance": {"data": counts}}).kind == "synthetic"
 
     _video(tmp_path, "a.npy")
     (tmp_path / "real.csv").write_text("path,patient_id,seizure_id,label\na.npy,P1,1,FLE\n")
     real = load_manifest(tmp_path / "real.csv")
-    counts = _synthetic_counts(real, SimpleNamespace(seizures=[SeizureInfo("P1", "1", "FLE", 3)]))
+    counts = _synthetic_counts(real, SimpleNamespace(seizures=real.rows))
     assert counts["synthetic"] is False and training_data({"provenance": {"data": counts}}).kind == "not synthetic"
     (tmp_path / "bad.csv").write_text("path,patient_id,seizure_id,label,synthetic\na.npy,P1,1,FLE,maybe\n")
     with pytest.raises(ManifestError, match="synthetic 'maybe' must be yes or no"):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+from tr_helpers import seizure
 
-from semiostream.trainer.dataset import FeatureSet, SeizureInfo
+from semiostream.trainer.dataset import FeatureSet
 from semiostream.trainer.folds import make_folds
 from semiostream.trainer.nested import cross_validate_protocol, describe_protocol, nested_cross_validate
 from semiostream.trainer.train import TrainConfig
@@ -19,7 +22,7 @@ def _no_signal(patients: int = 8, seizures: int = 2, windows: int = 3, dim: int 
         for p in range(patients):
             for s in range(seizures):
                 x = np.abs(rng.normal(1, 1, (windows, 7, dim))).astype(np.float32)
-                parts.append((SeizureInfo(f"{lab}{p}", f"s{s}", lab, windows), x))
+                parts.append((seizure(f"{lab}{p}", f"s{s}", lab), x))
     return FeatureSet.from_parts(parts, feature_shape=(7, dim))
 
 
@@ -49,8 +52,7 @@ def test_nested_never_looks_at_the_outer_validation_labels():
     folds = make_folds(data, 3, seed=0)[:1]
     changed = set(folds[0].val.tolist()[::2])  # relabel every other validation seizure of the outer fold
     flipped_seizures = [
-        SeizureInfo(s.patient_id, s.seizure_id, ("TLE" if s.label == "FLE" else "FLE") if i in changed
-                    else s.label, s.n_windows, s.path)
+        dataclasses.replace(s, label=("TLE" if s.label == "FLE" else "FLE") if i in changed else s.label)
         for i, s in enumerate(data.seizures)
     ]
     flipped = FeatureSet(data.x, data.seizure_index, flipped_seizures)

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from semiostream.trainer.dataset import FeatureSet, SeizureInfo
+from semiostream.core.segment import Segment
+from semiostream.trainer.dataset import FeatureSet
+
+
+def seizure(patient_id: str, seizure_id: str, label: str) -> Segment:
+    """A seizure of a feature set (its video is not read: the features are given)."""
+    return Segment(Path(f"/data/{patient_id}/{seizure_id}.mkv"), patient_id=patient_id, seizure_id=seizure_id,
+                   label=label)
 
 
 def synthetic_featureset(
@@ -34,5 +43,5 @@ def synthetic_featureset(
                 x = np.abs(x).astype(np.float32)
                 steps = int(rng.integers(1, 7))
                 x[-1, : 7 - steps] = -1.0  # short leftover window: pre-padded
-                parts.append((SeizureInfo(pid, f"s{s}", lab, n), x))
+                parts.append((seizure(pid, f"s{s}", lab), x))
     return FeatureSet.from_parts(parts, feature_shape=(7, dim))
