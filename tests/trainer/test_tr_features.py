@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from semiostream.core.preprocess_spec import PreprocessSpec
+from semiostream.core.segment import Segment
 from semiostream.dali_pipes.event_intensity import segment_window
 from semiostream.trainer.features import (
     ExtractionSettings,
@@ -20,7 +21,7 @@ from semiostream.trainer.features import (
     segment_frames,
     state_digest,
 )
-from semiostream.trainer.manifest import SeizureRow, load_manifest
+from semiostream.trainer.manifest import load_manifest
 
 
 def _clip(path: Path, n: int, seed: int, h: int = 48, w: int = 64) -> Path:
@@ -31,8 +32,8 @@ def _clip(path: Path, n: int, seed: int, h: int = 48, w: int = 64) -> Path:
     return path
 
 
-def _row(path, pid="P1", sid="1", label="FLE", **kw) -> SeizureRow:
-    return SeizureRow(2, Path(path), pid, sid, label, **kw)
+def _row(path, pid="P1", sid="1", label="FLE", **kw) -> Segment:
+    return Segment(Path(path), patient_id=pid, seizure_id=sid, label=label, row=2, **kw)
 
 
 def test_cache_key_follows_content_spec_weights_and_segment(tmp_path):
