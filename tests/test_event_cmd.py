@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from random_bundle import make_random_bundle
+from waiting import wait_until
 
 from semiostream.bus.config import ServiceConfig
 from semiostream.bus.publisher import Publisher, synthetic_frames
@@ -60,15 +60,15 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
     return rc, out.out, out.err
 
 
+def _status_json(capsys, ctl: list[str]) -> dict:
+    rc, out, err = _run(capsys, "status", "--json", *ctl)
+    assert rc == 0, err
+    return json.loads(out)
+
+
 def _wait_for_windows(capsys, ctl: list[str], n: int) -> dict:
-    deadline = time.monotonic() + 90
-    while True:
-        rc, out, err = _run(capsys, "status", "--json", *ctl)
-        assert rc == 0, err
-        bed = json.loads(out)["beds"].get("bed-01", {})
-        if bed.get("windows_scored", 0) >= n or time.monotonic() > deadline:
-            return bed
-        time.sleep(0.5)
+    return wait_until(lambda: _status_json(capsys, ctl)["beds"].get("bed-01", {}), 90,
+                      until=lambda bed: bed.get("windows_scored", 0) >= n, what=f"{n} windows of bed-01 scored")
 
 
 def _status_cells(capsys, ctl: list[str]) -> dict[str, str]:
@@ -97,14 +97,9 @@ def test_event_start_list_stop_prints_the_summary(scorer, capsys):
         {k: e[k] for k in ("bed", "event_id")} for e in json.loads(out)]
 
     _wait_for_windows(capsys, ctl, 3)  # a few windows scored during the event
-    deadline = time.monotonic() + 60
-    while True:  # status shows p(TLE) once a window of the open event is scored
-        rc, out, err = _run(capsys, "status", "--json", *ctl)
-        assert rc == 0, err
-        st = json.loads(out)
-        if st["events"]["bed-01"]["windows_so_far"] >= 1 or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    # status shows p(TLE) once a window of the open event is scored
+    wait_until(lambda: _status_json(capsys, ctl), until=lambda st: st["events"]["bed-01"]["windows_so_far"] >= 1,
+               what="a window of the open event scored")
     cells = _status_cells(capsys, ctl)
     assert cells["state"] == f"event {event_id}", cells
     assert 0 <= float(cells["p(TLE)"]) <= 1, cells  # the latest window, one of the event's
