@@ -75,8 +75,8 @@ class TrtEngine(Engine):
             gpu, sm = tf.gpu_facts()
             mb = int(path.name.split("_b")[1].split("_")[0])
             exp = tf.expected_sidecar(bundle.meta, art.MODEL_FOR_ROLE[role], role,
-                                         "fp32" if role == "classifier" else precision, mb, None,
-                                         trt.__version__, gpu, sm)
+                                      "fp32" if role == "classifier" else precision, mb, None,
+                                      trt.__version__, gpu, sm)
             exp.pop("frames")
             blob = tf.load_engine_bytes(path, exp)
         except (tf.StaleEngineError, tf.TensorRTError) as e:

@@ -154,7 +154,7 @@ def import_tensorrt():
         import tensorrt as trt
     except ImportError as e:
         raise TensorRTError("TensorRT is not installed: pip install 'semiostream[trt]' on a machine with an "
-                         "NVIDIA GPU") from e
+                            "NVIDIA GPU") from e
     return trt
 
 

@@ -47,8 +47,8 @@ def expected_for(bundle: Bundle, role: str, precision: str, max_batch: int,
     model = art.MODEL_FOR_ROLE[role]
     path = trt_files.engine_path(bundle, model, max_batch, sm, precision, trt.__version__)
     exp = trt_files.expected_sidecar(bundle.meta, model, role, precision, max_batch,
-                                 frames if role == "features" else None, trt.__version__, gpu, sm,
-                                 onnx_sha256, build_flags)
+                                     frames if role == "features" else None, trt.__version__, gpu, sm,
+                                     onnx_sha256, build_flags)
     return path, exp
 
 
