@@ -6,12 +6,19 @@ Kept light: nothing here imports torch until a run starts.
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from semiostream.core.errors import UserError
 
 #: option -> default; any other value given without --finetune is refused
 _DEFAULTS = {"finetune_from": "Mixed_5b", "i3d_lr": 1e-4, "amp": "auto", "device": None, "no_grad_checkpointing": False,
              "no_augment": False, "windows_per_seizure": None, "checkpoint_every": 0, "resume": False}
+
+
+def default_out() -> Path:
+    """``runs/train-<date>-<time>``: the run directory of ``semiostream train`` when --out is not given."""
+    return Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
 
 
 def add_finetune_options(p: argparse.ArgumentParser) -> None:
@@ -72,7 +79,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     from semiostream.trainer.train import TrainConfig
 
     from .extract import extract_config
-    from .train import default_out
 
     ext = extract_config(args)
     ext.show_progress = not args.quiet

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 from semiostream.core.errors import UserError
 
-from ._finetune import add_finetune_options, finetune_options_given, run_finetune
+from ._finetune import add_finetune_options, default_out, finetune_options_given, run_finetune
 from .extract import add_feature_options, extract_config
 
 ORDER = 41
@@ -77,11 +76,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_finetune_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_run)
-
-
-def default_out() -> Path:
-    """``runs/train-<date>-<time>``: the run directory when --out is not given."""
-    return Path("runs") / time.strftime("train-%Y%m%d-%H%M%S")
 
 
 def _run(args: argparse.Namespace) -> int:
