@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 import urllib.request
 
 from review_helpers import WINDOW
+from waiting import wait_until
 
 from semiostream.bus.config import ServiceConfig
 from semiostream.bus.publisher import Publisher, synthetic_frames
@@ -51,15 +51,15 @@ def test_dashboard_with_viewer_and_operator_keys(review_bundle, tmp_path):
         try:
             assert cam.wait_for_scorer(10) is None
             cam.run(synthetic_frames("TLE", 3, 96, 72, 30.0, 1.2, loop=False), realtime=False)
-            snap = _wait(lambda: _state(port), lambda s: (s.get("beds", {}).get("bed-1") or {}).get("windows")
-                         and s.get("bundle_id"), 38)
+            snap = wait_until(lambda: _state(port), 38, until=lambda s: (s.get("beds", {}).get("bed-1") or {})
+                              .get("windows") and s.get("bundle_id"))
             bed = snap["beds"]["bed-1"]
             assert snap["status_error"] is None and snap["results_error"] is None
             assert bed["gaps"] == 0 and bed["frames"] >= 32 and bed["updated"] is not None
             # no event is open on bed-1: scored, but no class (the model learnt seizures only)
             assert (bed["event"], bed["p_tle"], bed["label"], bed["spark"]) == (None, None, None, [])
-            other = _wait(viewer_only.snapshot, lambda s: s["status_error"] and s["beds"].get("bed-1", {})
-                          .get("windows"), 30)
+            other = wait_until(viewer_only.snapshot, 30, until=lambda s: s["status_error"] and s["beds"]
+                               .get("bed-1", {}).get("windows"))
             assert other["beds"]["bed-1"]["p_tle"] is None and other["beds"]["bed-1"]["label"] is None
             assert "operator" in other["status_error"] or "no reply" in other["status_error"]
         finally:
@@ -75,14 +75,3 @@ def _state(port: int) -> dict:
             return json.loads(r.read())
     except OSError:
         return {}
-
-
-def _wait(get, ok, timeout: float):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = get()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s; last state: {json.dumps(value)[:2000]}")
-        time.sleep(0.2)
