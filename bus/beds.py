@@ -31,18 +31,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from semiostream.bus.config import BedConfig, WindowConfig
+from semiostream.core.frames import Frame
 from semiostream.sources.windows import WindowAssembler
 
 from .bounds import Bounds
 from .camera_rate import CameraRate
 from .metrics import BusMetrics
-from .protocol import Frame
 from .refusals import Refusals
 
 if TYPE_CHECKING:
@@ -77,8 +77,6 @@ class BedState:
     roi_source: str = "full frame"  # config | camera | detected | full frame (nothing detected)
     roi_error: str | None = None
     intensity: tuple[float, float] | None = None  # raw (lo, hi) held for the stream / its open event
-    seq_times: deque = field(default_factory=deque)  # (stream index, seq, t_ns) of buffered frames
-    index: int = 0
     rate: CameraRate | None = None  # the camera's measured rate and the resampling to the bundle's
 
 
@@ -178,8 +176,6 @@ class BedTable:
         camera's rate is measured afresh)."""
         state.assembler = WindowAssembler(state.bed, self.spec.window, self.hop, self.spec.min_frames)
         state.rate = CameraRate(self.spec.fps, self.spec.window)
-        state.seq_times.clear()
-        state.index = 0
 
     def _owned_by(self, bed: str, conf: BedConfig | None, peer: str | None) -> bool:
         if peer is None:

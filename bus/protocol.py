@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from semiostream.core.decision import EventDecision
+from semiostream.core.frames import Frame
 
 VERSION = 1
 FRAME_PREFIX = b"ir/"
@@ -44,17 +45,6 @@ class ProtocolError(ValueError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded camera frame. ``image`` is ``[H, W]`` uint16, a read-only view of the payload."""
-
-    bed: str
-    seq: int
-    t_ns: int
-    image: np.ndarray
-    roi: tuple[int, int, int, int] | None = None
 
 
 def check_bed(bed: Any) -> str:

@@ -220,7 +220,7 @@ class Publisher:
         frames = source.frames(stop)
         try:
             for frame in frames:
-                self.send(frame.image, frame.t_ns, seq=base + frame.index)
+                self.send(frame.image, frame.t_ns, seq=base + frame.seq)
                 n += 1
                 if max_frames is not None and n >= max_frames:
                     break

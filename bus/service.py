@@ -36,7 +36,7 @@ import zmq
 from semiostream.bus.config import ServiceConfig
 from semiostream.core.decision import decide
 from semiostream.core.evidence import DecisiveWindow, WindowRecord
-from semiostream.sources.windows import Window
+from semiostream.core.frames import Window
 
 from .beds import BedState, BedTable
 from .bounds import Bounds
@@ -279,18 +279,12 @@ class Service:
             self.refuse("frame_rate", f"bed {state.bed}: {rate.refused}")
             return
         for image, seq, t_ns in slots:  # frames at the bundle's rate (see bus.camera_rate)
-            state.seq_times.append((state.index, seq, t_ns))
-            state.index += 1
-            for window in state.assembler.push(image, t_ns / 1e9):
+            for window in state.assembler.push(image, t_ns, seq):
                 self._submit_window(state, window)
-            while len(state.seq_times) > self.spec.window:
-                state.seq_times.popleft()
 
     def _submit_window(self, state: BedState, window: Window) -> None:
         nbytes = window.frames.nbytes
-        base = state.seq_times[0][0]
-        _, first_seq, first_t = state.seq_times[window.start - base]
-        _, last_seq, last_t = state.seq_times[window.last - base]
+        first_seq, last_seq, first_t, last_t = window.first_seq, window.last_seq, window.first_t_ns, window.last_t_ns
         event = self.events.open.get(state.bed)
         evidence = event.evidence if event is not None else None
         refused = self.table.reserve_window(state.bed, nbytes)

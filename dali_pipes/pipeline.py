@@ -48,8 +48,8 @@ from nvidia.dali import math as dmath
 from nvidia.dali import pipeline_def
 
 from semiostream.core.device import Device
+from semiostream.core.frames import Window
 from semiostream.core.roi import Roi, as_roi
-from semiostream.sources.windows import Window
 
 from .geometry import fit_size, pad_offsets
 from .intensity import intensity_window
@@ -236,7 +236,7 @@ class DaliPreprocessor:
             is how tests check the GPU graph without a GPU. Ignored on the GPU.
 
     Call it with a list of ``[T, H, W]`` uint16 windows (numpy, or torch CUDA tensors for the GPU
-    pipeline) or :class:`~.windows.Window` objects, and one ROI (or None) per window.
+    pipeline) or :class:`~semiostream.core.frames.Window` objects, and one ROI (or None) per window.
     """
 
     def __init__(

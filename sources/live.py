@@ -1,8 +1,8 @@
 """Live IR sources: cameras and streams that never end, behind one interface.
 
 A file :class:`~.source.Source` has ``num_frames`` and random access; a :class:`LiveSource` is
-unbounded and read in order. ``frames()`` yields :class:`LiveFrame` s (``[H, W] uint16`` image,
-capture time, frame number) for as long as it runs, and survives the camera:
+unbounded and read in order. ``frames()`` yields :class:`~semiostream.core.frames.Frame` s (``[H, W] uint16``
+image, frame number ``seq``, capture time ``t_ns``) for as long as it runs, and survives the camera:
 
 * **reconnects**: a dropped or stalled connection is closed and opened again with exponential
   backoff (:class:`Backoff`), and the source says so in the log (address redacted);
@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from semiostream.core.frames import Frame
+
 from .source import SourceError
 
 log = logging.getLogger(__name__)
@@ -50,22 +52,6 @@ class LiveError(RuntimeError):
     """A live connection failed in a way that reconnecting may fix (dropped, stalled, refused).
 
     Its message never holds credentials."""
-
-
-@dataclass(frozen=True)
-class LiveFrame:
-    """One captured frame.
-
-    Attributes:
-        image: ``[H, W] uint16`` (8-bit streams: values 0..255).
-        t_ns: capture time, ns since the Unix epoch.
-        index: frame number since the source started; +1 per frame, larger steps where frames were
-            lost (during a reconnect, or missing from the stream's timestamps).
-    """
-
-    image: np.ndarray
-    t_ns: int
-    index: int
 
 
 @dataclass
@@ -201,7 +187,7 @@ class LiveSource(ABC):
                         self.name, reported, DEFAULT_FPS)
 
     # -- the reconnecting loop shared by every kind
-    def frames(self, stop: threading.Event | None = None) -> Iterator[LiveFrame]:
+    def frames(self, stop: threading.Event | None = None) -> Iterator[Frame]:
         """Frames until ``stop`` is set (or the consumer stops iterating), reconnecting as needed.
 
         Raises:
@@ -240,7 +226,7 @@ class LiveSource(ABC):
                         self.connected.set()
                         self._announce(lost_at, missed)
                         lost_at = None
-                    yield LiveFrame(image, t_ns, index)
+                    yield Frame(image, index, t_ns)
                     if stop is not None and stop.is_set():
                         return
                 reason = "the stream ended"

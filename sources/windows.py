@@ -4,48 +4,19 @@ The paper's rule (design.md): windows of ``window`` = 60 frames (2 s at 30 fps),
 training and archives; live scoring may use a ``hop`` < ``window`` (overlapping windows). After the last
 full window, the leftover is kept as one shorter window if it has at least ``min_frames`` = 9 frames (the
 shortest input for which I3D yields a feature step) and dropped otherwise. Both numbers come from the
-bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec`.
+bundle's :class:`~semiostream.core.preprocess_spec.PreprocessSpec`. Windows are
+:class:`~semiostream.core.frames.Window` s: positions, frame numbers and capture times (ns) of their frames.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from semiostream.core.frames import Window
+
 from .source import Source
-
-
-@dataclass(frozen=True)
-class Window:
-    """One window of consecutive frames of one source.
-
-    Attributes:
-        source_id: which source (file path, ``path#depth``, or a bed id for live streams).
-        start, stop: frame indices ``[start, stop)`` in the source; ``first``/``last`` are inclusive.
-        t_first, t_last: capture times (seconds) of the first and last frame.
-        frames: ``[T, H, W]`` uint16 with ``T = stop - start`` (None when only the plan is wanted).
-    """
-
-    source_id: str
-    start: int
-    stop: int
-    t_first: float
-    t_last: float
-    frames: np.ndarray | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def first(self) -> int:
-        return self.start
-
-    @property
-    def last(self) -> int:
-        return self.stop - 1
-
-    @property
-    def num_frames(self) -> int:
-        return self.stop - self.start
 
 
 def _check(window: int, hop: int | None, min_frames: int) -> int:
@@ -94,6 +65,9 @@ def iter_windows(
         window, hop, min_frames: see :func:`plan_windows` (take them from the bundle's spec).
         source_id: id carried by every window (default ``source.source_id``).
         load: False to yield windows with ``frames=None`` (the plan with capture times).
+
+    A file's frames are numbered from 0 (``first_seq == start``); capture times are ns since its first frame
+    (``source.frame_times`` in seconds, rounded to the ns).
     """
     sid = source_id if source_id is not None else source.source_id
     buf = np.empty((0, source.height, source.width), np.uint16)
@@ -110,15 +84,20 @@ def iter_windows(
                 buf = np.concatenate([buf[start - buf_start :], new])
                 buf_start = start
             frames = buf[: stop - start]
-        yield Window(sid, start, stop, float(times[0]), float(times[-1]), frames)
+        yield Window(sid, start, stop, start, stop - 1, _ns(times[0]), _ns(times[-1]), frames)
+
+
+def _ns(t_s: float) -> int:
+    return int(round(float(t_s) * 1e9))
 
 
 class WindowAssembler:
     """Assemble windows from a live stream of single frames (one bed, one camera).
 
-    ``push(frame, t)`` returns the windows completed by that frame (0 or 1); ``flush()`` returns the
-    leftover window at the end of a stream (or event) if it has ``>= min_frames`` frames.
-    Frames are numbered from 0 in push order.
+    ``push(frame, t_ns, seq)`` returns the windows completed by that frame (0 or 1); ``flush()`` returns the
+    leftover window at the end of a stream (or event) if it has ``>= min_frames`` frames. Window positions
+    (``start``/``stop``) number the frames from 0 in push order; ``first_seq``/``last_seq`` and the capture
+    times are those pushed with the frames.
     """
 
     def __init__(self, source_id: str, window: int = 60, hop: int | None = None, min_frames: int = 9):
@@ -126,17 +105,20 @@ class WindowAssembler:
         self.window, self.min_frames = window, min_frames
         self.hop = _check(window, hop, min_frames)
         self._frames: list[np.ndarray] = []
-        self._times: list[float] = []
+        self._times: list[int] = []  # capture times, ns
+        self._seqs: list[int] = []
         self._first = 0  # index of self._frames[0]
         self._next_start = 0
         self._count = 0
 
-    def push(self, frame: np.ndarray, t: float) -> list[Window]:
-        """Add one ``[H, W]`` uint16 frame captured at time ``t`` (seconds)."""
+    def push(self, frame: np.ndarray, t_ns: int, seq: int | None = None) -> list[Window]:
+        """Add one ``[H, W]`` uint16 frame captured at ``t_ns`` (ns); ``seq`` is its frame number in its
+        stream (default: its position in push order)."""
         if self._frames and frame.shape != self._frames[0].shape:
             raise ValueError(f"{self.source_id}: frame size changed from {self._frames[0].shape} to {frame.shape}")
         self._frames.append(frame)
-        self._times.append(float(t))
+        self._times.append(int(t_ns))
+        self._seqs.append(self._count if seq is None else int(seq))
         self._count += 1
         out = []
         if self._count - self._next_start >= self.window:
@@ -144,7 +126,7 @@ class WindowAssembler:
             self._next_start += self.hop
             drop = self._next_start - self._first
             if drop > 0:
-                del self._frames[:drop], self._times[:drop]
+                del self._frames[:drop], self._times[:drop], self._seqs[:drop]
                 self._first = self._next_start
         return out
 
@@ -161,4 +143,5 @@ class WindowAssembler:
     def _make(self, start: int, stop: int) -> Window:
         i0, i1 = start - self._first, stop - self._first
         frames = np.stack(self._frames[i0:i1])
-        return Window(self.source_id, start, stop, self._times[i0], self._times[i1 - 1], frames)
+        return Window(self.source_id, start, stop, self._seqs[i0], self._seqs[i1 - 1], self._times[i0],
+                      self._times[i1 - 1], frames)

@@ -34,7 +34,7 @@ def test_fake_camera_streams_mono16_with_capture_times():
     t = np.array([f.t_ns for f in got])
     assert np.all(np.diff(t) > 0) and abs(t[-1] - time.time_ns()) < 2e9
     assert np.median(np.diff(t)) == pytest.approx(50e6, rel=0.2)  # camera timestamps: 1/20 s apart
-    assert [f.index for f in got] == sorted({f.index for f in got}) and got[0].index == 0
+    assert [f.seq for f in got] == sorted({f.seq for f in got}) and got[0].seq == 0
 
 
 def test_missing_camera_names_the_cameras_found():

@@ -54,7 +54,7 @@ def test_device_streams_16_bit_frames_or_says_none_is_connected(kind, stream):
     finally:
         frames.close()
     assert all(f.image.dtype == np.uint16 and f.image.ndim == 2 for f in got)
-    assert src.bit_depth == 16 and [f.index for f in got] == sorted({f.index for f in got})
+    assert src.bit_depth == 16 and [f.seq for f in got] == sorted({f.seq for f in got})
 
 
 def test_device_addresses_are_checked():

@@ -52,8 +52,9 @@ def test_iter_windows_frames_and_times(tmp_path: Path, hop):
     for w in wins:
         np.testing.assert_array_equal(w.frames, frames[w.start : w.stop])
         assert w.source_id == str(tmp_path / "w.mkv")
-        assert w.t_first == pytest.approx(w.first / 30, abs=1e-3)
-        assert w.t_last == pytest.approx(w.last / 30, abs=1e-3)
+        assert (w.first_seq, w.last_seq) == (w.first, w.last)
+        assert w.first_t_ns == pytest.approx(w.first / 30 * 1e9, abs=1e6)
+        assert w.last_t_ns == pytest.approx(w.last / 30 * 1e9, abs=1e6)
         assert w.num_frames == w.last - w.first + 1
 
 
@@ -64,7 +65,7 @@ def test_iter_windows_plan_only(tmp_path: Path):
         (0, 60, "bed-3", None),
         (60, 70, "bed-3", None),
     ]
-    assert wins[1].t_first == pytest.approx(6.0) and wins[1].t_last == pytest.approx(6.9)
+    assert (wins[1].first_t_ns, wins[1].last_t_ns) == (6_000_000_000, 6_900_000_000)
 
 
 @pytest.mark.parametrize(("n", "hop"), [(139, None), (128, None), (100, 15), (90, 30), (5, None)])
@@ -73,10 +74,11 @@ def test_live_assembler_matches_plan(n, hop):
     asm = WindowAssembler("bed-1", 60, hop, 9)
     wins = []
     for i in range(n):
-        wins += asm.push(frames[i], t=100.0 + i / 30)
+        wins += asm.push(frames[i], t_ns=100 * 10**9 + i * 10**9 // 30, seq=1000 + 2 * i)
     wins += asm.flush()
     assert [(w.start, w.stop) for w in wins] == plan_windows(n, 60, hop, 9)
     for w in wins:
         np.testing.assert_array_equal(w.frames, frames[w.start : w.stop])
-        assert w.t_first == pytest.approx(100 + w.start / 30)
+        assert w.first_t_ns == 100 * 10**9 + w.start * 10**9 // 30 and w.last_t_ns == 100 * 10**9 + w.last * 10**9 // 30
+        assert (w.first_seq, w.last_seq) == (1000 + 2 * w.start, 1000 + 2 * w.last)  # the pushed frame numbers
     assert asm.flush() == []
