@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from waiting import wait_until
 
 from semiostream.core.preprocess_spec import PreprocessSpec
 from semiostream.core.segment import Segment
@@ -150,10 +151,9 @@ def test_extraction_resumes_after_kill(tmp_path, kinetics_ckpt, small_spec):
            "--spec", str(tmp_path / "spec.json"), "--cache", str(cache)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and len(list(cache.glob("*/*.npz"))) < 2:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            time.sleep(0.05)
+        wait_until(lambda: proc.poll() is not None or len(list(cache.glob("*/*.npz"))) >= 2, timeout=120,
+                   what="two clips' features in the cache")
+        assert proc.poll() is None, proc.stderr.read().decode()
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
