@@ -13,15 +13,15 @@ import urllib.parse
 
 import pytest
 
-from semiostream.bus.protocol import EventResult, ScoreResult
-from semiostream.cli import main
-from semiostream.review.dashboard import (
+from semiostream.bus.dashboard import (
     BoardState,
     DashboardError,
     DashboardServer,
     check_access,
     read_token,
 )
+from semiostream.bus.protocol import EventResult, ScoreResult
+from semiostream.cli import main
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 

@@ -1,4 +1,4 @@
-"""``semiostream dashboard``: a live web page of all beds of a running scorer (:mod:`semiostream.review.dashboard`)."""
+"""``semiostream dashboard``: a live web page of all beds of a running scorer (:mod:`semiostream.bus.dashboard`)."""
 
 from __future__ import annotations
 
@@ -58,8 +58,7 @@ def parse_bind(text: str) -> tuple[str, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from semiostream.bus.security import ClientSecurity, SecurityError
-    from semiostream.review.dashboard import (
+    from semiostream.bus.dashboard import (
         BoardState,
         DashboardError,
         DashboardServer,
@@ -67,6 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         check_access,
         read_token,
     )
+    from semiostream.bus.security import ClientSecurity, SecurityError
 
     host, port = parse_bind(args.bind)
     if args.reports is not None and not args.reports.is_dir():

@@ -16,11 +16,11 @@ from review_browser import Chromium, artifacts_dir, chromium_binary, run
 from review_helpers import WINDOW, make_evidence
 
 from semiostream.bus.config import ServiceConfig
+from semiostream.bus.dashboard import BoardState, DashboardServer, ScorerFeed
 from semiostream.bus.protocol import EventResult, ScoreResult
 from semiostream.bus.publisher import Publisher, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.watch import ControlClient, ResultsSubscriber
-from semiostream.review.dashboard import BoardState, DashboardServer, ScorerFeed
 from semiostream.review.report import report_dir_for, write_event_report
 
 IMAGES_LOADED = ("document.images.length > 0 && "

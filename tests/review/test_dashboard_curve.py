@@ -11,11 +11,11 @@ from review_helpers import WINDOW
 from waiting import wait_until
 
 from semiostream.bus.config import ServiceConfig
+from semiostream.bus.dashboard import BoardState, ScorerFeed
 from semiostream.bus.publisher import Publisher, synthetic_frames
 from semiostream.bus.runtime import ScorerRuntime
 from semiostream.bus.security import ClientSecurity, new_keypair
 from semiostream.cli import main
-from semiostream.review.dashboard import BoardState, ScorerFeed
 
 
 def free_port() -> int:
