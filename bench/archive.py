@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.core.batching import SCORER_MAX_BATCH
+
 from . import common
 
 NAME = "archive"
@@ -137,7 +139,7 @@ def kinect_decode(work: Path, repeats: int = 3) -> dict | None:
 
 
 def score_runs(bundle_dir: Path, inputs: Path, work: Path, backend: str, repeats: int = 1, workers: int = 2,
-               max_batch: int = 4, compile: bool | None = None, ray: str | None = None) -> list[dict]:
+               max_batch: int = SCORER_MAX_BATCH, compile: bool | None = None, ray: str | None = None) -> list[dict]:
     """``semiostream score INPUTS`` ``repeats`` times (fresh output each time): one summary dict per run.
 
     ``ray``: None = this machine, else ``score --ray`` at this address (the run's windows per node in
@@ -177,7 +179,7 @@ class _PerNode(logging.Handler):
 
 
 def ray_runs(bundle_dir: Path, folder: Path, work: Path, backend: str, address: str | None, nodes: int = 2,
-             cpus: int = 1, repeats: int = 1, workers: int = 2, max_batch: int = 4,
+             cpus: int = 1, repeats: int = 1, workers: int = 2, max_batch: int = SCORER_MAX_BATCH,
              compile: bool | None = None) -> dict:
     """:func:`score_runs` of ``folder`` with ``score --ray`` on the cluster at ``address``, or (None) on a
     :class:`~semiostream.bench.ray_cluster.LoopbackCluster` of ``nodes`` x ``cpus`` started and ended here."""
@@ -239,7 +241,7 @@ def engine_rate(bundle_dir: Path, window: np.ndarray, n: int, backend: str, repe
 
 
 def run(bundle_dir: Path, folders: dict[str, Path], work: Path, backend: str, repeats: int = 1, workers: int = 2,
-        max_batch: int = 4, compile: bool | None = None) -> dict:
+        max_batch: int = SCORER_MAX_BATCH, compile: bool | None = None) -> dict:
     """Score every format's folder, then the engines alone; the formats' ratios to the engines."""
     from semiostream.sources.readers import open_source
 
@@ -273,7 +275,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--ckpt", type=Path, help="I3D weights for the default bundle")
     ap.add_argument("--backend", help="engine backend (default: fastest verified; verified first if none is)")
     ap.add_argument("--workers", type=int, default=2, help="decode threads of `semiostream score` (default 2)")
-    ap.add_argument("--max-batch", type=int, default=4, help="windows per engine batch (default 4)")
+    ap.add_argument("--max-batch", type=int, default=SCORER_MAX_BATCH,
+                    help=f"windows per engine batch (default {SCORER_MAX_BATCH})")
     ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
     ap.add_argument("--repeats", type=int, default=1, help="scoring runs per format (default 1; the best is reported)")
     ap.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",

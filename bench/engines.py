@@ -447,10 +447,10 @@ def sweep(bundle, backends: list[str] | None = None, batches: tuple[int, ...] = 
 
                 onnx_from_bundle(bundle)  # reused when up to date
             if name.startswith("tensorrt"):
-                from semiostream.engines.trt_files import DEFAULT_MAX_BATCH
+                from semiostream.core.batching import ENGINE_MAX_BATCH
                 from semiostream.trt_build.build import build_bundle_engines
 
-                build_bundle_engines(bundle, info.precision, max_batch=max(DEFAULT_MAX_BATCH, *batches),
+                build_bundle_engines(bundle, info.precision, max_batch=max(ENGINE_MAX_BATCH, *batches),
                                      frames=(bundle.spec.min_frames, spec.window, spec.window))
             opts = {"compile": compile} if compile is not None and name.startswith("torch-") else {}
             feat = create_engine(name, bundle, "features", **opts)

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.core.batching import SCORER_MAX_BATCH
+
 from . import common
 from .loadgen import CameraFleet
 
@@ -76,7 +78,7 @@ def fast_backend(bundle, requested: str | None = None, progress=print) -> str:
 
 
 def run_point(beds: int, *, bundle=None, scorer=None, fps: float = 30.0, seconds: float = 20.0, hop: int = 60,
-              width: int = 512, height: int = 424, max_batch: int = 4, max_wait_ms: float = 50.0,
+              width: int = 512, height: int = 424, max_batch: int = SCORER_MAX_BATCH, max_wait_ms: float = 50.0,
               endpoints: dict[str, str] | None = None, scorer_pid: int | None = None,
               processes: int | None = None, drain_s: float = 10.0, p99_limit_ms: float = 1500.0,
               synchronized: bool = False) -> dict:
@@ -238,7 +240,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--ckpt", type=Path, help="I3D weights for the default bundle")
     ap.add_argument("--backend", help="engine backend (default: fastest verified; verified first if none is)")
     ap.add_argument("--no-compile", action="store_true", help="torch backends without torch.compile")
-    ap.add_argument("--max-batch", type=int, default=4, help="scorer batch size (default 4)")
+    ap.add_argument("--max-batch", type=int, default=SCORER_MAX_BATCH,
+                    help=f"scorer batch size (default {SCORER_MAX_BATCH})")
     ap.add_argument("--max-wait-ms", type=float, default=50.0, help="batcher wait (default 50 ms)")
     ap.add_argument("--synchronized", action="store_true",
                     help="start every camera at the same instant (worst case: all windows complete together); "

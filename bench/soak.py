@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from semiostream.core.batching import LIVE_MAX_BATCH_CPU
+
 from . import common
 
 NAME = "soak"
@@ -212,7 +214,8 @@ def stop_scorer(proc, timeout_s: float = 60.0) -> int:
 # ------------------------------------------------------------------------------------------ the run
 def run(bundle_dir: Path, *, beds: int = 2, minutes: float = 30.0, sample_s: float = 5.0, fps: float = 30.0,
         hop: int = 60, width: int = 512, height: int = 424, backend: str | None = None, compile: bool = True,
-        max_batch: int = 1, retention_s: float = 300.0, prune_every_s: float = 60.0, event_every_s: float = 60.0,
+        max_batch: int = LIVE_MAX_BATCH_CPU, retention_s: float = 300.0, prune_every_s: float = 60.0,
+        event_every_s: float = 60.0,
         event_length_s: float = 20.0, viewer_cycle_s: float = 45.0, restart_every_s: float = 120.0,
         warmup_s: float | None = None, workdir: Path | None = None, progress=print) -> dict:
     """One soak (see the module docstring); returns every sample, the trends and the verdict."""
@@ -398,7 +401,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--ckpt", type=Path, help="I3D weights for the default bundle")
     ap.add_argument("--backend", help="engine backend of the scorer (default: its own choice, as `serve`)")
     ap.add_argument("--no-compile", action="store_true", help="scorer without torch.compile (faster start)")
-    ap.add_argument("--max-batch", type=int, default=1, help="scorer batch size (default 1, the CPU default)")
+    ap.add_argument("--max-batch", type=int, default=LIVE_MAX_BATCH_CPU,
+                    help=f"scorer batch size (default {LIVE_MAX_BATCH_CPU}, the CPU default)")
     ap.add_argument("--retention-s", type=float, default=300.0,
                     help="results kept this long (accelerated retention; default 300 s)")
     ap.add_argument("--prune-every-s", type=float, default=60.0, help="retention pass interval (default 60 s)")

@@ -113,8 +113,9 @@ class WindowConfig(_Strict):
 
 
 class BatchingConfig(_Strict):
-    """``max_batch`` None (the default) picks by device: 8 on a GPU, where batching raises throughput,
-    1 on a CPU, where it does not and would only hold finished windows back for their batch-mates."""
+    """``max_batch`` None (the default) picks by device (:func:`semiostream.core.batching.live_max_batch`):
+    8 on a GPU, where batching raises throughput, 1 on a CPU, where it does not and would only hold finished
+    windows back for their batch-mates."""
 
     max_batch: int | None = Field(None, ge=1, le=256)
     max_wait_ms: float = Field(50.0, ge=0, le=10_000)

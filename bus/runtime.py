@@ -13,6 +13,7 @@ import functools
 import logging
 
 from semiostream.bus.config import ServiceConfig
+from semiostream.core.batching import live_max_batch
 
 from .bounds import Bounds
 from .endpoints import EndpointError, bind_sockets
@@ -37,7 +38,8 @@ class ScorerRuntime:
         self.cfg = cfg
         self.metrics = BusMetrics()
         self.refusals = Refusals(self.metrics.dropped)
-        self.bounds = Bounds.derive(cfg.limits, cfg.batching.max_batch or 8)
+        # the device is not known before the model loads: bound for the larger (GPU) batch
+        self.bounds = Bounds.derive(cfg.limits, live_max_batch(cfg.batching.max_batch, on_gpu=True))
         beds = [b.id for b in cfg.beds] if cfg.beds is not None else None
         self.sockets = bind_sockets(cfg, self.bounds, self.refusals, beds)
         self.store = None
@@ -65,11 +67,12 @@ class ScorerRuntime:
         from semiostream.engines.scorer import Scorer
 
         cfg = self.cfg
-        self.scorer = self.scorer or Scorer(cfg.bundle, cfg.backend, max_batch=cfg.batching.max_batch or 8)
+        self.scorer = self.scorer or Scorer(cfg.bundle, cfg.backend,
+                                            max_batch=live_max_batch(cfg.batching.max_batch, on_gpu=True))
         if warmup:  # compile / pick kernels now rather than on the first live window
             log.info("warming up %r ...", self.scorer)
             log.info("warm-up took %.1f s", self.scorer.warmup())
-        max_batch = cfg.batching.max_batch or (8 if self.scorer.device.type == "cuda" else 1)
+        max_batch = live_max_batch(cfg.batching.max_batch, on_gpu=self.scorer.device.type == "cuda")
         self.batcher = self.scorer.batcher(max_batch, cfg.batching.max_wait_ms,
                                            on_batch=self.metrics.batch_size.observe)
         if cfg.reports is not None:

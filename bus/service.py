@@ -34,6 +34,7 @@ import numpy as np
 import zmq
 
 from semiostream.bus.config import ServiceConfig
+from semiostream.core.batching import live_max_batch
 from semiostream.core.decision import decide
 from semiostream.core.evidence import DecisiveWindow, WindowRecord
 from semiostream.core.frames import Window
@@ -91,7 +92,8 @@ class Service:
         bundle_id: the model bundle's id, sent with every result.
         detector_factory: optional ``() -> RoiDetector`` for beds without a static ROI.
         metrics: Prometheus metrics (a fresh set by default).
-        bounds: global bounds (derived from ``config.limits`` and this machine by default).
+        bounds: global bounds (derived from ``config.limits`` and this machine by default, for the CPU's
+            batch when ``batching.max_batch`` is null; :class:`~.runtime.ScorerRuntime` passes its own).
         sockets: already bound sockets (:func:`~.endpoints.bind_sockets`); bound in :meth:`run` if None.
         store: results database (:class:`~.store.ResultStore`) or None; its open events are restored.
         refusals: where refusals are counted (one per metrics; the sockets' authenticator uses it too).
@@ -106,7 +108,7 @@ class Service:
         self.labels, self.bundle_id = tuple(labels), bundle_id
         self.metrics = metrics or BusMetrics()
         self.refuse = refusals or Refusals(self.metrics.dropped)
-        self.bounds = bounds or Bounds.derive(config.limits, config.batching.max_batch or 1)
+        self.bounds = bounds or Bounds.derive(config.limits, live_max_batch(config.batching.max_batch, on_gpu=False))
         self.sockets = sockets
         self.store = store
         self.hop = min(config.windows.hop, spec.window)

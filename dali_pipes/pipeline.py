@@ -47,6 +47,7 @@ import torch
 from nvidia.dali import math as dmath
 from nvidia.dali import pipeline_def
 
+from semiostream.core.batching import SCORER_MAX_BATCH
 from semiostream.core.device import Device
 from semiostream.core.frames import Window
 from semiostream.core.roi import Roi, as_roi
@@ -227,7 +228,8 @@ class DaliPreprocessor:
         spec: the bundle's ``PreprocessSpec``.
         device: a :class:`~semiostream.core.device.Device` or its spelling: ``"cpu"``, ``"cuda:N"``, or DALI's
             ``"gpu"`` (= the current CUDA device).
-        max_batch: largest number of windows per call.
+        max_batch: largest number of windows per DALI batch (a longer call runs in batches of this size;
+            the :class:`~semiostream.engines.scorer.Scorer` passes its own).
         num_threads: DALI CPU worker threads.
         device_id: CUDA ordinal overriding the device's (kept for callers that pass DALI's pair).
         half: float16 output (for fp16 engines); float32 otherwise.
@@ -243,7 +245,7 @@ class DaliPreprocessor:
         self,
         spec,
         device: Device | str = "cpu",
-        max_batch: int = 8,
+        max_batch: int = SCORER_MAX_BATCH,
         num_threads: int = 2,
         device_id: int | None = None,
         half: bool = False,

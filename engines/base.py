@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from semiostream.core.batching import EXPORT_MAX_BATCH
 from semiostream.core.device import Device
 from semiostream.models.classifier import NUM_STEPS
 from semiostream.models.i3d import FEATURE_DIM, MIN_FRAMES, feature_steps
@@ -30,8 +31,8 @@ from semiostream.models.i3d import FEATURE_DIM, MIN_FRAMES, feature_steps
 ROLES = ("features", "classifier")
 FEATURE_INPUT, FEATURE_OUTPUT = "frames", "features"
 CLASSIFIER_INPUT, CLASSIFIER_OUTPUT = "features", "p_tle"
-#: Default dynamic ranges (the ONNX export's; TensorRT engines narrow them to their profile).
-MAX_BATCH = 64
+#: Default dynamic frame range (the ONNX export's; TensorRT engines narrow it to their profile); the batch
+#: range's is :data:`~semiostream.core.batching.EXPORT_MAX_BATCH`.
 MAX_FRAMES = 64
 
 
@@ -96,7 +97,7 @@ class IOSpec:
                    {k: (int(v[0]), int(v[1])) for k, v in d["dims"].items()})
 
 
-def feature_io(in_channels: int = 1, size: int = 224, max_batch: int = MAX_BATCH,
+def feature_io(in_channels: int = 1, size: int = 224, max_batch: int = EXPORT_MAX_BATCH,
                min_frames: int = MIN_FRAMES, max_frames: int = MAX_FRAMES) -> IOSpec:
     """I/O of the I3D feature engine: ``frames [B, C, T, size, size]`` -> ``features [B, T', 1024]``."""
     return IOSpec(
@@ -107,7 +108,7 @@ def feature_io(in_channels: int = 1, size: int = 224, max_batch: int = MAX_BATCH
     )
 
 
-def classifier_io(max_batch: int = MAX_BATCH, steps: int = NUM_STEPS, feature_dim: int = FEATURE_DIM) -> IOSpec:
+def classifier_io(max_batch: int = EXPORT_MAX_BATCH, steps: int = NUM_STEPS, feature_dim: int = FEATURE_DIM) -> IOSpec:
     """I/O of the classifier engine: ``features [B, 7, 1024]`` (pre-padded with -1) -> ``p_tle [B]``."""
     return IOSpec(
         "classifier",

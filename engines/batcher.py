@@ -25,6 +25,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
+from semiostream.core.batching import LIVE_MAX_BATCH_GPU
+
 log = logging.getLogger(__name__)
 
 
@@ -50,7 +52,7 @@ class DynamicBatcher:
     Args:
         batch_fn: ``items -> results``, one result per item in order (a sequence, numpy array or tensor of
             length ``len(items)``). Called from the batcher's single worker thread only.
-        max_batch: most items per call.
+        max_batch: most items per call (default: the live scorer's on a GPU).
         max_wait_ms: longest time the first request of a batch waits for company.
         validate: optional per-item check, raising for a bad item (runs in the submitting thread).
         on_batch: optional observer called with the size of each batch before it runs (e.g. a metrics
@@ -58,7 +60,7 @@ class DynamicBatcher:
         name: worker thread name.
     """
 
-    def __init__(self, batch_fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = 8,
+    def __init__(self, batch_fn: Callable[[list[Any]], Sequence[Any]], max_batch: int = LIVE_MAX_BATCH_GPU,
                  max_wait_ms: float = 20.0, validate: Callable[[Any], None] | None = None,
                  name: str = "semiostream-batcher", on_batch: Callable[[int], None] | None = None) -> None:
         if max_batch < 1:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from semiostream.core.batching import SCORER_MAX_BATCH
 from semiostream.core.decision import DECISION_THRESHOLD, EventDecision, aggregate_event
 from semiostream.core.device import Device
 from semiostream.models.bundle import Bundle, load_bundle
@@ -117,7 +118,7 @@ class Scorer:
     """
 
     def __init__(self, bundle: Bundle | str | os.PathLike, backend: str | None = None, *,
-                 preprocessing: str = "auto", max_batch: int = 4,
+                 preprocessing: str = "auto", max_batch: int = SCORER_MAX_BATCH,
                  engine_options: dict[str, Any] | None = None, device: Device | str | None = None,
                  stream: Any = None) -> None:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from semiostream.core.batching import ENGINE_MAX_BATCH
 from semiostream.core.files import atomic_write
 
 from . import artifacts as art
@@ -34,7 +35,6 @@ SIDECAR_FORMAT = "semiostream-trt-engine"
 SIDECAR_VERSION = 1
 PRECISIONS = ("fp16", "bf16", "fp32")
 #: the max batch an engine is built for when none is given (`semiostream build --max-batch`)
-DEFAULT_MAX_BATCH = 16
 
 
 class StaleEngineError(RuntimeError):
@@ -196,6 +196,6 @@ def find_engine(bundle, role: str, precision: str, max_batch: int | None = None)
             return p
         why.append(f"{p.name}: {'; '.join(problems)}")
     raise StaleEngineError(
-        folder / engine_name(model, max_batch or DEFAULT_MAX_BATCH, sm, precision, trt.__version__),
+        folder / engine_name(model, max_batch or ENGINE_MAX_BATCH, sm, precision, trt.__version__),
         why or [f"no {precision} {model} engine for {sm} / TensorRT {trt.__version__} in {folder}"],
     )

@@ -22,11 +22,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from semiostream.core.batching import ENGINE_MAX_BATCH, EXPORT_MAX_BATCH
 from semiostream.core.files import atomic_write
 from semiostream.engines import artifacts as art
 from semiostream.engines import trt_files
-from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, MIN_FRAMES
-from semiostream.engines.trt_files import DEFAULT_MAX_BATCH, TensorRTError, gpu_facts, import_tensorrt
+from semiostream.engines.base import MAX_FRAMES, MIN_FRAMES
+from semiostream.engines.trt_files import TensorRTError, gpu_facts, import_tensorrt
 from semiostream.models.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def _build_serialized(onnx_file: Path, role: str, max_batch: int, frames: tuple[
 
 
 def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features", precision: str = "fp16",
-                     max_batch: int = DEFAULT_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
+                     max_batch: int = ENGINE_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
                      timing_cache: str | os.PathLike | None = "default", workspace_gib: float | None = None,
                      force: bool = False) -> Path:
     """Build (or reuse) the TensorRT engine of one model of a bundle.
@@ -150,8 +151,8 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
     lo, opt, hi = frames
     if not MIN_FRAMES <= lo <= opt <= hi:
         raise BuildError(f"frames profile {frames} must satisfy {MIN_FRAMES} <= min <= opt <= max")
-    onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, MAX_BATCH), max_frames=max(hi, MAX_FRAMES),
-                            consumer="tensorrt")
+    onnx_file = ensure_onnx(b, role, precision, max_batch=max(max_batch, EXPORT_MAX_BATCH),
+                            max_frames=max(hi, MAX_FRAMES), consumer="tensorrt")
     onnx_sha = trt_files.sha256_bytes(onnx_file.read_bytes())
     flags = {"strongly_typed": True, "workspace_gib": workspace_gib, "opt_batch": max_batch}
     path, expected = expected_for(b, role, precision, max_batch, tuple(frames), onnx_sha, flags)
@@ -170,7 +171,7 @@ def engine_from_onnx(bundle: Bundle | str | os.PathLike, role: str = "features",
 
 
 def build_bundle_engines(bundle: Bundle | str | os.PathLike, precision: str = "fp16",
-                         max_batch: int = DEFAULT_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
+                         max_batch: int = ENGINE_MAX_BATCH, frames: tuple[int, int, int] = DEFAULT_FRAMES,
                          force: bool = False, **kw) -> dict[str, Path]:
     """Both engines of a bundle: ``{"features": i3d engine, "classifier": classifier engine}``."""
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)

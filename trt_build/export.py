@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from semiostream import __version__
+from semiostream.core.batching import EXPORT_MAX_BATCH
 from semiostream.core.files import replacing
 from semiostream.engines import artifacts as art
-from semiostream.engines.base import MAX_BATCH, MAX_FRAMES, classifier_io, feature_io
+from semiostream.engines.base import MAX_FRAMES, classifier_io, feature_io
 from semiostream.models.bundle import Bundle, load_bundle
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def _is_current(path: Path, want: dict[str, str]) -> bool:
 
 
 def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int | None = None,
-                 max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES, precision: str = "fp32") -> Path:
+                 max_batch: int = EXPORT_MAX_BATCH, max_frames: int = MAX_FRAMES, precision: str = "fp32") -> Path:
     """Export one model (``role`` ``"features"`` or ``"classifier"``) of ``bundle`` to ``path``.
 
     ``precision`` ``"fp16"``/``"bf16"`` (features only) exports a *typed* reduced-precision I3D for
@@ -176,7 +177,7 @@ def export_model(bundle: Bundle, role: str, path: str | os.PathLike, opset: int 
 
 
 def ensure_onnx(bundle: Bundle, role: str, precision: str = "fp32", force: bool = False,
-                opset: int | None = None, max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES,
+                opset: int | None = None, max_batch: int = EXPORT_MAX_BATCH, max_frames: int = MAX_FRAMES,
                 consumer: str = "onnxruntime") -> Path:
     """The ONNX file of ``role`` for ``consumer`` (:func:`~semiostream.engines.artifacts.onnx_path`),
     exported unless an up-to-date file is there (same bundle, precision, opset, exporter and ranges)."""
@@ -194,7 +195,7 @@ def ensure_onnx(bundle: Bundle, role: str, precision: str = "fp32", force: bool 
 
 
 def onnx_from_bundle(bundle: Bundle | str | os.PathLike, force: bool = False, opset: int = DEFAULT_OPSET,
-                     max_batch: int = MAX_BATCH, max_frames: int = MAX_FRAMES) -> dict[str, Path]:
+                     max_batch: int = EXPORT_MAX_BATCH, max_frames: int = MAX_FRAMES) -> dict[str, Path]:
     """Export both models of a bundle (fp32) for ONNX Runtime to ``<bundle>/onnx/`` (reusing up-to-date
     files unless ``force``).
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.core.batching import SCORER_MAX_BATCH
 from semiostream.core.errors import UserError
 
 from .plan import JobPlan
@@ -364,7 +365,7 @@ def _hide_from_console(record: logging.LogRecord) -> bool:
 
 def score_ray(plans: Sequence[JobPlan], bundle: str, backend: str | None, on_done: OnDone, *,
               address: str | None = None, actors: int | None = None, cpus_per_actor: int | None = None,
-              max_batch: int = 4, engine_options: dict | None = None, preprocessing: str = "auto",
+              max_batch: int = SCORER_MAX_BATCH, engine_options: dict | None = None, preprocessing: str = "auto",
               progress: Any = None, stall_s: float = STALL_S) -> str | None:
     """Score every plan on Ray; ``on_done`` as in :func:`~.runner.score_local` (called as jobs complete).
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from semiostream.core.batching import SCORER_MAX_BATCH
 from semiostream.core.decision import DECISION_THRESHOLD
 from semiostream.core.errors import UserError
 from semiostream.core.files import sha256_of
@@ -66,7 +67,7 @@ class ScoreConfig:
     detector_weights: Path | None = None
     threshold: float = DECISION_THRESHOLD
     workers: int = 2
-    max_batch: int = 4
+    max_batch: int = SCORER_MAX_BATCH
     max_wait_ms: float = 20.0
     compile: bool | None = None  # torch backends: torch.compile (None = the backend's default)
     preprocessing: str = "auto"  # Scorer preprocessing: auto (DALI if installed), dali, reference

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from semiostream.core.batching import ENGINE_MAX_BATCH
 from semiostream.core.errors import UserError
 
 ORDER = 40
@@ -35,7 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     b.add_argument("bundle", type=Path, help="model bundle directory")
     b.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16",
                    help="I3D engine precision (default fp16)")
-    b.add_argument("--max-batch", type=int, default=16, help="largest batch of the profile (default 16)")
+    b.add_argument("--max-batch", type=int, default=ENGINE_MAX_BATCH,
+                   help=f"largest batch of the profile (default {ENGINE_MAX_BATCH})")
     b.add_argument("--frames", type=_frames, default=(9, 60, 60),
                    help="I3D frames profile min,opt,max (default 9,60,60)")
     b.add_argument("--workspace-gib", type=float, help="TensorRT workspace limit in GiB")

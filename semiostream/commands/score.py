@@ -14,6 +14,7 @@ import argparse
 import math
 from pathlib import Path
 
+from semiostream.core.batching import SCORER_MAX_BATCH
 from semiostream.core.decision import DECISION_THRESHOLD
 from semiostream.core.errors import UserError
 
@@ -92,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=DECISION_THRESHOLD,
                    help=f"label TLE when mean p(TLE) >= this (default {DECISION_THRESHOLD:g})")
     p.add_argument("--workers", type=int, default=2, help="decoding threads (default 2)")
-    p.add_argument("--max-batch", type=int, default=4, help="windows per inference batch (default 4)")
+    p.add_argument("--max-batch", type=int, default=SCORER_MAX_BATCH,
+                   help=f"windows per inference batch (default {SCORER_MAX_BATCH})")
     p.add_argument("--max-wait-ms", type=float, default=20.0,
                    help="longest wait for a batch to fill (default 20 ms)")
     p.add_argument("--no-compile", dest="compile", action="store_const", const=False, default=None,
