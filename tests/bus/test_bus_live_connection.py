@@ -36,7 +36,7 @@ def scorer(bus_bundle, tmp_path_factory):
     shutil.copy(made["op"][0], folders["operators"])
     cfg = make_config(bus_bundle, security={"secret_key": made["scorer"][1], **folders},
                       beds=[{"id": "bed-01", "camera": "cam-1"}])
-    with ScorerRuntime(cfg, warmup=False).start() as rt:
+    with ScorerRuntime(cfg).start() as rt:  # warmed up: no test waits on the first window's compile
         yield cfg, made, rt
 
 
