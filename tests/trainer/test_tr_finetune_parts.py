@@ -77,6 +77,7 @@ def test_epoch_windows_and_draws_depend_on_seed_epoch_and_position_only():
     assert minibatches(9, 4) == [(0, 4), (4, 9)] and minibatches(8, 4) == [(0, 4), (4, 8)]
 
 
+@pytest.mark.slow  # I3D forward and backward passes on the CPU: ~15 s alone, more on a loaded runner
 def test_the_trainable_network_computes_the_i3ds_features_and_trains_only_the_top(i3d_model):
     from semiostream.models.classifier import SeizureClassifier, pad_features
     from semiostream.trainer.finetune_model import FinetuneModel
@@ -84,7 +85,7 @@ def test_the_trainable_network_computes_the_i3ds_features_and_trains_only_the_to
     i3d = copy.deepcopy(i3d_model)
     torch.manual_seed(0)
     model = FinetuneModel(i3d, SeizureClassifier().eval(), "Mixed_5b", grad_checkpointing=True)
-    x = torch.rand(2, 1, 9, 224, 224) * 2 - 1
+    x = torch.rand(1, 1, 9, 224, 224) * 2 - 1
     with torch.no_grad():
         want = i3d.extract_features(x)
     model.train()
@@ -92,11 +93,11 @@ def test_the_trainable_network_computes_the_i3ds_features_and_trains_only_the_to
     feats = model.features(x)  # with gradients: the trained endpoints run under torch.utils.checkpoint
     torch.testing.assert_close(feats, want, atol=1e-5, rtol=1e-5)
     model.classifier.eval()
-    x12 = torch.cat([x[1], x[0, :, :3]], dim=1)  # [1, 12, 224, 224]: another length, its own I3D call
-    logits = model.logits([x[0], x12, x[1]], torch.device("cpu"))
+    x12 = torch.cat([x[0], x[0, :, :3].flip(-1)], dim=1)  # [1, 12, 224, 224]: another length, its own I3D call
+    logits = model.logits([x[0], x12, x[0]], torch.device("cpu"))  # grouped by length, put back in input order
     with torch.no_grad():
         f12 = i3d.extract_features(x12[None])
-        want_logits = model.classifier.logits(pad_features(torch.cat([want[:1], f12, want[1:]])))
+        want_logits = model.classifier.logits(pad_features(torch.cat([want, f12, want])))
     torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
     logits.sum().backward()
     grads = {n: p.grad is not None for n, p in i3d.named_parameters()}
