@@ -339,7 +339,7 @@ class Training:
 
     # -- the loop
     def step(self, epoch: int, k: int, windows: list[torch.Tensor], y: torch.Tensor) -> None:
-        t0 = time.perf_counter()
+        """Optimizer step ``k`` (0-based) of ``epoch`` on ``windows`` ``[1, T, S, S]`` with labels ``y`` ``[B]``."""
         self.model.train()
         torch.manual_seed(seed_of(self.tc.seed, epoch, 2, k))  # dropout masks of this step
         self.opt.zero_grad(set_to_none=True)
@@ -355,7 +355,6 @@ class Training:
         self.st["partial"] = [p[0] + lv * n, p[1] + n, p[2] + dv * n]
         self.history["step_loss"].append(lv)
         self.st["step"] = k + 1
-        self.st["train_seconds"] += time.perf_counter() - t0
         self.st["train_windows"] += n
 
     @torch.no_grad()
@@ -418,10 +417,12 @@ class Training:
 
                 pending = batch(st["step"]) if st["step"] < len(bounds) else []
                 for k in range(st["step"], len(bounds)):
+                    t0 = time.perf_counter()  # windows/s trained: waiting for the input included
                     windows = [f.result() for f in pending]
                     if k + 1 < len(bounds):
                         pending = batch(k + 1)  # read the next batch while this one trains
                     self.step(epoch, k, windows, torch.tensor([y_of[r.seizure] for r in refs[slice(*bounds[k])]]))
+                    st["train_seconds"] += time.perf_counter() - t0
                     p = st["partial"]
                     adv(1, description=f"epoch {epoch}/{tc.epochs} loss {p[0] / p[1]:.4f}")
                     if cfg.checkpoint_every and st["step"] % cfg.checkpoint_every == 0 and st["step"] < len(bounds):

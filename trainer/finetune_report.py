@@ -14,7 +14,8 @@ the base I3D. Its provenance says what was trained:
 
 ``finetune.json`` (in the run directory): settings, per-epoch history (train loss with and without the L2
 terms, validation loss and macro F1, the weights' digest after each epoch), per-step losses, validation
-metrics, windows/s trained (training steps only, reading included), device and precision.
+metrics, windows/s trained (optimizer steps and the wait for their input; validation and checkpoints
+excluded), device and precision.
 """
 
 from __future__ import annotations
