@@ -6,9 +6,10 @@ so a module moved or a name renamed would break them silently. Here each module'
 and each ``import semiostream.x`` / ``from semiostream.x import y`` / relative import is resolved against
 the files that pyproject.toml's package-dir maps into the package: the module must exist and ``y`` must be
 a submodule or a top-level name of it. The tests' own imports are checked the same way (GPU tests skip
-before their function-level imports run), and so are the strings that name a module: ``python -m
-semiostream.x`` in scripts and docs, ``import_module("semiostream.x")`` / ``monkeypatch`` / ``mock.patch``
-targets, and Sphinx roles (``:func:`semiostream.x.f```) in docstrings.
+before their function-level imports run), and so is text that names a module in any file of the
+repository: imports written in scripts (``python -c``, heredocs), in code strings the tests run and in
+docs; ``python -m semiostream.x``; ``import_module`` / ``monkeypatch`` / ``mock.patch`` targets; and
+Sphinx roles (``:func:`semiostream.x.f```) in docstrings.
 """
 
 from __future__ import annotations
@@ -136,6 +137,9 @@ MODULE_STRINGS = [
     re.compile(r"""(?:import_module|setattr|patch(?:\.object)?)\(\s*[rf]?["'](semiostream(?:\.\w+)+)"""),
     re.compile(r":(?:mod|func|class|meth|data|attr|exc|obj):`~?(semiostream(?:\.\w+)+)"),
 ]
+# imports written as text: `python -c` / heredocs in scripts, code strings run by tests, commands in docs
+FROM_IMPORT = re.compile(r"from\s+(semiostream(?:\.\w+)*)\s+import\s+\(?\s*(\w+(?:\s+as\s+\w+)?(?:\s*,\s*\w+(?:\s+as\s+\w+)?)*)")
+PLAIN_IMPORT = re.compile(r"(?<![\w.])import\s+(semiostream(?:\.\w+)+)")
 TEXT_SUFFIXES = {".py", ".md", ".sh", ".toml", ".txt", ".cfg", ".yml", ".yaml", ""}
 
 
@@ -163,6 +167,18 @@ def test_every_import_of_the_tests_resolves():
     assert problems == [], "\n".join(problems)
 
 
+def text_problems(line: str) -> list[str]:
+    """What does not resolve among the modules named in one line of text."""
+    out = [f"{m.group(1)}: {p}" for pattern in MODULE_STRINGS for m in pattern.finditer(line)
+           if (p := dotted_problem(m.group(1).rstrip(".")))]
+    out += [f"import {m.group(1)}: no such module" for m in PLAIN_IMPORT.finditer(line)
+            if module_file(m.group(1)) is None]
+    for m in FROM_IMPORT.finditer(line):
+        out += [f"from {m.group(1)} import {name}: {p}" for name in (a.split()[0] for a in m.group(2).split(","))
+                if (p := name_problem(m.group(1), name))]
+    return out
+
+
 def test_every_string_naming_a_module_resolves():
     problems = []
     for path in tracked_files():
@@ -173,10 +189,8 @@ def test_every_string_naming_a_module_resolves():
         except UnicodeDecodeError:
             continue
         for n, line in enumerate(text.splitlines(), 1):
-            for pattern in MODULE_STRINGS:
-                for m in pattern.finditer(line):
-                    if problem := dotted_problem(m.group(1).rstrip(".")):
-                        problems.append(f"{path.relative_to(ROOT)}:{n}: {m.group(1)}: {problem}")
+            if "semiostream." in line:
+                problems += [f"{path.relative_to(ROOT)}:{n}: {p}" for p in text_problems(line)]
     assert problems == [], "\n".join(problems)
 
 
@@ -194,3 +208,7 @@ def test_the_checks_see_a_broken_import(tmp_path):
     ]
     assert dotted_problem("semiostream.engines.trt_files.find_engine") is None
     assert dotted_problem("semiostream.trt_build.cache") is not None
+    assert text_problems("""python -c 'from semiostream.doctor import CHECKS, nope; import semiostream.config'""") == [
+        "import semiostream.config: no such module", "from semiostream.doctor import nope: semiostream.doctor has no nope"]
+    assert text_problems("python -m semiostream.bench.gpu_visit engines; python -m semiostream.bench.gone") == [
+        "semiostream.bench.gone: semiostream.bench has no gone"]
