@@ -5,7 +5,7 @@ Four different things are called "max batch" in this project; each has its own d
 * :data:`EXPORT_MAX_BATCH`: the largest batch an exported ONNX model declares (its dynamic ``batch`` axis
   ``1..64``); the ONNX Runtime, OpenVINO and torch engines accept any batch in that range.
 * :data:`ENGINE_MAX_BATCH`: the largest batch of a TensorRT engine's optimisation profile
-  (``semiostream engines build --max-batch``); an engine refuses larger batches, the scorer splits them.
+  (``semiostream build --max-batch``); an engine refuses larger batches, the scorer splits them.
 * :data:`SCORER_MAX_BATCH`: windows per inference call of a :class:`~semiostream.engines.scorer.Scorer`
   (and per DALI preprocessing batch) when scoring files (``semiostream score --max-batch``, Ray, benches).
 * :data:`LIVE_MAX_BATCH_GPU` / :data:`LIVE_MAX_BATCH_CPU`: windows of many beds batched together by the live
