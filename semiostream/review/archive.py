@@ -29,7 +29,14 @@ from pathlib import Path
 from typing import Any
 
 from semiostream.core.decision import DECISION_THRESHOLD
-from semiostream.core.evidence import DecisiveWindow, EventEvidence, WindowRecord, pick_decisive
+from semiostream.core.evidence import (
+    DECISIVE_KEPT,
+    DecisiveWindow,
+    EventEvidence,
+    WindowRecord,
+    margin,
+    pick_decisive,
+)
 from semiostream.core.files import atomic_write
 from semiostream.core.segment import Segment
 
@@ -227,7 +234,7 @@ def _evidence(src, plan, row: dict, rows: list[dict], bundle_id: str, detector, 
     first = src.read(int(plan.starts[0]), int(plan.starts[0]) + 1)[0]
     windows = [WindowRecord(r["first_frame"], r["last_frame"], ns(r["t_first"]), ns(r["t_last"]), r["p_tle"])
                for r in rows]
-    by_p = sorted(range(len(rows)), key=lambda i: -abs(rows[i]["p_tle"] - 0.5))[:2]
+    by_p = sorted(range(len(rows)), key=lambda i: -margin(rows[i]["p_tle"]))[:DECISIVE_KEPT]
     cands = [DecisiveWindow(src.read(int(plan.starts[w]), int(plan.stops[w])), roi, windows[i].p_tle,
                             windows[i].first_seq, windows[i].first_t_ns, plan.intensity)
              for i in by_p for w in [rows[i]["window"]]]
