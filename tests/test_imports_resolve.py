@@ -22,7 +22,8 @@ from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+SETUP = PYPROJECT["tool"]["setuptools"]
 PACKAGE_DIR: dict[str, str] = SETUP["package-dir"]
 PACKAGES: list[str] = SETUP["packages"]
 
@@ -150,6 +151,14 @@ def test_every_package_folder_is_installed():
     folders = {f.parent for d in PACKAGE_DIR.values() for f in (ROOT / d).rglob("__init__.py")
                if "__pycache__" not in f.parts}
     assert folders - listed == set(), "add to pyproject.toml's packages (and package-dir)"
+
+
+def test_every_entry_point_resolves():
+    """The console scripts of pyproject.toml name a function that exists (``module:function``)."""
+    scripts = PYPROJECT["project"]["scripts"]
+    problems = [f"{name} = {target}: {p}" for name, target in scripts.items()
+                if (p := name_problem(*target.split(":")))]
+    assert scripts and problems == [], problems
 
 
 def test_every_import_of_the_package_resolves():
