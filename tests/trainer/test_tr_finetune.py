@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from waiting import wait_until
 
 from semiostream.cli import main
 
@@ -117,9 +118,7 @@ def test_a_killed_run_resumes_onto_the_same_trajectory(ft_run, kinetics_ckpt, tm
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     ck = out / "finetune" / "checkpoint.pt"
     try:
-        deadline = time.monotonic() + 300
-        while not ck.is_file() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: ck.is_file() or proc.poll() is not None, timeout=300, what="the run's first checkpoint")
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         os.killpg(proc.pid, signal.SIGKILL)  # mid-run: after its first checkpoint (step 1 of epoch 1)
         assert proc.wait(30) == -signal.SIGKILL
