@@ -29,7 +29,7 @@ Every graph is the same code on both devices: tests run the exact GPU graph (``p
 with ``device="cpu"``, i.e. ``DaliPreprocessor(..., host_prepare=False)``) against the reference. The
 pipelines use DALI's dynamic executor, whose outputs own their memory, so the tensors stay valid after the next run.
 
-Agreement with the reference (tests/dali_pipes/test_dp_pipeline.py): max abs difference about 3e-4
+Agreement with the reference (tests/dali_pipes/test_dp_preprocess.py): max abs difference about 3e-4
 on full-range random 16-bit data (worst case), against a bound of 1/255; bilinear without antialias and
 the per-sample geometry from :mod:`.geometry` make the two computations match to float rounding.
 """
