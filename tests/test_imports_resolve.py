@@ -8,7 +8,7 @@ the files that pyproject.toml's package-dir maps into the package: the module mu
 a submodule or a top-level name of it. The tests' own imports are checked the same way (GPU tests skip
 before their function-level imports run), and so is text that names a module in any file of the
 repository: imports written in scripts (``python -c``, heredocs), in code strings the tests run and in
-docs; ``python -m semiostream.x``; ``import_module`` / ``monkeypatch`` / ``mock.patch`` targets; and
+docs; ``python -m semiostream.x``; paths of the project's ``.py`` / ``.sh`` / ``.md`` files; ``import_module`` / ``monkeypatch`` / ``mock.patch`` targets; and
 Sphinx roles (``:func:`semiostream.x.f```) in docstrings.
 """
 
@@ -143,6 +143,9 @@ MODULE_STRINGS = [
 # imports written as text: `python -c` / heredocs in scripts, code strings run by tests, commands in docs
 FROM_IMPORT = re.compile(r"from\s+(semiostream(?:\.\w+)*)\s+import\s+\(?\s*(\w+(?:\s+as\s+\w+)?(?:\s*,\s*\w+(?:\s+as\s+\w+)?)*)")
 PLAIN_IMPORT = re.compile(r"(?<![\w.])import\s+(semiostream(?:\.\w+)+)")
+# a file of the project named by its path (`engines/trt_files.py`, `../tests/sources/conftest.py`)
+_FOLDERS = "|".join(sorted({re.escape(d) for d in PACKAGE_DIR.values()} | {"tests", "docs", r"\.ci"}))
+FILE_PATH = re.compile(r"(?<![\w/.-])(?:\.\./)?((?:" + _FOLDERS + r")/[\w/.-]*\w\.(?:py|sh|md))\b")
 TEXT_SUFFIXES = {".py", ".md", ".sh", ".toml", ".txt", ".cfg", ".yml", ".yaml", ""}
 
 
@@ -184,6 +187,7 @@ def text_problems(line: str) -> list[str]:
            if (p := dotted_problem(m.group(1).rstrip(".")))]
     out += [f"import {m.group(1)}: no such module" for m in PLAIN_IMPORT.finditer(line)
             if module_file(m.group(1)) is None]
+    out += [f"{m.group(1)}: no such file" for m in FILE_PATH.finditer(line) if not (ROOT / m.group(1)).is_file()]
     for m in FROM_IMPORT.finditer(line):
         out += [f"from {m.group(1)} import {name}: {p}" for name in (a.split()[0] for a in m.group(2).split(","))
                 if (p := name_problem(m.group(1), name))]
@@ -200,7 +204,7 @@ def test_every_string_naming_a_module_resolves():
         except UnicodeDecodeError:
             continue
         for n, line in enumerate(text.splitlines(), 1):
-            if "semiostream." in line:
+            if "semiostream." in line or "/" in line:
                 problems += [f"{path.relative_to(ROOT)}:{n}: {p}" for p in text_problems(line)]
     assert problems == [], "\n".join(problems)
 
@@ -221,5 +225,7 @@ def test_the_checks_see_a_broken_import(tmp_path):
     assert dotted_problem("semiostream.trt_build.cache") is not None
     assert text_problems("""python -c 'from semiostream.doctor import CHECKS, nope; import semiostream.config'""") == [
         "import semiostream.config: no such module", "from semiostream.doctor import nope: semiostream.doctor has no nope"]
+    assert text_problems("see dali_pipes/read_av.py and tests/sources/conftest.py") == [
+        "dali_pipes/read_av.py: no such file"]
     assert text_problems("python -m semiostream.bench.gpu_visit engines; python -m semiostream.bench.gone") == [
         "semiostream.bench.gone: semiostream.bench has no gone"]
