@@ -174,6 +174,16 @@ def test_every_import_of_the_package_resolves():
     assert problems == [], "\n".join(problems)
 
 
+def test_every_name_in_an_all_exists():
+    """``__all__`` names only what the module defines (else ``from m import *`` fails)."""
+    problems = []
+    for name, path in package_modules().items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
+                problems += [f"{name}.__all__: {p}" for e in node.value.elts if (p := name_problem(name, e.value))]
+    assert problems == [], "\n".join(problems)
+
+
 def test_every_import_of_the_tests_resolves():
     problems = []
     for path in sorted((ROOT / "tests").rglob("*.py")):
