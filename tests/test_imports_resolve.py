@@ -8,8 +8,9 @@ the files that pyproject.toml's package-dir maps into the package: the module mu
 a submodule or a top-level name of it. The tests' own imports are checked the same way (GPU tests skip
 before their function-level imports run), and so is text that names a module in any file of the
 repository: imports written in scripts (``python -c``, heredocs), in code strings the tests run and in
-docs; ``python -m semiostream.x``; paths of the project's ``.py`` / ``.sh`` / ``.md`` files; ``import_module`` / ``monkeypatch`` / ``mock.patch`` targets; and
-Sphinx roles (``:func:`semiostream.x.f```) in docstrings.
+docs; ``python -m semiostream.x``; paths of the project's ``.py`` / ``.sh`` / ``.md`` files; ``import_module``
+/ ``monkeypatch`` / ``mock.patch`` targets; Sphinx roles (``:func:`semiostream.x.f```) in docstrings; names
+in ``__all__``; pyproject's console scripts; and every package folder is in pyproject's ``packages``.
 """
 
 from __future__ import annotations
