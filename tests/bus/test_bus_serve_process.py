@@ -101,7 +101,7 @@ def test_kill_9_mid_event_loses_nothing(tmp_path, bus_bundle):
     frames = (FRAME for _ in iter(int, 1))
     feeder = threading.Thread(target=pub.run, args=(frames,), kwargs={"stop": stop}, daemon=True)
     sub = ResultsSubscriber(ep["results"])
-    ctl = ControlClient(ep["control"], timeout_s=60)
+    ctl = ControlClient(ep["control"], timeout_s=240)  # the first ping waits for the model to load (minutes under load)
     proc = _serve(config)
     proc2 = None
     try:
@@ -125,11 +125,7 @@ def test_kill_9_mid_event_loses_nothing(tmp_path, bus_bundle):
         (summary,) = [e for e in collect(sub, lambda g: any(isinstance(r, EventResult) for r in g), timeout=60)
                       if isinstance(e, EventResult)]
         ctl2.close()
-    finally:
-        stop.set()
-        feeder.join(5)
-        for c in (pub, sub, ctl):
-            c.close()
+    finally:  # the scorers first: a failed assertion must not leave one running
         for p in (proc, proc2):
             if p is not None and p.poll() is None:
                 p.send_signal(signal.SIGINT)
@@ -137,6 +133,12 @@ def test_kill_9_mid_event_loses_nothing(tmp_path, bus_bundle):
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    p.wait(10)
+        stop.set()
+        if feeder.ident is not None:
+            feeder.join(5)
+        for c in (pub, sub, ctl):
+            c.close()
     with ResultStore(cfg["store"]["path"], readonly=True) as store:
         stored = store.windows(event_id)
     seen = {r.first_seq for r in before + after}
