@@ -100,11 +100,13 @@ def _export(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     from semiostream.core.progress import status
-    from semiostream.engines.trt_files import TensorRTError
+    from semiostream.engines.trt_files import TensorRTError, gpu_facts, import_tensorrt
     from semiostream.trt_build.build import build_bundle_engines
 
     bundle = _load(args.bundle)
     try:
+        import_tensorrt()  # the one-line reason comes before the "Building" line, not after it
+        gpu_facts()
         with status(f"Building TensorRT engines ({args.precision}, max batch {args.max_batch}) ..."):
             paths = build_bundle_engines(bundle, args.precision, args.max_batch, args.frames, force=args.force,
                                          workspace_gib=args.workspace_gib)

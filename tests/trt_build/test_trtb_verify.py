@@ -117,3 +117,4 @@ def test_cli_build_without_tensorrt_says_how_to_get_it(bundle_copy, capsys):
     assert cli.main(["build", str(bundle_copy.path)]) == 2
     err = capsys.readouterr().err
     assert "TensorRT is not installed" in err or "no CUDA GPU" in err
+    assert len(err.strip().splitlines()) == 1 and "Building" not in err, err  # the reason only, not a start line
