@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from shared_assets import asset  # the one asset lookup
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-ASSETS = PROJECT_ROOT.parent / "shared" / "assets"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -61,14 +61,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for name, mark in skips.items():
             if mark is not None and name in item.keywords:
                 item.add_marker(mark)
-
-
-def asset(name: str) -> Path:
-    """Path of a shared real asset, or skip the test saying which file is missing."""
-    p = ASSETS / name
-    if not p.is_file():
-        pytest.skip(f"real asset {p} is absent (expected ../shared/assets/{name} beside the project)")
-    return p
 
 
 @pytest.fixture(scope="session")
