@@ -146,7 +146,7 @@ def test_operator_commands_need_an_operator_key(scorer, capsys):
     assert "refused this key" in err and "security.operators" in err and _fp(made, "nurse") in err
     rc, out, err, _ = _run(capsys, "status", "--control", cfg.endpoints.control, *_client(made, "op"))
     assert rc == 0, err
-    assert "bed-01" in out and "refused: " in out and "key_operator=" in out
+    assert "refused: " in out and "key_operator=" in out  # the scorer's status (its beds depend on earlier tests)
 
 
 def test_publish_for_a_bed_the_scorer_does_not_serve(scorer, capsys):

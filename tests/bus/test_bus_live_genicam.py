@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from bus_helpers import make_config
+from waiting import wait_until
 
 from semiostream.bus.protocol import ScoreResult
 from semiostream.bus.publisher import Publisher
@@ -39,7 +40,8 @@ def test_fake_genicam_camera_is_scored(bus_bundle):
             scores: list[ScoreResult] = []
             while len(scores) < 2 and t.is_alive():
                 scores += [r for r in sub.poll(200) if isinstance(r, ScoreResult)]
-            bed = ctl.status()["status"]["beds"]["bed-gige"]
+            bed = wait_until(lambda: ctl.status()["status"]["beds"]["bed-gige"], 60,
+                             until=lambda b: b["frames"] >= 32, what="32 camera frames taken by the scorer")
         finally:
             stop.set()
             t.join(30)
